@@ -1,0 +1,19 @@
+//! Schema of gatehouse. The schema changes only through these migrations; every one is
+//! reversible (`down` undoes `up`).
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_users;
+mod m20261126_000002_create_server_secrets;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261126_000001_create_users::Migration),
+            Box::new(m20261126_000002_create_server_secrets::Migration),
+        ]
+    }
+}
