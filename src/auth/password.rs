@@ -1,0 +1,275 @@
+//! Password hashing (argon2id) and verification (argon2 of any parameters, bcrypt),
+//! run on a small dedicated thread pool so the async workers never do it.
+
+use std::{
+    sync::{mpsc, Arc, Mutex},
+    thread,
+};
+
+use argon2::{
+    password_hash::{
+        rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString,
+    },
+    Algorithm, Argon2, Params, Version,
+};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::oneshot;
+
+/// The tutorial's pwdlib parameters: argon2id, 64 MiB, 3 passes, 4 lanes.
+const M_COST_KIB: u32 = 65_536;
+const T_COST: u32 = 3;
+const P_COST: u32 = 4;
+const OUTPUT_LEN: usize = 32;
+
+/// A valid argon2id hash of a random password nobody knows, with the current parameters.
+/// Unknown usernames are verified against it so that they cost as much as a wrong password.
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=65536,t=3,p=4$5OAgY2VdQNWNC8RnFziU5A$tX04O86OzWbxHC64iPyMxSBbhfqo9KAy2PZzEt5XhMc";
+
+/// Outcome of checking a password against a stored hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verification {
+    /// Wrong password, or a stored hash in a format we cannot read.
+    Mismatch,
+    /// Correct password; `rehash` holds a current hash when the stored one is outdated
+    /// (bcrypt, or argon2 with other parameters).
+    Match { rehash: Option<String> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("password hashing queue is full")]
+    Busy,
+    #[error("password hashing worker is gone")]
+    WorkerGone,
+    #[error("password hashing failed: {0}")]
+    Failed(String),
+}
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Hashes and verifies passwords on `workers` dedicated threads with at most `queue`
+/// jobs waiting. Each argon2 run takes 64 MiB and tens of milliseconds of one core, so
+/// more workers than cores only adds memory and latency; a full queue answers
+/// [`HashError::Busy`] at once instead of letting a login flood pile up.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    jobs: mpsc::SyncSender<Job>,
+    workers: usize,
+}
+
+impl PasswordHasher {
+    pub fn new(workers: usize, queue: usize) -> std::io::Result<Self> {
+        let workers = workers.max(1);
+        let (jobs, rx) = mpsc::sync_channel::<Job>(queue);
+        let rx = Arc::new(Mutex::new(rx));
+        for n in 0..workers {
+            let rx = Arc::clone(&rx);
+            thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || loop {
+                    // The lock is held only while waiting for the next job, never while hashing.
+                    let job = match rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                })?;
+        }
+        Ok(Self { jobs, workers })
+    }
+
+    /// One worker per core: argon2 is CPU-bound, so this is the throughput ceiling.
+    pub fn per_core(queue_per_worker: usize) -> std::io::Result<Self> {
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        Self::new(cores, cores * queue_per_worker)
+    }
+
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Checks `password` against `stored`, off the async runtime.
+    pub async fn verify(
+        &self,
+        password: SecretString,
+        stored: String,
+    ) -> Result<Verification, HashError> {
+        self.run(move || Ok(verify_password(password.expose_secret(), &stored)))
+            .await
+    }
+
+    /// A new argon2id hash of `password` with the current parameters, off the async runtime.
+    pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
+        self.run(move || hash_password(password.expose_secret()))
+            .await
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, HashError> + Send + 'static,
+    ) -> Result<T, HashError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => HashError::Busy,
+            mpsc::TrySendError::Disconnected(_) => HashError::WorkerGone,
+        })?;
+        rx.await.map_err(|_| HashError::WorkerGone)?
+    }
+}
+
+fn current_argon2() -> Argon2<'static> {
+    // Constant, valid argon2 parameters: this `expect` cannot fire.
+    let params =
+        Params::new(M_COST_KIB, T_COST, P_COST, Some(OUTPUT_LEN)).expect("valid argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// A new argon2id PHC string for `password`. Blocking: call it through [`PasswordHasher`].
+pub fn hash_password(password: &str) -> Result<String, HashError> {
+    let salt = SaltString::generate(&mut OsRng);
+    current_argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError::Failed(e.to_string()))
+}
+
+/// Checks `password` against a stored argon2 or bcrypt hash. Blocking.
+pub fn verify_password(password: &str, stored: &str) -> Verification {
+    let matched = if is_bcrypt(stored) {
+        bcrypt::verify(password, stored).unwrap_or(false)
+    } else {
+        match PasswordHash::new(stored) {
+            // The hash carries its own algorithm and parameters; `verify_password` uses them.
+            Ok(hash) => Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok(),
+            Err(e) => {
+                tracing::warn!(error = %e, "stored password hash is not in a known format");
+                false
+            }
+        }
+    };
+    if !matched {
+        return Verification::Mismatch;
+    }
+    let rehash = if is_current(stored) {
+        None
+    } else {
+        hash_password(password).ok()
+    };
+    Verification::Match { rehash }
+}
+
+fn is_bcrypt(stored: &str) -> bool {
+    ["$2a$", "$2b$", "$2y$"]
+        .iter()
+        .any(|p| stored.starts_with(p))
+}
+
+/// Whether `stored` is argon2id v19 with exactly the current parameters.
+fn is_current(stored: &str) -> bool {
+    let Ok(hash) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&hash) else {
+        return false;
+    };
+    hash.algorithm == Algorithm::Argon2id.ident()
+        && hash.version == Some(Version::V0x13.into())
+        && params.m_cost() == M_COST_KIB
+        && params.t_cost() == T_COST
+        && params.p_cost() == P_COST
+        && hash.hash.is_some_and(|h| h.len() == OUTPUT_LEN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TUTORIAL_HASH: &str = "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc";
+
+    #[test]
+    fn tutorial_seed_hash_verifies_secret_and_needs_no_rehash() {
+        assert_eq!(
+            verify_password("secret", TUTORIAL_HASH),
+            Verification::Match { rehash: None }
+        );
+        assert_eq!(
+            verify_password("Secret", TUTORIAL_HASH),
+            Verification::Mismatch
+        );
+    }
+
+    #[test]
+    fn new_hashes_are_current_argon2id() {
+        let hash = hash_password("pw").unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=65536,t=3,p=4$"),
+            "{hash}"
+        );
+        assert!(is_current(&hash));
+        assert!(is_current(DUMMY_HASH));
+    }
+
+    #[test]
+    fn bcrypt_and_weaker_argon2_verify_and_ask_for_rehash() {
+        let bcrypt = "$2b$04$Vf0sk9DYpJSvGFPbYJFvUepGgKAXN7fxNFOr9vIm3g.6z6xdLA5Qy";
+        let Verification::Match { rehash: Some(new) } = verify_password("legacy-pass", bcrypt)
+        else {
+            panic!("bcrypt hash did not verify");
+        };
+        assert!(is_current(&new));
+        assert_eq!(verify_password("nope", bcrypt), Verification::Mismatch);
+
+        let weak = "$argon2id$v=19$m=19456,t=2,p=1$CW+CpFWFO1+meCaQe66xgA$3uXlrP6Lf9gRp4jJpC6AwYHn5/iJlk6rc7EfhnMovow";
+        assert!(matches!(
+            verify_password("older-pass", weak),
+            Verification::Match { rehash: Some(_) }
+        ));
+    }
+
+    #[test]
+    fn unreadable_hash_is_a_mismatch_not_a_panic() {
+        assert_eq!(verify_password("x", ""), Verification::Mismatch);
+        assert_eq!(verify_password("x", "plaintext"), Verification::Mismatch);
+        assert_eq!(
+            verify_password("x", "$2b$99$garbage"),
+            Verification::Mismatch
+        );
+    }
+
+    #[tokio::test]
+    async fn full_queue_answers_busy_instead_of_waiting() {
+        let hasher = PasswordHasher::new(1, 1).unwrap();
+        let (started_tx, started_rx) = oneshot::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        // Occupy the single worker until released...
+        let running = {
+            let h = hasher.clone();
+            tokio::spawn(async move {
+                h.run(move || {
+                    let _ = started_tx.send(());
+                    let _ = release_rx.recv();
+                    Ok(())
+                })
+                .await
+            })
+        };
+        started_rx.await.unwrap();
+        // ...fill the one queue slot...
+        assert!(hasher.jobs.try_send(Box::new(|| {})).is_ok());
+        // ...and the next job is refused at once.
+        let refused = hasher
+            .verify(SecretString::from("y"), DUMMY_HASH.to_owned())
+            .await;
+        assert!(matches!(refused, Err(HashError::Busy)), "{refused:?}");
+        release_tx.send(()).unwrap();
+        running.await.unwrap().unwrap();
+    }
+}

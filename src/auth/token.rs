@@ -1,0 +1,247 @@
+//! HS256 access tokens: the signing key, issuing, and strict validation.
+
+use std::{fmt, time::Duration};
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretBox};
+use serde::{Deserialize, Serialize};
+
+/// The key published in the FastAPI tutorial: anyone can forge tokens signed with it.
+const TUTORIAL_SECRET_KEY: &str =
+    "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7";
+/// HS256 wants at least as many key bytes as the hash output (RFC 7518 §3.2).
+pub const MIN_SECRET_KEY_BYTES: usize = 32;
+/// Tokens longer than this are rejected before any decoding work.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+pub const LEEWAY_SECS: u64 = 5;
+
+/// `base64url({"alg":"HS256","typ":"JWT"})`: the header PyJWT writes, byte for byte.
+const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
+
+/// The HMAC key that signs and verifies access tokens. Never printed.
+pub struct SigningKey(SecretBox<[u8]>);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SigningKeyError {
+    #[error("SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes, got {0}")]
+    TooShort(usize),
+    #[error("SECRET_KEY is the key published in the FastAPI tutorial; generate your own (e.g. `openssl rand -hex 32`)")]
+    Published,
+}
+
+impl SigningKey {
+    /// Accepts a configured key: at least 32 bytes and not the tutorial's published key.
+    pub fn new(bytes: Vec<u8>) -> Result<Self, SigningKeyError> {
+        let published = hex::decode(TUTORIAL_SECRET_KEY).unwrap_or_default();
+        if bytes == TUTORIAL_SECRET_KEY.as_bytes() || bytes == published {
+            return Err(SigningKeyError::Published);
+        }
+        if bytes.len() < MIN_SECRET_KEY_BYTES {
+            return Err(SigningKeyError::TooShort(bytes.len()));
+        }
+        Ok(Self(SecretBox::new(bytes.into_boxed_slice())))
+    }
+
+    /// A fresh random 256-bit key, hex encoded (the form stored in the database).
+    pub fn generate_hex() -> String {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        hex::encode(bytes)
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKey([REDACTED])")
+    }
+}
+
+/// What a token must carry besides `sub`, `exp` and `iat`.
+#[derive(Debug, Clone, Default)]
+pub struct TokenSettings {
+    pub lifetime: Duration,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+}
+
+#[derive(Serialize)]
+struct IssuedClaims<'a> {
+    sub: &'a str,
+    exp: u64,
+    iat: u64,
+    /// The user's `token_version` at issue time; a bump revokes the token.
+    ver: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iss: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<&'a str>,
+}
+
+/// The claims of a token that passed validation.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    pub sub: String,
+    pub ver: i64,
+    pub iat: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("token is longer than {MAX_TOKEN_BYTES} bytes")]
+    TooLong,
+    #[error("token was issued in the future")]
+    IssuedInFuture,
+    #[error(transparent)]
+    Jwt(#[from] jsonwebtoken::errors::Error),
+    #[error("claims could not be encoded: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// Issues and validates access tokens with one key and one set of rules.
+pub struct TokenAuthority {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    settings: TokenSettings,
+}
+
+impl fmt::Debug for TokenAuthority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenAuthority")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenAuthority {
+    pub fn new(key: &SigningKey, settings: TokenSettings) -> Self {
+        let secret = key.0.expose_secret();
+        // Only HS256 is accepted: `none`, HS512, RS256... fail before the signature check.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        match &settings.issuer {
+            Some(iss) => {
+                validation.set_issuer(&[iss]);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match &settings.audience {
+            Some(aud) => {
+                validation.set_audience(&[aud]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            settings,
+        }
+    }
+
+    /// Seconds a new token stays valid.
+    pub fn lifetime_secs(&self) -> u64 {
+        self.settings.lifetime.as_secs()
+    }
+
+    /// A signed access token for `username` at `token_version`, issued at `now` (Unix seconds).
+    pub fn issue_access_token(
+        &self,
+        username: &str,
+        token_version: i64,
+        now: u64,
+    ) -> Result<String, TokenError> {
+        let claims = IssuedClaims {
+            sub: username,
+            exp: now + self.lifetime_secs(),
+            iat: now,
+            ver: token_version,
+            iss: self.settings.issuer.as_deref(),
+            aud: self.settings.audience.as_deref(),
+        };
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims)?);
+        let message = format!("{HEADER_B64}.{payload}");
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &self.encoding, Algorithm::HS256)?;
+        Ok(format!("{message}.{signature}"))
+    }
+
+    /// The claims of `token` if it is ours, unexpired and well formed; `now` in Unix seconds.
+    pub fn validate_access_token(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLong);
+        }
+        let claims =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims;
+        if claims.iat.is_some_and(|iat| iat > now + LEEWAY_SECS) {
+            return Err(TokenError::IssuedInFuture);
+        }
+        Ok(claims)
+    }
+}
+
+/// Current Unix time in seconds.
+pub fn unix_now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authority() -> TokenAuthority {
+        let key = SigningKey::new(vec![7u8; 32]).unwrap();
+        TokenAuthority::new(
+            &key,
+            TokenSettings {
+                lifetime: Duration::from_secs(1800),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn tutorial_and_short_keys_are_refused() {
+        assert_eq!(
+            SigningKey::new(TUTORIAL_SECRET_KEY.as_bytes().to_vec()).unwrap_err(),
+            SigningKeyError::Published
+        );
+        assert_eq!(
+            SigningKey::new(vec![1; 31]).unwrap_err(),
+            SigningKeyError::TooShort(31)
+        );
+        assert!(SigningKey::new(vec![1; 32]).is_ok());
+        assert_eq!(SigningKey::generate_hex().len(), 64);
+    }
+
+    #[test]
+    fn issued_token_has_pyjwt_header_and_round_trips() {
+        let auth = authority();
+        let now = unix_now();
+        let token = auth.issue_access_token("johndoe", 3, now).unwrap();
+        assert!(token.starts_with("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."));
+        let claims = auth.validate_access_token(&token, now).unwrap();
+        assert_eq!(
+            claims,
+            Claims {
+                sub: "johndoe".into(),
+                ver: 3,
+                iat: Some(now)
+            }
+        );
+    }
+
+    #[test]
+    fn key_is_not_printed_by_debug() {
+        let key = SigningKey::new(b"0123456789abcdef0123456789abcdef".to_vec()).unwrap();
+        assert_eq!(format!("{key:?}"), "SigningKey([REDACTED])");
+    }
+}

@@ -1,0 +1,215 @@
+//! Storage: the connection, the entities, and the few queries gatehouse needs.
+//! Knows nothing of HTTP or tokens.
+
+pub mod server_secret;
+pub mod user;
+
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::{
+    sea_query::{Expr, OnConflict},
+    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+    ActiveValue::{NotSet, Set},
+    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, SqlErr,
+};
+
+pub use sea_orm::DatabaseConnection as Db;
+
+/// The embedded default: a SQLite file in the working directory, created if missing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db?mode=rwc";
+
+/// Opens a pool on `url` (SQLite or PostgreSQL).
+///
+/// SQLite runs in WAL mode so readers never block the writer, with a busy timeout
+/// instead of immediate `SQLITE_BUSY`, foreign keys on, and `synchronous=FULL` so a
+/// committed user survives power loss, not only a crash.
+pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+    let mut opts = ConnectOptions::new(url);
+    opts.sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5));
+    if url.starts_with("sqlite:") {
+        opts.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+    }
+    Database::connect(opts).await
+}
+
+/// The fields of a user to create.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub email: Option<String>,
+    pub full_name: Option<String>,
+    pub hashed_password: String,
+    pub disabled: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("user {0:?} already exists")]
+    Exists(String),
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+pub async fn find_user(db: &Db, username: &str) -> Result<Option<user::Model>, DbErr> {
+    user::Entity::find()
+        .filter(user::Column::Username.eq(username))
+        .one(db)
+        .await
+}
+
+pub async fn list_users(db: &Db) -> Result<Vec<user::Model>, DbErr> {
+    user::Entity::find()
+        .order_by_asc(user::Column::Username)
+        .all(db)
+        .await
+}
+
+fn active_user(new: NewUser) -> user::ActiveModel {
+    let now = Utc::now();
+    user::ActiveModel {
+        id: NotSet,
+        username: Set(new.username),
+        email: Set(new.email),
+        full_name: Set(new.full_name),
+        hashed_password: Set(new.hashed_password),
+        disabled: Set(new.disabled),
+        token_version: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+pub async fn create_user(db: &Db, new: NewUser) -> Result<(), CreateUserError> {
+    let username = new.username.clone();
+    match user::Entity::insert(active_user(new)).exec(db).await {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            Err(CreateUserError::Exists(username))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates the user unless the username is taken; returns whether it was created.
+pub async fn create_user_if_absent(db: &Db, new: NewUser) -> Result<bool, DbErr> {
+    let inserted = user::Entity::insert(active_user(new))
+        .on_conflict(
+            OnConflict::column(user::Column::Username)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(inserted > 0)
+}
+
+/// Sets a new password hash and revokes every token issued before. Returns whether the user exists.
+pub async fn change_password(
+    db: &Db,
+    username: &str,
+    hashed_password: String,
+) -> Result<bool, DbErr> {
+    update_and_revoke(
+        db,
+        username,
+        user::Column::HashedPassword,
+        Expr::value(hashed_password),
+    )
+    .await
+}
+
+/// Enables or disables a user; disabling also revokes every token issued before.
+pub async fn set_disabled(db: &Db, username: &str, disabled: bool) -> Result<bool, DbErr> {
+    if disabled {
+        update_and_revoke(db, username, user::Column::Disabled, Expr::value(true)).await
+    } else {
+        let result = user::Entity::update_many()
+            .col_expr(user::Column::Disabled, Expr::value(false))
+            .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
+            .filter(user::Column::Username.eq(username))
+            .exec(db)
+            .await?;
+        Ok(result.rows_affected > 0)
+    }
+}
+
+/// Revokes every token issued to `username` so far.
+pub async fn revoke_tokens(db: &Db, username: &str) -> Result<bool, DbErr> {
+    update_and_revoke(
+        db,
+        username,
+        user::Column::UpdatedAt,
+        Expr::value(Utc::now()),
+    )
+    .await
+}
+
+async fn update_and_revoke(
+    db: &Db,
+    username: &str,
+    column: user::Column,
+    value: sea_orm::sea_query::SimpleExpr,
+) -> Result<bool, DbErr> {
+    let result = user::Entity::update_many()
+        .col_expr(column, value)
+        .col_expr(
+            user::Column::TokenVersion,
+            Expr::col(user::Column::TokenVersion).add(1),
+        )
+        .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(user::Column::Username.eq(username))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// Replaces an outdated hash after a successful login, without revoking tokens.
+/// Only if the hash is still `old`: a concurrent password change wins.
+pub async fn upgrade_password_hash(db: &Db, id: i32, old: &str, new: String) -> Result<(), DbErr> {
+    user::Entity::update_many()
+        .col_expr(user::Column::HashedPassword, Expr::value(new))
+        .filter(user::Column::Id.eq(id))
+        .filter(user::Column::HashedPassword.eq(old))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The value of server secret `name`, creating it with `generate()` on first use.
+/// Insert-if-absent then read back, so replicas starting together agree on one value.
+pub async fn server_secret(
+    db: &Db,
+    name: &str,
+    generate: impl FnOnce() -> String,
+) -> Result<String, DbErr> {
+    if let Some(found) = server_secret::Entity::find_by_id(name).one(db).await? {
+        return Ok(found.value);
+    }
+    let candidate = server_secret::ActiveModel {
+        name: Set(name.to_owned()),
+        value: Set(generate()),
+        created_at: Set(Utc::now()),
+    };
+    server_secret::Entity::insert(candidate)
+        .on_conflict(
+            OnConflict::column(server_secret::Column::Name)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    server_secret::Entity::find_by_id(name)
+        .one(db)
+        .await?
+        .map(|s| s.value)
+        .ok_or_else(|| DbErr::RecordNotFound(format!("server secret {name}")))
+}
