@@ -1,0 +1,142 @@
+//! `POST /token`: the OAuth2 password grant.
+
+use poem::web::Data;
+use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
+use secrecy::SecretString;
+
+use super::form::OAuth2PasswordRequestForm;
+use crate::{
+    app::AppState,
+    auth::{
+        password::{HashError, Verification, DUMMY_HASH},
+        token::unix_now,
+    },
+    db::{self, user},
+    error::{ApiError, Error, ErrorStatuses},
+};
+
+/// An access token for the `Authorization: Bearer` header.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct Token {
+    /// A signed HS256 JWT.
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: String,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+}
+
+impl Example for Token {
+    fn example() -> Self {
+        Token {
+        access_token: "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiZXhwIjoxNzk2MjQ2MDAwLCJpYXQiOjE3OTYyNDQyMDAsInZlciI6MH0.c2lnbmF0dXJl".to_owned(),
+        token_type: "bearer".to_owned(),
+        expires_in: 1800,
+    }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum TokenResponse {
+    /// Access token issued. Not to be cached (RFC 6749 §5.1).
+    #[oai(status = 200)]
+    Ok(
+        Json<Token>,
+        /// `no-store`
+        #[oai(header = "Cache-Control")]
+        String,
+        /// `no-cache`
+        #[oai(header = "Pragma")]
+        String,
+    ),
+}
+
+pub enum LoginErrors {}
+
+impl ErrorStatuses for LoginErrors {
+    const STATUSES: &'static [poem::http::StatusCode] = &[
+        poem::http::StatusCode::UNAUTHORIZED,
+        poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+        poem::http::StatusCode::UNPROCESSABLE_ENTITY,
+        poem::http::StatusCode::SERVICE_UNAVAILABLE,
+    ];
+}
+
+pub struct TokenApi;
+
+#[OpenApi]
+impl TokenApi {
+    /// Log in for an access token
+    ///
+    /// The OAuth2 password grant: send `username` and `password` as a form, get a bearer
+    /// token to put in `Authorization: Bearer <access_token>`. `grant_type`, when sent,
+    /// must be `password`; `scope`, `client_id` and `client_secret` are accepted and ignored.
+    #[oai(
+        path = "/token",
+        method = "post",
+        operation_id = "login_for_access_token_token_post"
+    )]
+    async fn login_for_access_token(
+        &self,
+        state: Data<&AppState>,
+        form: OAuth2PasswordRequestForm,
+    ) -> Result<TokenResponse, ApiError<LoginErrors>> {
+        let user = authenticate(&state, &form.username, form.password).await?;
+        let access_token = state
+            .tokens
+            .issue_access_token(&user.username, user.token_version, unix_now())
+            .map_err(|e| Error::Internal(format!("issuing a token: {e}")))?;
+        let token = Token {
+            access_token,
+            token_type: "bearer".to_owned(),
+            expires_in: state.tokens.lifetime_secs(),
+        };
+        Ok(TokenResponse::Ok(
+            Json(token),
+            "no-store".to_owned(),
+            "no-cache".to_owned(),
+        ))
+    }
+}
+
+/// The user if `password` is theirs.
+///
+/// Unknown usernames take the same path at the same cost as wrong passwords: they are
+/// verified against [`DUMMY_HASH`], so neither the answer nor its timing tells an
+/// attacker which usernames exist.
+async fn authenticate(
+    state: &AppState,
+    username: &str,
+    password: SecretString,
+) -> Result<user::Model, Error> {
+    let user = db::find_user(&state.db, username).await?;
+    let stored = user
+        .as_ref()
+        .map_or(DUMMY_HASH, |u| u.hashed_password.as_str())
+        .to_owned();
+    let verification = state.hasher.verify(password, stored).await?;
+    let (Some(user), Verification::Match { rehash }) = (user, verification) else {
+        return Err(Error::IncorrectCredentials);
+    };
+    if let Some(new_hash) = rehash {
+        // Best effort: the login succeeded either way, and the next one retries.
+        if let Err(e) =
+            db::upgrade_password_hash(&state.db, user.id, &user.hashed_password, new_hash).await
+        {
+            tracing::warn!(error = %e, user = %user.username, "could not upgrade password hash");
+        } else {
+            tracing::info!(user = %user.username, "upgraded outdated password hash");
+        }
+    }
+    Ok(user)
+}
+
+impl From<HashError> for Error {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => Error::Busy,
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}

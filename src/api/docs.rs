@@ -1,0 +1,45 @@
+//! The OpenAPI document and the pages that render it, built once at start-up.
+
+use poem_openapi::OpenApiService;
+use serde_json::{json, Value};
+
+use super::{security, Api};
+
+/// The served OpenAPI document and the Swagger UI and ReDoc pages that embed it.
+pub struct Docs {
+    pub openapi_json: String,
+    pub swagger_ui_html: String,
+    pub redoc_html: String,
+}
+
+impl Docs {
+    /// Behind a proxy that serves gatehouse under `root_path`, the document names that
+    /// prefix as its server and in the password flow's `tokenUrl`, so Swagger UI's
+    /// Authorize button and "Try it out" reach the service through the proxy.
+    pub fn new(service: &OpenApiService<Api, ()>, root_path: &str) -> Self {
+        let generated = service.spec();
+        let openapi_json = with_root_path(&generated, root_path);
+        // The pages embed the generated document verbatim; swap in the served one.
+        let embed = |html: String| html.replacen(&generated, &openapi_json, 1);
+        Self {
+            swagger_ui_html: embed(service.swagger_ui_html()),
+            redoc_html: embed(service.redoc_html()),
+            openapi_json,
+        }
+    }
+}
+
+/// The OpenAPI document (pretty JSON) as served under `root_path`; unchanged when empty.
+pub fn with_root_path(document: &str, root_path: &str) -> String {
+    if root_path.is_empty() {
+        return document.to_owned();
+    }
+    let Ok(mut doc) = serde_json::from_str::<Value>(document) else {
+        return document.to_owned();
+    };
+    doc["servers"] = json!([{ "url": root_path }]);
+    let token_url = &mut doc["components"]["securitySchemes"][security::SCHEME_NAME]["flows"]
+        ["password"]["tokenUrl"];
+    *token_url = json!(format!("{root_path}{}", security::TOKEN_URL));
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|_| document.to_owned())
+}

@@ -1,0 +1,27 @@
+//! The HTTP API: one poem-openapi service gives the routes, the bearer extraction, the
+//! OpenAPI document and the documentation pages.
+
+pub mod auth;
+pub mod docs;
+pub mod form;
+pub mod routing;
+pub mod security;
+pub mod users;
+
+use poem_openapi::OpenApiService;
+
+/// Every operation of gatehouse.
+pub type Api = (auth::TokenApi, users::MeApi, users::MyItemsApi);
+
+pub fn service() -> OpenApiService<Api, ()> {
+    OpenApiService::new(
+        (auth::TokenApi, users::MeApi, users::MyItemsApi),
+        "gatehouse",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "OAuth2 password flow with JWT bearer tokens, compatible with the FastAPI tutorial \
+         \"OAuth2 with Password (and hashing), Bearer with JWT tokens\". Every error body is \
+         `{\"detail\": ...}`.",
+    )
+}

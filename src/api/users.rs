@@ -1,0 +1,132 @@
+//! `GET /users/me/` and `GET /users/me/items/`: what a bearer token gives access to.
+//!
+//! Each path keeps its trailing slash as in the tutorial. poem-openapi drops a trailing
+//! slash from an operation path, but keeps the one of an API's `prefix_path` when the
+//! operation path is `/`, hence one API type per path.
+
+use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
+
+use super::security::OAuth2PasswordBearer;
+use crate::{
+    db::user,
+    error::{ApiError, ErrorStatuses},
+};
+
+/// A user, as the tutorial's `User` model.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct User {
+    pub username: String,
+    #[oai(nullable)]
+    pub email: Option<String>,
+    #[oai(nullable)]
+    pub full_name: Option<String>,
+    pub disabled: bool,
+}
+
+impl Example for User {
+    fn example() -> Self {
+        User {
+            username: "johndoe".to_owned(),
+            email: Some("johndoe@example.com".to_owned()),
+            full_name: Some("John Doe".to_owned()),
+            disabled: false,
+        }
+    }
+}
+
+impl From<user::Model> for User {
+    fn from(u: user::Model) -> Self {
+        Self {
+            username: u.username,
+            email: u.email,
+            full_name: u.full_name,
+            disabled: u.disabled,
+        }
+    }
+}
+
+/// An item owned by the current user.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct Item {
+    pub item_id: String,
+    pub owner: String,
+}
+
+impl Example for Item {
+    fn example() -> Self {
+        Item {
+            item_id: "Foo".to_owned(),
+            owner: "johndoe".to_owned(),
+        }
+    }
+}
+
+pub enum ProtectedErrors {}
+
+impl ErrorStatuses for ProtectedErrors {
+    const STATUSES: &'static [poem::http::StatusCode] = &[
+        poem::http::StatusCode::BAD_REQUEST,
+        poem::http::StatusCode::UNAUTHORIZED,
+        poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+        poem::http::StatusCode::SERVICE_UNAVAILABLE,
+    ];
+}
+
+#[derive(ApiResponse)]
+pub enum UserResponse {
+    /// The current user.
+    #[oai(status = 200)]
+    Ok(Json<User>),
+}
+
+#[derive(ApiResponse)]
+pub enum ItemsResponse {
+    /// The current user's items.
+    #[oai(status = 200)]
+    Ok(Json<Vec<Item>>),
+}
+
+pub struct MeApi;
+
+#[OpenApi(prefix_path = "/users/me/")]
+impl MeApi {
+    /// Read the current user
+    ///
+    /// The user the bearer token was issued to.
+    #[oai(
+        path = "/",
+        method = "get",
+        operation_id = "read_users_me_users_me__get"
+    )]
+    async fn read_users_me(
+        &self,
+        auth: OAuth2PasswordBearer,
+    ) -> Result<UserResponse, ApiError<ProtectedErrors>> {
+        Ok(UserResponse::Ok(Json(auth.0.into())))
+    }
+}
+
+pub struct MyItemsApi;
+
+#[OpenApi(prefix_path = "/users/me/items/")]
+impl MyItemsApi {
+    /// Read the current user's items
+    ///
+    /// The items owned by the user the bearer token was issued to.
+    #[oai(
+        path = "/",
+        method = "get",
+        operation_id = "read_own_items_users_me_items__get"
+    )]
+    async fn read_own_items(
+        &self,
+        auth: OAuth2PasswordBearer,
+    ) -> Result<ItemsResponse, ApiError<ProtectedErrors>> {
+        Ok(ItemsResponse::Ok(Json(vec![Item {
+            item_id: "Foo".to_owned(),
+            owner: auth.0.username,
+        }])))
+    }
+}

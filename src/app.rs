@@ -1,0 +1,245 @@
+//! Building and running the service: `App::build(settings)` connects, migrates, loads the
+//! signing key and binds; `run_until_stopped()` serves until SIGINT/SIGTERM. The route
+//! table is in [`routes`].
+
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+
+use migration::{Migrator, MigratorTrait};
+use poem::{
+    endpoint::make_sync,
+    endpoint::BoxEndpoint,
+    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
+    middleware::{CatchPanic, SetHeader},
+    web::Html,
+    Endpoint, EndpointExt, Response, Route, Server,
+};
+use secrecy::ExposeSecret;
+
+use crate::{
+    api::{
+        self,
+        docs::Docs,
+        routing::{RouteGuard, RouteTable, DOCS_PATH, OPENAPI_PATH, REDOC_PATH},
+    },
+    auth::{
+        password::PasswordHasher,
+        token::{SigningKey, SigningKeyError, TokenAuthority, TokenSettings},
+    },
+    config::{ServeArgs, Settings},
+    db::{self, Db, NewUser},
+    error::Error,
+    telemetry::RequestLog,
+};
+
+/// Jobs that may wait for a hashing worker, per worker. A login waits at most about this
+/// many verifications; past it the answer is an immediate 503.
+const HASH_QUEUE_PER_WORKER: usize = 8;
+/// How long in-flight requests get to finish after SIGINT/SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Name of the generated signing key in `server_secrets`.
+const GENERATED_KEY_NAME: &str = "jwt_signing_key";
+
+/// What every request handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub tokens: Arc<TokenAuthority>,
+    pub hasher: PasswordHasher,
+}
+
+/// Why the service could not start; each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the database: {0}")]
+    Database(#[source] sea_orm::DbErr),
+    #[error("cannot migrate the database: {0}")]
+    Migration(#[source] sea_orm::DbErr),
+    #[error("cannot read --secret-key-file {path}: {source}")]
+    SecretKeyFile { path: String, source: io::Error },
+    #[error("invalid signing key: {0}")]
+    SecretKey(#[from] SigningKeyError),
+    #[error("cannot start password hashing workers: {0}")]
+    Workers(#[source] io::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+}
+
+pub struct App {
+    acceptor: TcpAcceptor,
+    endpoint: BoxEndpoint<'static>,
+    local_addr: SocketAddr,
+}
+
+impl App {
+    /// Everything up to a bound listener; `serve.bind` may use port 0.
+    pub async fn build(settings: &Settings, serve: &ServeArgs) -> Result<Self, StartupError> {
+        let state = prepare(settings).await?;
+        if serve.demo {
+            seed_demo_users(&state.db)
+                .await
+                .map_err(StartupError::Database)?;
+        }
+        let acceptor = TcpListener::bind(serve.bind)
+            .into_acceptor()
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: serve.bind,
+                source,
+            })?;
+        let local_addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|a| a.as_socket_addr().copied())
+            .unwrap_or(serve.bind);
+        Ok(Self {
+            acceptor,
+            endpoint: routes(state, &settings.root_path).boxed(),
+            local_addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
+    pub async fn run_until_stopped(self) -> io::Result<()> {
+        tracing::info!(addr = %self.local_addr, "gatehouse listening");
+        Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(self.endpoint, shutdown_signal(), Some(SHUTDOWN_GRACE))
+            .await
+    }
+}
+
+/// Connects, migrates and loads the signing key: the state every command shares.
+pub async fn prepare(settings: &Settings) -> Result<AppState, StartupError> {
+    let db = db::connect(&settings.database_url)
+        .await
+        .map_err(StartupError::Database)?;
+    Migrator::up(&db, None)
+        .await
+        .map_err(StartupError::Migration)?;
+    let key = signing_key(settings, &db).await?;
+    let tokens = TokenAuthority::new(
+        &key,
+        TokenSettings {
+            lifetime: settings.token_lifetime(),
+            issuer: settings.jwt_issuer.clone(),
+            audience: settings.jwt_audience.clone(),
+        },
+    );
+    let hasher = PasswordHasher::per_core(HASH_QUEUE_PER_WORKER).map_err(StartupError::Workers)?;
+    Ok(AppState {
+        db,
+        tokens: Arc::new(tokens),
+        hasher,
+    })
+}
+
+/// `--secret-key-file`, else `SECRET_KEY`, else the key generated once into the database
+/// so that restarts and replicas sharing it agree.
+async fn signing_key(settings: &Settings, db: &Db) -> Result<SigningKey, StartupError> {
+    if let Some(path) = &settings.secret_key_file {
+        let mut bytes = std::fs::read(path).map_err(|source| StartupError::SecretKeyFile {
+            path: path.display().to_string(),
+            source,
+        })?;
+        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            bytes.pop();
+        }
+        return Ok(SigningKey::new(bytes)?);
+    }
+    if let Some(key) = &settings.secret_key {
+        return Ok(SigningKey::new(key.expose_secret().as_bytes().to_vec())?);
+    }
+    let stored = db::server_secret(db, GENERATED_KEY_NAME, SigningKey::generate_hex)
+        .await
+        .map_err(StartupError::Database)?;
+    Ok(SigningKey::new(stored.into_bytes())?)
+}
+
+/// The tutorial's users: johndoe/secret (its published hash) and disabled alice/secret2.
+async fn seed_demo_users(db: &Db) -> Result<(), sea_orm::DbErr> {
+    let demo = [
+        NewUser {
+            username: "johndoe".to_owned(),
+            email: Some("johndoe@example.com".to_owned()),
+            full_name: Some("John Doe".to_owned()),
+            hashed_password: "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc".to_owned(),
+            disabled: false,
+        },
+        NewUser {
+            username: "alice".to_owned(),
+            email: Some("alice@example.com".to_owned()),
+            full_name: Some("Alice Wonderson".to_owned()),
+            hashed_password: "$argon2id$v=19$m=65536,t=3,p=4$SGHSvpimTShkAsnQIG44jg$H/oGZa5X2ZGEn3OVecVvoNHDGyw4baYXQDDe6VfII7Y".to_owned(),
+            disabled: true,
+        },
+    ];
+    for user in demo {
+        let name = user.username.clone();
+        if db::create_user_if_absent(db, user).await? {
+            tracing::info!(user = %name, "seeded demo user");
+        }
+    }
+    Ok(())
+}
+
+/// The route table: the API and its documentation, behind the route guard.
+pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Response> {
+    let service = api::service();
+    let docs = Docs::new(&service, root_path);
+    let openapi_json = docs.openapi_json;
+    let swagger_ui_html = docs.swagger_ui_html;
+    let redoc_html = docs.redoc_html;
+
+    Route::new()
+        .nest("/", service)
+        .at(DOCS_PATH, make_sync(move |_| Html(swagger_ui_html.clone())))
+        .at(REDOC_PATH, make_sync(move |_| Html(redoc_html.clone())))
+        .at(
+            OPENAPI_PATH,
+            make_sync(move |_| {
+                Response::builder()
+                    .content_type("application/json")
+                    .body(openapi_json.clone())
+            }),
+        )
+        .data(state)
+        .with(RouteGuard::new(RouteTable::new(root_path)))
+        // From here outwards every answer, errors included, is a response the layers
+        // below can add headers to and log.
+        .catch_all_error(|err| async move { err.into_response() })
+        .with(CatchPanic::new().with_handler(|_| {
+            poem::Error::from(Error::Internal("handler panicked".to_owned())).into_response()
+        }))
+        .with(
+            SetHeader::new()
+                .overriding("X-Content-Type-Options", "nosniff")
+                .overriding("X-Frame-Options", "DENY")
+                .overriding("Referrer-Policy", "no-referrer"),
+        )
+        .with(RequestLog)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received, finishing in-flight requests");
+}

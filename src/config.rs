@@ -1,0 +1,182 @@
+//! Command line and configuration: flag > environment > default.
+//!
+//! The signing key is read only from the environment (`SECRET_KEY`) or a file
+//! (`--secret-key-file`), never from argv where `ps` would show it, and is held as a
+//! secret type that cannot be printed.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+
+use crate::db::DEFAULT_DATABASE_URL;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "OAuth2 password flow + JWT bearer service"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (the default).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "GATEHOUSE_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+    /// Seed the tutorial's demo users (johndoe/secret, disabled alice/secret2) if absent.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            demo: false,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from a prompt, or from stdin when piped.
+    Add {
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        full_name: Option<String>,
+        /// Create the user disabled.
+        #[arg(long)]
+        disabled: bool,
+    },
+    /// Set a new password (prompt or stdin) and revoke the user's tokens.
+    Passwd { username: String },
+    /// Disable a user and revoke their tokens.
+    Disable { username: String },
+    /// Enable a disabled user.
+    Enable { username: String },
+    /// Revoke every token issued to a user so far.
+    Revoke { username: String },
+    /// List users.
+    List,
+}
+
+/// Settings shared by every subcommand.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Database URL: `sqlite://path?mode=rwc` or `postgres://user@host/db`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    pub database_url: String,
+    /// File holding the JWT signing key (at least 32 bytes; a trailing newline is ignored).
+    #[arg(long, env = "SECRET_KEY_FILE", global = true)]
+    pub secret_key_file: Option<PathBuf>,
+    /// JWT signing key, from the environment only.
+    #[arg(skip = secret_key_from_env())]
+    pub secret_key: Option<SecretString>,
+    /// Minutes an access token stays valid.
+    #[arg(long, env = "ACCESS_TOKEN_EXPIRE_MINUTES", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=43_200), global = true)]
+    pub access_token_expire_minutes: u64,
+    /// Path prefix under which a reverse proxy serves gatehouse (e.g. `/auth`).
+    #[arg(long, env = "ROOT_PATH", default_value = "", value_parser = parse_root_path, global = true)]
+    pub root_path: String,
+    /// `iss` claim to issue and require.
+    #[arg(long, env = "JWT_ISSUER", global = true)]
+    pub jwt_issuer: Option<String>,
+    /// `aud` claim to issue and require.
+    #[arg(long, env = "JWT_AUDIENCE", global = true)]
+    pub jwt_audience: Option<String>,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
+    pub log_format: String,
+}
+
+fn secret_key_from_env() -> Option<SecretString> {
+    std::env::var("SECRET_KEY")
+        .ok()
+        .filter(|k| !k.is_empty())
+        .map(SecretString::from)
+}
+
+fn parse_root_path(value: &str) -> Result<String, String> {
+    let trimmed = value.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    if !trimmed.starts_with('/') || trimmed.contains(['?', '#', ' ']) {
+        return Err("must be a path starting with '/', like /auth".to_owned());
+    }
+    Ok(trimmed.to_owned())
+}
+
+impl Settings {
+    pub fn token_lifetime(&self) -> Duration {
+        Duration::from_secs(self.access_token_expire_minutes * 60)
+    }
+
+    /// Defaults with the given database, for tests and tools.
+    pub fn for_database(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            secret_key_file: None,
+            secret_key: None,
+            access_token_expire_minutes: 30,
+            root_path: String::new(),
+            jwt_issuer: None,
+            jwt_audience: None,
+            log_format: "text".to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_path_is_normalised_and_checked() {
+        assert_eq!(parse_root_path("").unwrap(), "");
+        assert_eq!(parse_root_path("/").unwrap(), "");
+        assert_eq!(parse_root_path("/auth/").unwrap(), "/auth");
+        assert!(parse_root_path("auth").is_err());
+        assert!(parse_root_path("/a?b").is_err());
+    }
+
+    #[test]
+    fn cli_parses_serve_as_default_and_flags_win() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::parse_from([
+            "gatehouse",
+            "--database-url",
+            "sqlite://x.db",
+            "serve",
+            "--demo",
+        ]);
+        assert_eq!(cli.settings.database_url, "sqlite://x.db");
+        assert!(matches!(
+            cli.command,
+            Some(Command::Serve(ServeArgs { demo: true, .. }))
+        ));
+    }
+}

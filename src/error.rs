@@ -1,0 +1,286 @@
+//! The one error type of the HTTP layer and the FastAPI-shaped bodies it answers with.
+//!
+//! Every failure a client can see is a variant of [`Error`]; its response is
+//! `{"detail": ...}` exactly as the FastAPI tutorial's app answers. Internal causes
+//! (database, hashing pool) are logged in full and never shown to the client.
+
+use std::marker::PhantomData;
+
+use poem::{
+    error::ResponseError,
+    http::{header, HeaderValue, StatusCode},
+    Body, Response,
+};
+use poem_openapi::{
+    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry},
+    types::{Example, ToJSON, Type},
+    ApiResponse, Object,
+};
+use serde_json::Value;
+
+/// An error with a human-readable message.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "HTTPError", example)]
+pub struct HttpError {
+    pub detail: String,
+}
+
+impl Example for HttpError {
+    fn example() -> Self {
+        HttpError {
+            detail: "Could not validate credentials".to_owned(),
+        }
+    }
+}
+
+/// One problem with the request, as pydantic reports it.
+#[derive(Debug, Clone, PartialEq, Object)]
+pub struct ValidationError {
+    /// Error kind, e.g. `missing`, `string_too_long`, `string_pattern_mismatch`.
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// Where the problem is: `["body", "<field>"]`.
+    pub loc: Vec<String>,
+    pub msg: String,
+    /// The offending value (`null` when missing; masked for secrets).
+    pub input: Value,
+    #[oai(skip_serializing_if_is_none)]
+    pub ctx: Option<Value>,
+}
+
+impl ValidationError {
+    /// A required form field is absent or empty.
+    pub fn missing(field: &str) -> Self {
+        Self {
+            kind: "missing".to_owned(),
+            loc: body_loc(field),
+            msg: "Field required".to_owned(),
+            input: Value::Null,
+            ctx: None,
+        }
+    }
+
+    /// A form field is longer than `max_length`.
+    pub fn too_long(field: &str, max_length: usize, input: Value) -> Self {
+        Self {
+            kind: "string_too_long".to_owned(),
+            loc: body_loc(field),
+            msg: format!("String should have at most {max_length} characters"),
+            input,
+            ctx: Some(serde_json::json!({ "max_length": max_length })),
+        }
+    }
+
+    /// A form field does not match `pattern`.
+    pub fn pattern_mismatch(field: &str, pattern: &str, input: &str) -> Self {
+        Self {
+            kind: "string_pattern_mismatch".to_owned(),
+            loc: body_loc(field),
+            msg: format!("String should match pattern '{pattern}'"),
+            input: Value::String(input.to_owned()),
+            ctx: Some(serde_json::json!({ "pattern": pattern })),
+        }
+    }
+}
+
+fn body_loc(field: &str) -> Vec<String> {
+    vec!["body".to_owned(), field.to_owned()]
+}
+
+/// The request did not validate.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "HTTPValidationError")]
+pub struct HttpValidationError {
+    pub detail: Vec<ValidationError>,
+}
+
+/// Everything that can go wrong while answering a request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("incorrect username or password")]
+    IncorrectCredentials,
+    #[error("no bearer credentials")]
+    NotAuthenticated,
+    #[error("bearer token rejected")]
+    InvalidToken,
+    #[error("user is disabled")]
+    InactiveUser,
+    #[error("request validation failed")]
+    Validation(Vec<ValidationError>),
+    #[error("request body too large")]
+    BodyTooLarge,
+    #[error("password hashing pool is saturated")]
+    Busy,
+    #[error("no such path")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: String },
+    #[error("database error: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_AFTER_BUSY_SECS: &str = "1";
+
+impl ResponseError for Error {
+    fn status(&self) -> StatusCode {
+        match self {
+            Error::IncorrectCredentials | Error::NotAuthenticated | Error::InvalidToken => {
+                StatusCode::UNAUTHORIZED
+            }
+            Error::InactiveUser => StatusCode::BAD_REQUEST,
+            Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Busy | Error::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn as_response(&self) -> Response {
+        let detail = match self {
+            Error::IncorrectCredentials => "Incorrect username or password",
+            Error::NotAuthenticated => "Not authenticated",
+            Error::InvalidToken => "Could not validate credentials",
+            Error::InactiveUser => "Inactive user",
+            Error::Validation(errors) => {
+                let body = HttpValidationError {
+                    detail: errors.clone(),
+                };
+                return json_response(self.status(), body.to_json_string());
+            }
+            Error::BodyTooLarge => "Request body too large",
+            Error::Busy => "Server busy, retry later",
+            Error::NotFound => "Not Found",
+            Error::MethodNotAllowed { .. } => "Method Not Allowed",
+            Error::Database(_) => {
+                // The cause may name tables or paths: the log gets it, the client does not.
+                tracing::error!(error = %self, "database failure");
+                "Service unavailable, retry later"
+            }
+            Error::Internal(_) => {
+                tracing::error!(error = %self, "internal failure");
+                "Internal Server Error"
+            }
+        };
+        let body = HttpError {
+            detail: detail.to_owned(),
+        };
+        let mut resp = json_response(self.status(), body.to_json_string());
+        let headers = resp.headers_mut();
+        match self {
+            Error::IncorrectCredentials | Error::NotAuthenticated => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Error::InvalidToken => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                );
+            }
+            Error::Busy | Error::Database(_) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_BUSY_SECS),
+                );
+            }
+            Error::MethodNotAllowed { allow } => {
+                if let Ok(value) = HeaderValue::from_str(allow) {
+                    headers.insert(header::ALLOW, value);
+                }
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(Body::from_string(body))
+}
+
+/// The error statuses one operation can answer, for its OpenAPI document.
+pub trait ErrorStatuses: Send + Sync + 'static {
+    const STATUSES: &'static [StatusCode];
+}
+
+/// [`Error`] as returned by an operation whose possible statuses are `S`.
+///
+/// The variant decides the response; `S` only decides what the OpenAPI document
+/// promises, so every operation documents exactly the statuses it can answer.
+pub struct ApiError<S>(pub Error, PhantomData<fn() -> S>);
+
+impl<S> From<Error> for ApiError<S> {
+    fn from(error: Error) -> Self {
+        Self(error, PhantomData)
+    }
+}
+
+impl<S> From<ApiError<S>> for poem::Error {
+    fn from(error: ApiError<S>) -> Self {
+        error.0.into()
+    }
+}
+
+impl<S: ErrorStatuses> ApiResponse for ApiError<S> {
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: S::STATUSES.iter().map(|s| documented(*s)).collect(),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        HttpError::register(registry);
+        HttpValidationError::register(registry);
+    }
+}
+
+/// How the OpenAPI document describes each error status.
+fn documented(status: StatusCode) -> MetaResponse {
+    let (description, validation, header): (_, _, Option<(&str, &str)>) = match status.as_u16() {
+        400 => ("Inactive user: the account is disabled", false, None),
+        401 => (
+            "Not authenticated, incorrect username or password, or the token could not be validated",
+            false,
+            Some(("WWW-Authenticate", "`Bearer`, or `Bearer error=\"invalid_token\"` for a rejected token")),
+        ),
+        413 => ("Request body larger than 16 KiB", false, None),
+        422 => ("Validation Error", true, None),
+        503 => (
+            "Server busy (password hashing saturated) or storage unavailable; retry later",
+            false,
+            Some(("Retry-After", "Seconds to wait before retrying")),
+        ),
+        _ => ("Error", false, None),
+    };
+    let schema = if validation {
+        HttpValidationError::schema_ref()
+    } else {
+        HttpError::schema_ref()
+    };
+    MetaResponse {
+        description,
+        status: Some(status.as_u16()),
+        status_range: None,
+        content: vec![MetaMediaType {
+            content_type: "application/json",
+            schema,
+        }],
+        headers: header
+            .map(|(name, description)| MetaHeader {
+                name: name.to_owned(),
+                description: Some(description.to_owned()),
+                required: true,
+                deprecated: false,
+                schema: String::schema_ref(),
+            })
+            .into_iter()
+            .collect(),
+    }
+}

@@ -1,0 +1,13 @@
+//! gatehouse: the FastAPI tutorial's OAuth2 password + JWT bearer service, in Rust.
+//!
+//! Data flows one way: `api` (HTTP) uses `auth` (passwords, tokens; no HTTP, no database)
+//! and `db` (storage; no tokens). `app` wires them into a server, `cli` into commands.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod telemetry;
