@@ -1,0 +1,259 @@
+//! The `gatehouse` binary: user management, migrate, openapi, start-up errors.
+
+use std::{
+    io::Write,
+    process::{Command, Output, Stdio},
+};
+
+use tempfile::TempDir;
+
+use crate::helpers::{sqlite_url, start, TEST_SECRET};
+
+const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+/// Runs `gatehouse args...` on the database in `dir`, with `stdin` piped in.
+fn gatehouse(dir: &TempDir, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("DATABASE_URL", sqlite_url(dir))
+        .env("SECRET_KEY", TEST_SECRET)
+        .env_remove("SECRET_KEY_FILE")
+        .env_remove("ROOT_PATH")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run gatehouse");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn users_added_changed_and_disabled_from_the_cli_log_in_accordingly() {
+    let dir = tempfile::tempdir().unwrap();
+    let add = gatehouse(
+        &dir,
+        &[
+            "user",
+            "add",
+            "carol",
+            "--email",
+            "carol@example.com",
+            "--full-name",
+            "Carol C",
+        ],
+        "hunter22\n",
+    );
+    assert!(add.status.success(), "{}", stderr(&add));
+    assert_eq!(stdout(&add), "created user carol\n");
+
+    let dup = gatehouse(&dir, &["user", "add", "carol"], "other\n");
+    assert!(!dup.status.success());
+    assert_eq!(stderr(&dup), "error: user \"carol\" already exists\n");
+
+    let mut settings = gatehouse::config::Settings::for_database(sqlite_url(&dir));
+    settings.secret_key = Some(TEST_SECRET.into());
+    let app = start(settings, tempfile::tempdir().unwrap()).await;
+    let token = app.token("carol", "hunter22").await;
+    let me: serde_json::Value = app.me(&token).await.json().await.unwrap();
+    assert_eq!(
+        me,
+        serde_json::json!({"username": "carol", "email": "carol@example.com", "full_name": "Carol C", "disabled": false})
+    );
+
+    let passwd = gatehouse(&dir, &["user", "passwd", "carol"], "correct horse\n");
+    assert!(passwd.status.success(), "{}", stderr(&passwd));
+    assert_eq!(
+        app.me(&token).await.status(),
+        401,
+        "password change revokes the old token"
+    );
+    assert_eq!(app.login("carol", "hunter22").await.status(), 401);
+    let token = app.token("carol", "correct horse").await;
+
+    let revoke = gatehouse(&dir, &["user", "revoke", "carol"], "");
+    assert!(revoke.status.success());
+    assert_eq!(app.me(&token).await.status(), 401, "revoke");
+    let token = app.token("carol", "correct horse").await;
+
+    let disable = gatehouse(&dir, &["user", "disable", "carol"], "");
+    assert!(disable.status.success());
+    assert_eq!(app.me(&token).await.status(), 401, "disabling revokes");
+    let token = app.token("carol", "correct horse").await;
+    assert_eq!(app.me(&token).await.status(), 400);
+
+    let list = gatehouse(&dir, &["user", "list"], "");
+    let listing = stdout(&list);
+    assert!(
+        listing.lines().any(|l| l.starts_with("carol")
+            && l.contains("disabled")
+            && l.contains("carol@example.com")),
+        "{listing}"
+    );
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("johndoe") && l.contains("active")),
+        "{listing}"
+    );
+
+    let enable = gatehouse(&dir, &["user", "enable", "carol"], "");
+    assert!(enable.status.success());
+    assert_eq!(app.me(&token).await.status(), 200);
+}
+
+#[test]
+fn user_commands_report_unknown_users_and_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["user", "passwd", "ghost"][..],
+        &["user", "disable", "ghost"],
+        &["user", "enable", "ghost"],
+        &["user", "revoke", "ghost"],
+    ] {
+        let out = gatehouse(&dir, args, "pw\n");
+        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(stderr(&out), "error: no user named \"ghost\"\n", "{args:?}");
+    }
+    let empty = gatehouse(&dir, &["user", "add", "dave"], "\n");
+    assert_eq!(stderr(&empty), "error: the password must not be empty\n");
+    let long_name = "x".repeat(129);
+    let long = gatehouse(&dir, &["user", "add", &long_name], "pw\n");
+    assert_eq!(
+        stderr(&long),
+        "error: username must be 1 to 128 characters\n"
+    );
+    let huge = gatehouse(
+        &dir,
+        &["user", "add", "dave"],
+        &format!("{}\n", "p".repeat(1025)),
+    );
+    assert_eq!(
+        stderr(&huge),
+        "error: the password must be at most 1024 bytes\n"
+    );
+}
+
+#[test]
+fn password_is_never_taken_from_argv() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = gatehouse(&dir, &["user", "add", "eve", "--password", "pw"], "");
+    assert_eq!(out.status.code(), Some(2), "clap rejects the unknown flag");
+    assert!(stderr(&out).contains("unexpected argument '--password'"));
+}
+
+#[test]
+fn bad_secret_keys_are_refused_at_start_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |key: &str| {
+        Command::new(BIN)
+            .args(["migrate"])
+            .env("DATABASE_URL", sqlite_url(&dir))
+            .env("SECRET_KEY", key)
+            .output()
+            .unwrap()
+    };
+    let short = run("too-short");
+    assert_eq!(short.status.code(), Some(1));
+    assert!(
+        stderr(&short).contains("SECRET_KEY must be at least 32 bytes, got 9"),
+        "{}",
+        stderr(&short)
+    );
+    let tutorial = run("09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7");
+    assert_eq!(tutorial.status.code(), Some(1));
+    assert!(stderr(&tutorial).contains("published in the FastAPI tutorial"));
+    assert!(
+        !stderr(&tutorial).contains("09d25e094faa"),
+        "the key is never printed"
+    );
+
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, "short\n").unwrap();
+    let from_file = Command::new(BIN)
+        .args(["migrate", "--secret-key-file"])
+        .arg(&key_file)
+        .env("DATABASE_URL", sqlite_url(&dir))
+        .output()
+        .unwrap();
+    assert_eq!(from_file.status.code(), Some(1));
+    assert!(stderr(&from_file).contains("at least 32 bytes, got 5"));
+    let missing = Command::new(BIN)
+        .args(["migrate", "--secret-key-file", "/nonexistent/key"])
+        .env("DATABASE_URL", sqlite_url(&dir))
+        .output()
+        .unwrap();
+    assert!(stderr(&missing).contains("cannot read --secret-key-file /nonexistent/key"));
+}
+
+#[test]
+fn unreachable_database_and_bad_flags_fail_with_clear_errors() {
+    let pg = Command::new(BIN)
+        .args([
+            "migrate",
+            "--database-url",
+            "postgres://postgres@127.0.0.1:1/none",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(pg.status.code(), Some(1));
+    assert!(
+        stderr(&pg).contains("error: cannot open the database"),
+        "{}",
+        stderr(&pg)
+    );
+
+    let missing_dir = Command::new(BIN)
+        .args([
+            "migrate",
+            "--database-url",
+            "sqlite:///nonexistent-dir/x.db?mode=rwc",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(missing_dir.status.code(), Some(1));
+    assert!(stderr(&missing_dir).contains("error: cannot open the database"));
+
+    let bad_bind = Command::new(BIN)
+        .args(["serve", "--bind", "nonsense"])
+        .output()
+        .unwrap();
+    assert_eq!(bad_bind.status.code(), Some(2));
+    assert!(stderr(&bad_bind).contains("invalid value 'nonsense' for '--bind"));
+
+    let bad_minutes = Command::new(BIN)
+        .args(["serve", "--access-token-expire-minutes", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(bad_minutes.status.code(), Some(2));
+}
+
+#[test]
+fn openapi_command_prints_the_committed_document() {
+    let out = Command::new(BIN)
+        .arg("openapi")
+        .env_remove("ROOT_PATH")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
+            .unwrap();
+    assert!(
+        stdout(&out) == format!("{committed}\n"),
+        "`gatehouse openapi` differs from openapi/openapi.json"
+    );
+}

@@ -1,0 +1,135 @@
+//! The OpenAPI document and the pages that render it.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, spawn_app_with};
+
+const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json");
+
+/// The committed `openapi/openapi.json` must be what the handlers generate and what the
+/// server serves, byte for byte. `UPDATE_OPENAPI=1 cargo test` rewrites it.
+#[tokio::test]
+async fn served_document_is_the_committed_openapi_json() {
+    let app = spawn_app().await;
+    let resp = app.get("/openapi.json", None).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    let served = resp.text().await.unwrap();
+    assert_eq!(
+        served,
+        gatehouse::api::service().spec(),
+        "served = generated"
+    );
+
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(COMMITTED, &served).unwrap();
+    }
+    let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();
+    assert!(
+        committed == served,
+        "openapi/openapi.json is out of date: run `UPDATE_OPENAPI=1 cargo test --test api docs` and commit it"
+    );
+}
+
+#[tokio::test]
+async fn document_declares_the_tutorial_contract() {
+    let doc: Value = serde_json::from_str(&gatehouse::api::service().spec()).unwrap();
+    assert_eq!(
+        doc["components"]["securitySchemes"],
+        json!({"OAuth2PasswordBearer": {
+            "type": "oauth2",
+            "description": "OAuth2 password flow: POST username and password to the token URL, then send `Authorization: Bearer <access_token>`.",
+            "flows": {"password": {"tokenUrl": "/token"}}
+        }})
+    );
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for name in [
+        "Token",
+        "User",
+        "Item",
+        "HTTPError",
+        "HTTPValidationError",
+        "ValidationError",
+        "Body_login_for_access_token_token_post",
+    ] {
+        assert!(schemas.contains_key(name), "schema {name}");
+    }
+    let op = |path: &str, method: &str| doc["paths"][path][method].clone();
+    let expected = [
+        (
+            "/token",
+            "post",
+            "login_for_access_token_token_post",
+            vec!["200", "401", "413", "422", "503"],
+        ),
+        (
+            "/users/me/",
+            "get",
+            "read_users_me_users_me__get",
+            vec!["200", "400", "401", "413", "503"],
+        ),
+        (
+            "/users/me/items/",
+            "get",
+            "read_own_items_users_me_items__get",
+            vec!["200", "400", "401", "413", "503"],
+        ),
+    ];
+    for (path, method, id, statuses) in expected {
+        let op = op(path, method);
+        assert_eq!(op["operationId"], id);
+        let documented: Vec<&String> = op["responses"].as_object().unwrap().keys().collect();
+        assert_eq!(documented, statuses, "{path}");
+    }
+    assert_eq!(
+        op("/users/me/", "get")["security"],
+        json!([{"OAuth2PasswordBearer": []}])
+    );
+    assert!(op("/token", "post")["security"].is_null());
+    let body = &op("/token", "post")["requestBody"]["content"];
+    assert!(body["application/x-www-form-urlencoded"].is_object());
+    assert!(body["multipart/form-data"].is_object());
+}
+
+#[tokio::test]
+async fn behind_a_proxy_the_document_names_the_root_path() {
+    let app = spawn_app_with(|s| s.root_path = "/auth".into()).await;
+    let doc: Value = app.get("/openapi.json", None).await.json().await.unwrap();
+    assert_eq!(doc["servers"], json!([{"url": "/auth"}]));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"]
+            ["tokenUrl"],
+        "/auth/token"
+    );
+    let swagger = app.get("/docs", None).await.text().await.unwrap();
+    assert!(swagger.contains(r#""tokenUrl": "/auth/token""#));
+    let redoc = app.get("/redoc", None).await.text().await.unwrap();
+    assert!(redoc.contains(r#""tokenUrl": "/auth/token""#));
+}
+
+#[tokio::test]
+async fn swagger_ui_and_redoc_are_served_from_the_binary() {
+    let app = spawn_app().await;
+    for (path, marker) in [("/docs", "SwaggerUIBundle"), ("/redoc", "Redoc")] {
+        let resp = app.get(path, None).await;
+        assert_eq!(resp.status(), 200, "{path}");
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let html = resp.text().await.unwrap();
+        assert!(html.contains(marker), "{path}");
+        assert!(
+            html.contains("OAuth2PasswordBearer"),
+            "{path} embeds the document"
+        );
+        assert!(
+            !html.contains("<script src=\"http"),
+            "{path} loads no external script"
+        );
+        assert!(
+            !html.contains("<link rel=\"stylesheet\" href=\"http"),
+            "{path} loads no external style"
+        );
+    }
+}

@@ -1,0 +1,11 @@
+//! Black-box tests: the real app on port 0, driven over HTTP (and the CLI binary).
+
+#![allow(clippy::unwrap_used)]
+
+mod cli;
+mod docs;
+mod helpers;
+mod login;
+mod protected;
+mod routing;
+mod storage;

@@ -1,0 +1,150 @@
+//! The database: migrations, the generated signing key, PostgreSQL.
+
+use gatehouse::{config::Settings, db};
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectionTrait, Statement};
+
+use crate::helpers::{spawn_app_with, start};
+
+/// PostgreSQL of the test machines (trust auth), database `test`.
+const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+async fn table_names(db: &db::Db) -> Vec<String> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DatabaseBackend::Sqlite => "SELECT name AS t FROM sqlite_master WHERE type = 'table' ORDER BY name",
+        _ => "SELECT table_name::text AS t FROM information_schema.tables WHERE table_schema = current_schema() ORDER BY table_name",
+    };
+    db.query_all(Statement::from_string(backend, sql))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "t").unwrap())
+        .filter(|t| !t.starts_with("sqlite_"))
+        .collect()
+}
+
+async fn migrations_go_up_and_down(db: &db::Db) {
+    Migrator::up(db, None).await.unwrap();
+    assert_eq!(
+        table_names(db).await,
+        ["seaql_migrations", "server_secrets", "users"]
+    );
+    Migrator::down(db, None).await.unwrap();
+    assert_eq!(table_names(db).await, ["seaql_migrations"]);
+    Migrator::up(db, None).await.unwrap();
+    assert_eq!(
+        table_names(db).await,
+        ["seaql_migrations", "server_secrets", "users"]
+    );
+}
+
+#[tokio::test]
+async fn sqlite_migrations_are_reversible() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db::connect(&crate::helpers::sqlite_url(&dir))
+        .await
+        .unwrap();
+    migrations_go_up_and_down(&db).await;
+}
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = db::connect(&crate::helpers::sqlite_url(&dir))
+        .await
+        .unwrap();
+    let pragma = |name: &'static str| {
+        let db = db.clone();
+        async move {
+            let row = db
+                .query_one(Statement::from_string(
+                    db.get_database_backend(),
+                    format!("PRAGMA {name}"),
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            row.try_get_by_index::<String>(0)
+                .or_else(|_| row.try_get_by_index::<i64>(0).map(|n| n.to_string()))
+                .unwrap()
+        }
+    };
+    assert_eq!(pragma("journal_mode").await, "wal");
+    assert_eq!(pragma("busy_timeout").await, "5000");
+    assert_eq!(pragma("foreign_keys").await, "1");
+}
+
+#[tokio::test]
+async fn generated_signing_key_is_stored_and_shared_by_restarts() {
+    let first = spawn_app_with(|s| s.secret_key = None).await;
+    let token = first.token("johndoe", "secret").await;
+
+    let second = start(first.settings.clone(), tempfile::tempdir().unwrap()).await;
+    assert_eq!(
+        second.me(&token).await.status(),
+        200,
+        "the restarted service accepts the token"
+    );
+    let stored = db::server_secret(&first.db, "jwt_signing_key", || unreachable!())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 64, "256 bits, hex");
+}
+
+/// A fresh schema on the machine's PostgreSQL, so tests never see each other's tables.
+async fn postgres_schema() -> String {
+    let admin = db::connect(POSTGRES_URL)
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432");
+    let schema = format!(
+        "gatehouse_test_{}",
+        std::process::id() as u64 * 1000 + rand_suffix()
+    );
+    admin
+        .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    format!("{POSTGRES_URL}?options=-c%20search_path%3D{schema}")
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_micros() as u64
+}
+
+#[tokio::test]
+async fn postgres_migrations_are_reversible() {
+    let url = postgres_schema().await;
+    let db = db::connect(&url).await.unwrap();
+    migrations_go_up_and_down(&db).await;
+}
+
+#[tokio::test]
+async fn postgres_serves_the_same_login() {
+    let url = postgres_schema().await;
+    let mut settings = Settings::for_database(url);
+    settings.secret_key = None;
+    let app = start(settings, tempfile::tempdir().unwrap()).await;
+    let token = app.token("johndoe", "secret").await;
+    let me: serde_json::Value = app.me(&token).await.json().await.unwrap();
+    assert_eq!(me["username"], "johndoe");
+    assert_eq!(app.login("johndoe", "wrong").await.status(), 401);
+    assert!(!db::create_user_if_absent(
+        &app.db,
+        db::NewUser {
+            username: "johndoe".into(),
+            email: None,
+            full_name: None,
+            hashed_password: "x".into(),
+            disabled: false
+        }
+    )
+    .await
+    .unwrap());
+}
