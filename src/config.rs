@@ -47,12 +47,17 @@ pub struct ServeArgs {
     pub demo: bool,
 }
 
-impl Default for ServeArgs {
-    fn default() -> Self {
-        Self {
-            bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
-            demo: false,
-        }
+/// `serve` with nothing on the command line: flags' defaults and their environment.
+#[derive(Debug, Parser)]
+struct ServeDefaults {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+impl ServeArgs {
+    /// What a bare `gatehouse` (no subcommand) serves with; honours `GATEHOUSE_BIND`.
+    pub fn from_env() -> Result<Self, clap::Error> {
+        ServeDefaults::try_parse_from(["gatehouse"]).map(|d| d.serve)
     }
 }
 

@@ -14,7 +14,13 @@ use crate::{
 /// Runs the command line; failures are printed as one `error:` line and exit non-zero.
 pub async fn run(cli: Cli) -> ExitCode {
     let settings = cli.settings;
-    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    let command = match cli.command {
+        Some(command) => command,
+        None => match ServeArgs::from_env() {
+            Ok(serve) => Command::Serve(serve),
+            Err(e) => e.exit(),
+        },
+    };
     if matches!(command, Command::Serve(_) | Command::Migrate) {
         telemetry::init(&settings.log_format);
     }

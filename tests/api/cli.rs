@@ -257,3 +257,57 @@ fn openapi_command_prints_the_committed_document() {
         "`gatehouse openapi` differs from openapi/openapi.json"
     );
 }
+
+/// A bare `gatehouse` serves (on `GATEHOUSE_BIND`), seeds no demo users without `--demo`,
+/// and exits 0 on SIGTERM.
+#[tokio::test]
+async fn bare_command_serves_without_demo_users_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .env("DATABASE_URL", sqlite_url(&dir))
+        .env("GATEHOUSE_BIND", format!("127.0.0.1:{port}"))
+        .env("SECRET_KEY", TEST_SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..100 {
+        if client
+            .get(format!("{url}/openapi.json"))
+            .send()
+            .await
+            .is_ok()
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "gatehouse did not start listening on GATEHOUSE_BIND");
+    let login = client
+        .post(format!("{url}/token"))
+        .form(&[("username", "johndoe"), ("password", "secret")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 401, "no demo users without --demo");
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
