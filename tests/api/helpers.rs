@@ -74,12 +74,33 @@ impl TestApp {
     }
 
     pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post_form("/token", &[("username", username), ("password", password)])
+            .await
+    }
+
+    /// `POST path` with `fields` as an urlencoded form.
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         self.client
-            .post(self.url("/token"))
-            .form(&[("username", username), ("password", password)])
+            .post(self.url(path))
+            .form(fields)
             .send()
             .await
-            .expect("login request")
+            .expect("form request")
+    }
+
+    /// `POST /token` with a raw body of `content_type`.
+    pub async fn post_token_body(
+        &self,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url("/token"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("token request")
     }
 
     /// A token for a user whose login must succeed.

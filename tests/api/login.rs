@@ -79,19 +79,18 @@ async fn multipart_form_logs_in_too() {
 async fn swagger_ui_style_form_with_grant_type_scope_and_client_fields_logs_in() {
     let app = spawn_app().await;
     let resp = app
-        .client
-        .post(app.url("/token"))
-        .form(&[
-            ("grant_type", "password"),
-            ("username", "johndoe"),
-            ("password", "secret"),
-            ("scope", "me items"),
-            ("client_id", "swagger"),
-            ("client_secret", ""),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .post_form(
+            "/token",
+            &[
+                ("grant_type", "password"),
+                ("username", "johndoe"),
+                ("password", "secret"),
+                ("scope", "me items"),
+                ("client_id", "swagger"),
+                ("client_secret", ""),
+            ],
+        )
+        .await;
     assert_eq!(resp.status(), 200);
 }
 
@@ -123,13 +122,7 @@ async fn wrong_password_and_unknown_user_get_the_same_401() {
 #[tokio::test]
 async fn missing_fields_get_one_422_entry_each() {
     let app = spawn_app().await;
-    let resp = app
-        .client
-        .post(app.url("/token"))
-        .form(&[("scope", "x")])
-        .send()
-        .await
-        .unwrap();
+    let resp = app.post_form("/token", &[("scope", "x")]).await;
     let (status, body, _) = parts(resp, &[]).await;
     assert_eq!(status, 422);
     assert_eq!(
@@ -137,13 +130,7 @@ async fn missing_fields_get_one_422_entry_each() {
         json!({"detail": [missing("username"), missing("password")]})
     );
 
-    let resp = app
-        .client
-        .post(app.url("/token"))
-        .form(&[("username", "johndoe")])
-        .send()
-        .await
-        .unwrap();
+    let resp = app.post_form("/token", &[("username", "johndoe")]).await;
     assert_eq!(
         parts(resp, &[]).await.1,
         json!({"detail": [missing("password")]})
@@ -166,16 +153,15 @@ async fn empty_fields_count_as_missing() {
 async fn grant_type_other_than_password_is_a_pattern_mismatch() {
     let app = spawn_app().await;
     let resp = app
-        .client
-        .post(app.url("/token"))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("username", "johndoe"),
-            ("password", "secret"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .post_form(
+            "/token",
+            &[
+                ("grant_type", "client_credentials"),
+                ("username", "johndoe"),
+                ("password", "secret"),
+            ],
+        )
+        .await;
     let text = resp.text().await.unwrap();
     assert_eq!(
         text,
@@ -186,13 +172,7 @@ async fn grant_type_other_than_password_is_a_pattern_mismatch() {
 #[tokio::test]
 async fn missing_field_body_is_byte_identical_to_fastapi() {
     let app = spawn_app().await;
-    let resp = app
-        .client
-        .post(app.url("/token"))
-        .form(&[("password", "x")])
-        .send()
-        .await
-        .unwrap();
+    let resp = app.post_form("/token", &[("password", "x")]).await;
     assert_eq!(resp.status(), 422);
     assert_eq!(resp.headers()["content-type"], "application/json");
     assert_eq!(
@@ -216,13 +196,8 @@ async fn json_or_other_bodies_get_the_missing_field_entries() {
     let no_body = app.client.post(app.url("/token")).send().await.unwrap();
     assert_eq!(parts(no_body, &[]).await, (422, expected.clone(), vec![]));
     let text = app
-        .client
-        .post(app.url("/token"))
-        .header("content-type", "text/plain")
-        .body("username=johndoe&password=secret")
-        .send()
-        .await
-        .unwrap();
+        .post_token_body("text/plain", "username=johndoe&password=secret")
+        .await;
     assert_eq!(parts(text, &[]).await, (422, expected, vec![]));
 }
 
@@ -266,13 +241,11 @@ async fn body_over_16_kib_is_413_declared_or_streamed() {
     let expected = (413, json!({"detail": "Request body too large"}), vec![]);
     let filler = "a".repeat(16 * 1024);
     let declared = app
-        .client
-        .post(app.url("/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("username=johndoe&password=secret&scope={filler}"))
-        .send()
-        .await
-        .unwrap();
+        .post_token_body(
+            "application/x-www-form-urlencoded",
+            format!("username=johndoe&password=secret&scope={filler}"),
+        )
+        .await;
     assert_eq!(parts(declared, &[]).await, expected);
 
     let chunks: Vec<Result<String, std::io::Error>> = vec![
@@ -280,28 +253,19 @@ async fn body_over_16_kib_is_413_declared_or_streamed() {
         Ok(filler),
     ];
     let streamed = app
-        .client
-        .post(app.url("/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
-        .send()
-        .await
-        .unwrap();
+        .post_token_body(
+            "application/x-www-form-urlencoded",
+            reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)),
+        )
+        .await;
     assert_eq!(parts(streamed, &[]).await, expected);
 
     // Exactly 16 KiB is accepted.
     let base = "username=johndoe&password=secret&scope=";
     let exact = format!("{base}{}", "a".repeat(16 * 1024 - base.len()));
     let ok = app
-        .client
-        .post(app.url("/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(exact)
-        .send()
-        .await
-        .unwrap();
+        .post_token_body("application/x-www-form-urlencoded", exact)
+        .await;
     assert_eq!(ok.status(), 200);
 }
 

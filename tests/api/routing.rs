@@ -69,12 +69,11 @@ async fn other_trailing_slash_redirects_307_to_the_declared_path_keeping_the_que
         assert_eq!(resp.text().await.unwrap(), "");
     }
     let post = app
-        .client
-        .post(app.url("/token/"))
-        .form(&[("username", "johndoe"), ("password", "secret")])
-        .send()
-        .await
-        .unwrap();
+        .post_form(
+            "/token/",
+            &[("username", "johndoe"), ("password", "secret")],
+        )
+        .await;
     assert_eq!(post.status(), 307);
     assert_eq!(post.headers()["location"], "/token");
 }
