@@ -31,9 +31,6 @@ use crate::{
     telemetry::RequestLog,
 };
 
-/// Jobs that may wait for a hashing worker, per worker. A login waits at most about this
-/// many verifications; past it the answer is an immediate 503.
-const HASH_QUEUE_PER_WORKER: usize = 8;
 /// How long in-flight requests get to finish after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Name of the generated signing key in `server_secrets`.
@@ -128,7 +125,11 @@ pub async fn prepare(settings: &Settings) -> Result<AppState, StartupError> {
             audience: settings.jwt_audience.clone(),
         },
     );
-    let hasher = PasswordHasher::per_core(HASH_QUEUE_PER_WORKER).map_err(StartupError::Workers)?;
+    let workers = settings
+        .hash_workers
+        .map_or_else(PasswordHasher::cores, usize::from);
+    let queue = workers * usize::from(settings.hash_queue_per_worker);
+    let hasher = PasswordHasher::new(workers, queue).map_err(StartupError::Workers)?;
     Ok(AppState {
         db,
         tokens: Arc::new(tokens),

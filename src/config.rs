@@ -18,6 +18,7 @@ use crate::db::DEFAULT_DATABASE_URL;
     about = "OAuth2 password flow + JWT bearer service"
 )]
 pub struct Cli {
+    /// What to do; a bare `gatehouse` serves, as `gatehouse serve` would.
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
@@ -40,14 +41,19 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "GATEHOUSE_BIND", default_value = "127.0.0.1:8000")]
+    #[arg(
+        long,
+        env = "GATEHOUSE_BIND",
+        default_value = "127.0.0.1:8000",
+        hide_env_values = true
+    )]
     pub bind: SocketAddr,
     /// Seed the tutorial's demo users (johndoe/secret, disabled alice/secret2) if absent.
     #[arg(long)]
     pub demo: bool,
 }
 
-/// `serve` with nothing on the command line: flags' defaults and their environment.
+/// `serve` with nothing on the command line: its flags' defaults and their environment.
 #[derive(Debug, Parser)]
 struct ServeDefaults {
     #[command(flatten)]
@@ -55,7 +61,7 @@ struct ServeDefaults {
 }
 
 impl ServeArgs {
-    /// What a bare `gatehouse` (no subcommand) serves with; honours `GATEHOUSE_BIND`.
+    /// What a bare `gatehouse` serves with; honours `GATEHOUSE_BIND`.
     pub fn from_env() -> Result<Self, clap::Error> {
         ServeDefaults::try_parse_from(["gatehouse"]).map(|d| d.serve)
     }
@@ -86,41 +92,51 @@ pub enum UserCommand {
     List,
 }
 
-/// Settings shared by every subcommand.
+/// Settings shared by every subcommand. Environment values are never shown by `--help`:
+/// `DATABASE_URL` may carry a password.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// Database URL: `sqlite://path?mode=rwc` or `postgres://user@host/db`.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true,
+          hide_env_values = true)]
     pub database_url: String,
     /// File holding the JWT signing key (at least 32 bytes; a trailing newline is ignored).
-    #[arg(long, env = "SECRET_KEY_FILE", global = true)]
+    #[arg(long, env = "SECRET_KEY_FILE", global = true, hide_env_values = true)]
     pub secret_key_file: Option<PathBuf>,
     /// JWT signing key, from the environment only.
     #[arg(skip = secret_key_from_env())]
     pub secret_key: Option<SecretString>,
     /// Minutes an access token stays valid.
-    #[arg(long, env = "ACCESS_TOKEN_EXPIRE_MINUTES", default_value_t = 30,
-          value_parser = clap::value_parser!(u64).range(1..=43_200), global = true)]
+    #[arg(long, env = "ACCESS_TOKEN_EXPIRE_MINUTES", default_value_t = 30, global = true,
+          hide_env_values = true, value_parser = clap::value_parser!(u64).range(1..=43_200))]
     pub access_token_expire_minutes: u64,
     /// Path prefix under which a reverse proxy serves gatehouse (e.g. `/auth`).
-    #[arg(long, env = "ROOT_PATH", default_value = "", value_parser = parse_root_path, global = true)]
+    #[arg(long, env = "ROOT_PATH", default_value = "", value_parser = parse_root_path, global = true,
+          hide_env_values = true)]
     pub root_path: String,
     /// `iss` claim to issue and require.
-    #[arg(long, env = "JWT_ISSUER", global = true)]
+    #[arg(long, env = "JWT_ISSUER", global = true, hide_env_values = true)]
     pub jwt_issuer: Option<String>,
     /// `aud` claim to issue and require.
-    #[arg(long, env = "JWT_AUDIENCE", global = true)]
+    #[arg(long, env = "JWT_AUDIENCE", global = true, hide_env_values = true)]
     pub jwt_audience: Option<String>,
     /// Log format: `text` or `json`.
-    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"], global = true)]
+    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"],
+          global = true, hide_env_values = true)]
     pub log_format: String,
+    /// Password hashing threads (default: one per core).
+    #[arg(long, env = "HASH_WORKERS", global = true, hide_env_values = true,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub hash_workers: Option<u16>,
+    /// Logins that may wait for a hashing thread, per thread; beyond them the answer is 503.
+    #[arg(long, env = "HASH_QUEUE_PER_WORKER", default_value_t = 8, global = true,
+          hide_env_values = true, value_parser = clap::value_parser!(u16).range(0..=1024))]
+    pub hash_queue_per_worker: u16,
 }
 
+/// `SECRET_KEY` when set, even empty: an empty key is refused at start, not ignored.
 fn secret_key_from_env() -> Option<SecretString> {
-    std::env::var("SECRET_KEY")
-        .ok()
-        .filter(|k| !k.is_empty())
-        .map(SecretString::from)
+    std::env::var("SECRET_KEY").ok().map(SecretString::from)
 }
 
 fn parse_root_path(value: &str) -> Result<String, String> {
@@ -150,6 +166,8 @@ impl Settings {
             jwt_issuer: None,
             jwt_audience: None,
             log_format: "text".to_owned(),
+            hash_workers: None,
+            hash_queue_per_worker: 8,
         }
     }
 }

@@ -60,12 +60,12 @@ impl ValidationError {
         }
     }
 
-    /// A form field is longer than `max_length`.
-    pub fn too_long(field: &str, max_length: usize, input: Value) -> Self {
+    /// A form field is longer than `max_length` `unit`s (`characters` or `bytes`).
+    pub fn too_long(field: &str, max_length: usize, unit: &str, input: Value) -> Self {
         Self {
             kind: "string_too_long".to_owned(),
             loc: body_loc(field),
-            msg: format!("String should have at most {max_length} characters"),
+            msg: format!("String should have at most {max_length} {unit}"),
             input,
             ctx: Some(serde_json::json!({ "max_length": max_length })),
         }
@@ -257,6 +257,7 @@ fn documented(status: StatusCode) -> MetaResponse {
             false,
             Some(("Retry-After", "Seconds to wait before retrying")),
         ),
+        500 => ("Internal Server Error; the cause is logged, never shown", false, None),
         _ => ("Error", false, None),
     };
     let schema = if validation {

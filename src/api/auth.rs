@@ -60,6 +60,7 @@ impl ErrorStatuses for LoginErrors {
         poem::http::StatusCode::PAYLOAD_TOO_LARGE,
         poem::http::StatusCode::UNPROCESSABLE_ENTITY,
         poem::http::StatusCode::SERVICE_UNAVAILABLE,
+        poem::http::StatusCode::INTERNAL_SERVER_ERROR,
     ];
 }
 

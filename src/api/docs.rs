@@ -5,6 +5,8 @@ use serde_json::{json, Value};
 
 use super::{security, Api};
 
+const REDOC_WEB_FONTS: &str = r#"<link href="https://fonts.googleapis.com/css?family=Montserrat:300,400,700|Roboto:300,400,700" rel="stylesheet">"#;
+
 /// The served OpenAPI document and the Swagger UI and ReDoc pages that embed it.
 pub struct Docs {
     pub openapi_json: String,
@@ -23,7 +25,8 @@ impl Docs {
         let embed = |html: String| html.replacen(&generated, &openapi_json, 1);
         Self {
             swagger_ui_html: embed(service.swagger_ui_html()),
-            redoc_html: embed(service.redoc_html()),
+            // ReDoc's template fetches web fonts from Google; the page works offline without them.
+            redoc_html: embed(service.redoc_html()).replacen(REDOC_WEB_FONTS, "", 1),
             openapi_json,
         }
     }

@@ -161,6 +161,7 @@ impl OAuth2PasswordRequestForm {
                 errors.push(ValidationError::too_long(
                     "username",
                     MAX_USERNAME_CHARS,
+                    "characters",
                     Value::String(u.to_owned()),
                 ))
             }
@@ -172,6 +173,7 @@ impl OAuth2PasswordRequestForm {
             Some(p) if p.len() > MAX_PASSWORD_BYTES => errors.push(ValidationError::too_long(
                 "password",
                 MAX_PASSWORD_BYTES,
+                "bytes",
                 Value::String(MASKED.to_owned()),
             )),
             Some(_) => {}

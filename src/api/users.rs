@@ -71,6 +71,7 @@ impl ErrorStatuses for ProtectedErrors {
         poem::http::StatusCode::UNAUTHORIZED,
         poem::http::StatusCode::PAYLOAD_TOO_LARGE,
         poem::http::StatusCode::SERVICE_UNAVAILABLE,
+        poem::http::StatusCode::INTERNAL_SERVER_ERROR,
     ];
 }
 

@@ -81,10 +81,10 @@ impl PasswordHasher {
         Ok(Self { jobs, workers })
     }
 
-    /// One worker per core: argon2 is CPU-bound, so this is the throughput ceiling.
-    pub fn per_core(queue_per_worker: usize) -> std::io::Result<Self> {
-        let cores = thread::available_parallelism().map_or(1, |n| n.get());
-        Self::new(cores, cores * queue_per_worker)
+    /// The default worker count, one per core: argon2 is CPU-bound, so more workers only
+    /// add memory (64 MiB each) and latency, and fewer leave throughput unused.
+    pub fn cores() -> usize {
+        thread::available_parallelism().map_or(1, |n| n.get())
     }
 
     pub fn workers(&self) -> usize {

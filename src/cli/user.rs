@@ -121,6 +121,9 @@ fn check_username(username: &str) -> Result<(), String> {
             "username must be 1 to {MAX_USERNAME_CHARS} characters"
         ));
     }
+    if username.chars().any(char::is_control) {
+        return Err("username must not contain control characters".to_owned());
+    }
     Ok(())
 }
 

@@ -60,6 +60,11 @@ pub enum CreateUserError {
 }
 
 pub async fn find_user(db: &Db, username: &str) -> Result<Option<user::Model>, DbErr> {
+    // No stored name has a NUL (PostgreSQL text cannot hold one, and it would answer an
+    // error, not "no such row"), so such a lookup is simply "no user".
+    if username.contains('\0') {
+        return Ok(None);
+    }
     user::Entity::find()
         .filter(user::Column::Username.eq(username))
         .one(db)
@@ -177,6 +182,7 @@ async fn update_and_revoke(
 pub async fn upgrade_password_hash(db: &Db, id: i32, old: &str, new: String) -> Result<(), DbErr> {
     user::Entity::update_many()
         .col_expr(user::Column::HashedPassword, Expr::value(new))
+        .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(user::Column::Id.eq(id))
         .filter(user::Column::HashedPassword.eq(old))
         .exec(db)

@@ -136,6 +136,11 @@ fn user_commands_report_unknown_users_and_bad_input() {
         stderr(&long),
         "error: username must be 1 to 128 characters\n"
     );
+    let control = gatehouse(&dir, &["user", "add", "da\tve"], "pw\n");
+    assert_eq!(
+        stderr(&control),
+        "error: username must not contain control characters\n"
+    );
     let huge = gatehouse(
         &dir,
         &["user", "add", "dave"],
@@ -173,6 +178,13 @@ fn bad_secret_keys_are_refused_at_start_with_a_clear_message() {
         "{}",
         stderr(&short)
     );
+    let empty = run("");
+    assert_eq!(
+        empty.status.code(),
+        Some(1),
+        "an empty key is refused, not ignored"
+    );
+    assert!(stderr(&empty).contains("at least 32 bytes, got 0"));
     let tutorial = run("09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7");
     assert_eq!(tutorial.status.code(), Some(1));
     assert!(stderr(&tutorial).contains("published in the FastAPI tutorial"));
@@ -259,55 +271,106 @@ fn openapi_command_prints_the_committed_document() {
 }
 
 /// A bare `gatehouse` serves (on `GATEHOUSE_BIND`), seeds no demo users without `--demo`,
-/// and exits 0 on SIGTERM.
+/// logs one line per request without credentials, and exits 0 on SIGTERM and SIGINT.
 #[tokio::test]
-async fn bare_command_serves_without_demo_users_and_stops_cleanly_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(BIN)
-        .env("DATABASE_URL", sqlite_url(&dir))
-        .env("GATEHOUSE_BIND", format!("127.0.0.1:{port}"))
-        .env("SECRET_KEY", TEST_SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let client = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut ready = false;
-    for _ in 0..100 {
-        if client
-            .get(format!("{url}/openapi.json"))
+async fn bare_command_serves_logs_requests_and_stops_cleanly_on_signals() {
+    for signal in ["-TERM", "-INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(BIN)
+            .env("DATABASE_URL", sqlite_url(&dir))
+            .env("GATEHOUSE_BIND", format!("127.0.0.1:{port}"))
+            .env("SECRET_KEY", TEST_SECRET)
+            .env("RUST_LOG", "info")
+            .env_remove("LOG_FORMAT")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let client = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}");
+        let mut ready = false;
+        for _ in 0..100 {
+            if client
+                .get(format!("{url}/openapi.json"))
+                .send()
+                .await
+                .is_ok()
+            {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(ready, "gatehouse did not start listening on GATEHOUSE_BIND");
+        let login = client
+            .post(format!("{url}/token"))
+            .form(&[("username", "johndoe"), ("password", "pa55-w0rd-in-a-form")])
             .send()
             .await
-            .is_ok()
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(ready, "gatehouse did not start listening on GATEHOUSE_BIND");
-    let login = client
-        .post(format!("{url}/token"))
-        .form(&[("username", "johndoe"), ("password", "secret")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(login.status(), 401, "no demo users without --demo");
+            .unwrap();
+        assert_eq!(login.status(), 401, "no demo users without --demo");
+        let me = client
+            .get(format!("{url}/users/me/"))
+            .header("Authorization", "Bearer some.bearer.credential")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), 401);
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
+        let kill = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "exit after {signal}");
+        let log = stderr(&out);
+        assert!(log.contains("method=POST path=/token status=401"), "{log}");
+        assert!(
+            log.contains("method=GET path=/users/me/ status=401"),
+            "{log}"
+        );
+        assert!(
+            !log.contains("pa55-w0rd-in-a-form") && !log.contains("some.bearer.credential"),
+            "credentials logged: {log}"
+        );
+        assert!(!log.contains(TEST_SECRET));
+    }
+}
+
+#[test]
+fn flags_win_over_the_environment() {
+    let out = Command::new(BIN)
+        .args(["openapi", "--root-path", "/from-flag"])
+        .env("ROOT_PATH", "/from-env")
+        .output()
         .unwrap();
-    assert!(kill.success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .unwrap()
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["servers"], serde_json::json!([{"url": "/from-flag"}]));
+    let out = Command::new(BIN)
+        .arg("openapi")
+        .env("ROOT_PATH", "/from-env")
+        .output()
         .unwrap();
-    assert_eq!(status.code(), Some(0));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["servers"], serde_json::json!([{"url": "/from-env"}]));
+}
+
+#[test]
+fn help_never_prints_environment_values() {
+    let out = Command::new(BIN)
+        .arg("--help")
+        .env("DATABASE_URL", "postgres://admin:hunter2@db/prod")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!stdout(&out).contains("hunter2"), "{}", stdout(&out));
 }

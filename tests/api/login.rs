@@ -230,7 +230,7 @@ async fn password_limit_is_1024_bytes_and_an_over_long_one_is_never_echoed() {
     assert_eq!(
         body,
         json!({"detail": [{"type": "string_too_long", "loc": ["body", "password"],
-            "msg": "String should have at most 1024 characters", "input": "**********",
+            "msg": "String should have at most 1024 bytes", "input": "**********",
             "ctx": {"max_length": 1024}}]})
     );
 }
@@ -283,48 +283,102 @@ async fn disabled_user_gets_a_token_but_is_inactive_everywhere_else() {
 }
 
 #[tokio::test]
-async fn bcrypt_hash_verifies_and_is_replaced_by_argon2id_on_login() {
+async fn legacy_hashes_verify_and_are_replaced_by_argon2id_on_login() {
     let app = spawn_app().await;
-    let bcrypt = "$2b$04$Vf0sk9DYpJSvGFPbYJFvUepGgKAXN7fxNFOr9vIm3g.6z6xdLA5Qy"; // "legacy-pass"
-    db::create_user(
-        &app.db,
-        NewUser {
-            username: "legacy".into(),
-            email: None,
-            full_name: None,
-            hashed_password: bcrypt.into(),
-            disabled: false,
-        },
-    )
-    .await
-    .unwrap();
-    assert_eq!(app.login("legacy", "wrong").await.status(), 401);
-    let token = app.token("legacy", "legacy-pass").await;
+    let bcrypt_2b = "$2b$04$Vf0sk9DYpJSvGFPbYJFvUepGgKAXN7fxNFOr9vIm3g.6z6xdLA5Qy"; // "legacy-pass"
+    let legacy = [
+        ("bcrypt2b", bcrypt_2b.to_owned(), "legacy-pass"),
+        ("bcrypt2a", bcrypt_2b.replacen("$2b$", "$2a$", 1), "legacy-pass"),
+        ("bcrypt2y", bcrypt_2b.replacen("$2b$", "$2y$", 1), "legacy-pass"),
+        (
+            "argon2weak",
+            "$argon2id$v=19$m=19456,t=2,p=1$CW+CpFWFO1+meCaQe66xgA$3uXlrP6Lf9gRp4jJpC6AwYHn5/iJlk6rc7EfhnMovow".to_owned(),
+            "older-pass",
+        ),
+    ];
+    for (username, hash, password) in legacy {
+        db::create_user(
+            &app.db,
+            NewUser {
+                username: username.into(),
+                email: None,
+                full_name: None,
+                hashed_password: hash,
+                disabled: false,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            app.login(username, "wrong").await.status(),
+            401,
+            "{username}"
+        );
+        let token = app.token(username, password).await;
 
-    let stored = db::find_user(&app.db, "legacy").await.unwrap().unwrap();
-    assert!(
-        stored
-            .hashed_password
-            .starts_with("$argon2id$v=19$m=65536,t=3,p=4$"),
-        "{}",
-        stored.hashed_password
-    );
+        let stored = db::find_user(&app.db, username).await.unwrap().unwrap();
+        assert!(
+            stored
+                .hashed_password
+                .starts_with("$argon2id$v=19$m=65536,t=3,p=4$"),
+            "{username}: {}",
+            stored.hashed_password
+        );
+        assert_eq!(
+            stored.token_version, 0,
+            "an upgrade is not a password change"
+        );
+        assert_eq!(
+            app.me(&token).await.status(),
+            200,
+            "the upgrade revokes nothing"
+        );
+        app.token(username, password).await;
+    }
+}
+
+#[tokio::test]
+async fn multipart_bodies_get_the_same_422_and_413() {
+    let app = spawn_app().await;
+    let form = reqwest::multipart::Form::new().text("username", "johndoe");
+    let resp = app
+        .client
+        .post(app.url("/token"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
-        stored.token_version, 0,
-        "an upgrade is not a password change"
+        parts(resp, &[]).await,
+        (422, json!({"detail": [missing("password")]}), vec![])
     );
+
+    let form = reqwest::multipart::Form::new()
+        .text("username", "johndoe")
+        .text("password", "secret")
+        .text("scope", "s".repeat(16 * 1024));
+    let resp = app
+        .client
+        .post(app.url("/token"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
-        app.me(&token).await.status(),
-        200,
-        "the upgrade revokes nothing"
+        parts(resp, &[]).await,
+        (413, json!({"detail": "Request body too large"}), vec![])
     );
-    app.token("legacy", "legacy-pass").await;
 }
 
 #[tokio::test]
 async fn saturated_hashing_answers_503_with_retry_after_and_recovers() {
-    let app = spawn_app().await;
-    let logins = (0..64).map(|_| app.login("johndoe", "secret"));
+    // One worker and one queue slot: 16 simultaneous logins cannot all be taken.
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.hash_workers = Some(1);
+        s.hash_queue_per_worker = 1;
+    })
+    .await;
+    let logins = (0..16).map(|_| app.login("johndoe", "secret"));
     let responses = futures_util::future::join_all(logins).await;
     let mut busy = 0;
     for resp in responses {
@@ -345,10 +399,28 @@ async fn saturated_hashing_answers_503_with_retry_after_and_recovers() {
         }
     }
     assert!(
-        busy > 0,
-        "64 simultaneous logins should overflow a queue of 8 per core"
+        busy >= 14,
+        "at most 2 of 16 simultaneous logins fit; {busy} were refused"
     );
-    assert_eq!(app.login("johndoe", "secret").await.status(), 200);
+    assert_eq!(
+        app.login("johndoe", "secret").await.status(),
+        200,
+        "the service recovers"
+    );
+}
+
+#[tokio::test]
+async fn a_nul_in_the_username_is_just_an_unknown_user() {
+    let app = spawn_app().await;
+    let resp = app.login("john\0doe", "secret").await;
+    assert_eq!(
+        parts(resp, &[]).await,
+        (
+            401,
+            json!({"detail": "Incorrect username or password"}),
+            vec![]
+        )
+    );
 }
 
 /// Unknown users are verified against a dummy hash, so both failures cost one argon2 run.

@@ -328,16 +328,69 @@ async fn issuer_and_audience_are_issued_and_required_when_configured() {
     wrong_aud["aud"] = json!("other");
     let mut no_iss = base.clone();
     no_iss["aud"] = json!("api");
-    for (name, claims) in [
+    let mut no_aud = base.clone();
+    no_aud["iss"] = json!("https://auth.example");
+    let mut wrong_iss = base.clone();
+    wrong_iss["iss"] = json!("https://evil.example");
+    wrong_iss["aud"] = json!("api");
+    let cases = [
         ("no iss/aud", base),
         ("wrong aud", wrong_aud),
         ("no iss", no_iss),
-    ] {
+        ("no aud", no_aud),
+        ("wrong iss", wrong_iss),
+    ];
+    for (name, claims) in cases {
         let token = forge(&header(), &claims, TEST_SECRET);
         assert_eq!(
             me_with(&app, Some(&format!("Bearer {token}"))).await,
             invalid_token(),
             "{name}"
         );
+    }
+}
+
+#[tokio::test]
+async fn expiry_has_a_few_seconds_of_leeway_and_no_more() {
+    let app = spawn_app().await;
+    let t = now();
+    let just_expired = forge(
+        &header(),
+        &json!({"sub": "johndoe", "exp": t - 1, "iat": t - 60, "ver": 0}),
+        TEST_SECRET,
+    );
+    assert_eq!(
+        me_with(&app, Some(&format!("Bearer {just_expired}")))
+            .await
+            .0,
+        200
+    );
+    let expired = forge(
+        &header(),
+        &json!({"sub": "johndoe", "exp": t - 31, "iat": t - 60, "ver": 0}),
+        TEST_SECRET,
+    );
+    assert_eq!(
+        me_with(&app, Some(&format!("Bearer {expired}"))).await,
+        invalid_token()
+    );
+}
+
+#[tokio::test]
+async fn head_works_on_the_protected_routes() {
+    let app = spawn_app().await;
+    let token = app.token("johndoe", "secret").await;
+    for path in ["/users/me/", "/users/me/items/"] {
+        let resp = app
+            .client
+            .head(app.url(path))
+            .header("Authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+        assert_eq!(resp.text().await.unwrap(), "");
+        let anonymous = app.client.head(app.url(path)).send().await.unwrap();
+        assert_eq!(anonymous.status(), 401, "{path}");
     }
 }

@@ -73,6 +73,7 @@ async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
     assert_eq!(pragma("journal_mode").await, "wal");
     assert_eq!(pragma("busy_timeout").await, "5000");
     assert_eq!(pragma("foreign_keys").await, "1");
+    assert_eq!(pragma("synchronous").await, "2", "FULL");
 }
 
 #[tokio::test]
@@ -92,8 +93,35 @@ async fn generated_signing_key_is_stored_and_shared_by_restarts() {
     assert_eq!(stored.len(), 64, "256 bits, hex");
 }
 
-/// A fresh schema on the machine's PostgreSQL, so tests never see each other's tables.
-async fn postgres_schema() -> String {
+/// A fresh schema on the machine's PostgreSQL, so tests never see each other's tables;
+/// dropped again when the guard goes out of scope at the end of a passing test.
+struct PgSchema {
+    name: String,
+    url: String,
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: clean up on a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                if let Ok(admin) = db::connect(POSTGRES_URL).await {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP SCHEMA {name} CASCADE"))
+                        .await;
+                }
+            });
+            Ok::<_, std::io::Error>(())
+        })
+        .join();
+    }
+}
+
+async fn postgres_schema() -> PgSchema {
     let admin = db::connect(POSTGRES_URL)
         .await
         .expect("PostgreSQL on 127.0.0.1:5432");
@@ -105,7 +133,10 @@ async fn postgres_schema() -> String {
         .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
         .await
         .unwrap();
-    format!("{POSTGRES_URL}?options=-c%20search_path%3D{schema}")
+    PgSchema {
+        url: format!("{POSTGRES_URL}?options=-c%20search_path%3D{schema}"),
+        name: schema,
+    }
 }
 
 fn rand_suffix() -> u64 {
@@ -120,21 +151,26 @@ fn rand_suffix() -> u64 {
 
 #[tokio::test]
 async fn postgres_migrations_are_reversible() {
-    let url = postgres_schema().await;
-    let db = db::connect(&url).await.unwrap();
+    let schema = postgres_schema().await;
+    let db = db::connect(&schema.url).await.unwrap();
     migrations_go_up_and_down(&db).await;
 }
 
 #[tokio::test]
 async fn postgres_serves_the_same_login() {
-    let url = postgres_schema().await;
-    let mut settings = Settings::for_database(url);
+    let schema = postgres_schema().await;
+    let mut settings = Settings::for_database(schema.url.clone());
     settings.secret_key = None;
     let app = start(settings, tempfile::tempdir().unwrap()).await;
     let token = app.token("johndoe", "secret").await;
     let me: serde_json::Value = app.me(&token).await.json().await.unwrap();
     assert_eq!(me["username"], "johndoe");
     assert_eq!(app.login("johndoe", "wrong").await.status(), 401);
+    assert_eq!(
+        app.login("john\0doe", "secret").await.status(),
+        401,
+        "PostgreSQL text has no NUL"
+    );
     assert!(!db::create_user_if_absent(
         &app.db,
         db::NewUser {
