@@ -205,9 +205,10 @@ fn json_response(status: StatusCode, body: String) -> Response {
         .body(Body::from_string(body))
 }
 
-/// The error statuses one operation can answer, for its OpenAPI document.
+/// The error statuses one operation can answer, each with what it means there, for the
+/// OpenAPI document.
 pub trait ErrorStatuses: Send + Sync + 'static {
-    const STATUSES: &'static [StatusCode];
+    const STATUSES: &'static [(StatusCode, &'static str)];
 }
 
 /// [`Error`] as returned by an operation whose possible statuses are `S`.
@@ -231,7 +232,10 @@ impl<S> From<ApiError<S>> for poem::Error {
 impl<S: ErrorStatuses> ApiResponse for ApiError<S> {
     fn meta() -> MetaResponses {
         MetaResponses {
-            responses: S::STATUSES.iter().map(|s| documented(*s)).collect(),
+            responses: S::STATUSES
+                .iter()
+                .map(|(status, description)| documented(*status, description))
+                .collect(),
         }
     }
 
@@ -241,26 +245,17 @@ impl<S: ErrorStatuses> ApiResponse for ApiError<S> {
     }
 }
 
-/// How the OpenAPI document describes each error status.
-fn documented(status: StatusCode) -> MetaResponse {
-    let (description, validation, header): (_, _, Option<(&str, &str)>) = match status.as_u16() {
-        400 => ("Inactive user: the account is disabled", false, None),
-        401 => (
-            "Not authenticated, incorrect username or password, or the token could not be validated",
-            false,
-            Some(("WWW-Authenticate", "`Bearer`, or `Bearer error=\"invalid_token\"` for a rejected token")),
-        ),
-        413 => ("Request body larger than 16 KiB", false, None),
-        422 => ("Validation Error", true, None),
-        503 => (
-            "Server busy (password hashing saturated) or storage unavailable; retry later",
-            false,
-            Some(("Retry-After", "Seconds to wait before retrying")),
-        ),
-        500 => ("Internal Server Error; the cause is logged, never shown", false, None),
-        _ => ("Error", false, None),
+/// An error status in the OpenAPI document: its body schema and the headers it carries.
+fn documented(status: StatusCode, description: &'static str) -> MetaResponse {
+    let header = match status {
+        StatusCode::UNAUTHORIZED => Some((
+            "WWW-Authenticate",
+            "`Bearer`, or `Bearer error=\"invalid_token\"` for a rejected token",
+        )),
+        StatusCode::SERVICE_UNAVAILABLE => Some(("Retry-After", "Seconds to wait before retrying")),
+        _ => None,
     };
-    let schema = if validation {
+    let schema = if status == StatusCode::UNPROCESSABLE_ENTITY {
         HttpValidationError::schema_ref()
     } else {
         HttpError::schema_ref()

@@ -1,6 +1,6 @@
 //! `POST /token`: the OAuth2 password grant.
 
-use poem::web::Data;
+use poem::{http::StatusCode, web::Data};
 use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
@@ -55,12 +55,18 @@ pub enum TokenResponse {
 pub enum LoginErrors {}
 
 impl ErrorStatuses for LoginErrors {
-    const STATUSES: &'static [poem::http::StatusCode] = &[
-        poem::http::StatusCode::UNAUTHORIZED,
-        poem::http::StatusCode::PAYLOAD_TOO_LARGE,
-        poem::http::StatusCode::UNPROCESSABLE_ENTITY,
-        poem::http::StatusCode::SERVICE_UNAVAILABLE,
-        poem::http::StatusCode::INTERNAL_SERVER_ERROR,
+    const STATUSES: &'static [(StatusCode, &'static str)] = &[
+        (StatusCode::UNAUTHORIZED, "Incorrect username or password"),
+        (StatusCode::PAYLOAD_TOO_LARGE, "Request body larger than 16 KiB"),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Validation Error: a field is missing, empty or too long, or `grant_type` is not `password`",
+        ),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Server busy (password hashing saturated) or storage unavailable; retry later",
+        ),
+        (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error; the cause is logged, never shown"),
     ];
 }
 

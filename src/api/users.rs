@@ -4,6 +4,7 @@
 //! slash from an operation path, but keeps the one of an API's `prefix_path` when the
 //! operation path is `/`, hence one API type per path.
 
+use poem::http::StatusCode;
 use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
 
 use super::security::OAuth2PasswordBearer;
@@ -66,12 +67,28 @@ impl Example for Item {
 pub enum ProtectedErrors {}
 
 impl ErrorStatuses for ProtectedErrors {
-    const STATUSES: &'static [poem::http::StatusCode] = &[
-        poem::http::StatusCode::BAD_REQUEST,
-        poem::http::StatusCode::UNAUTHORIZED,
-        poem::http::StatusCode::PAYLOAD_TOO_LARGE,
-        poem::http::StatusCode::SERVICE_UNAVAILABLE,
-        poem::http::StatusCode::INTERNAL_SERVER_ERROR,
+    const STATUSES: &'static [(StatusCode, &'static str)] = &[
+        (
+            StatusCode::BAD_REQUEST,
+            "Inactive user: the account is disabled",
+        ),
+        (
+            StatusCode::UNAUTHORIZED,
+            "Not authenticated (no bearer token), or the token could not be validated \
+             (malformed, expired, forged, revoked, or its user is gone)",
+        ),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request body larger than 16 KiB",
+        ),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Storage unavailable; retry later",
+        ),
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error; the cause is logged, never shown",
+        ),
     ];
 }
 
