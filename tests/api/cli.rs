@@ -274,7 +274,10 @@ fn openapi_command_prints_the_committed_document() {
 /// logs one line per request without credentials, and exits 0 on SIGTERM and SIGINT.
 #[tokio::test]
 async fn bare_command_serves_logs_requests_and_stops_cleanly_on_signals() {
-    for signal in ["-TERM", "-INT"] {
+    use nix::sys::signal::{kill, Signal};
+    use nix::unistd::Pid;
+
+    for signal in [Signal::SIGTERM, Signal::SIGINT] {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -322,16 +325,13 @@ async fn bare_command_serves_logs_requests_and_stops_cleanly_on_signals() {
             .unwrap();
         assert_eq!(me.status(), 401);
 
-        let kill = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(kill.success());
+        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+        kill(pid, signal).unwrap();
         let out = tokio::task::spawn_blocking(move || child.wait_with_output())
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(out.status.code(), Some(0), "exit after {signal}");
+        assert_eq!(out.status.code(), Some(0), "exit after {signal:?}");
         let log = stderr(&out);
         assert!(log.contains("method=POST path=/token status=401"), "{log}");
         assert!(
