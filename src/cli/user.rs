@@ -17,13 +17,6 @@ use crate::{
 pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), String> {
     let state = app::prepare(settings).await.map_err(|e| e.to_string())?;
     let db = &state.db;
-    let found = |exists: bool, username: &str| {
-        if exists {
-            Ok(())
-        } else {
-            Err(format!("no user named {username:?}"))
-        }
-    };
     match command {
         UserCommand::Add {
             username,
@@ -58,38 +51,32 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), String
                 .hash(password)
                 .await
                 .map_err(|e| e.to_string())?;
-            found(
-                db::change_password(db, &username, hashed)
-                    .await
-                    .map_err(db_error)?,
+            report(
+                db::change_password(db, &username, hashed).await,
                 &username,
+                "password changed; earlier tokens are revoked",
             )?;
-            println!("password changed for {username}; earlier tokens are revoked");
         }
         UserCommand::Disable { username } => {
-            found(
-                db::set_disabled(db, &username, true)
-                    .await
-                    .map_err(db_error)?,
+            report(
+                db::set_disabled(db, &username, true).await,
                 &username,
+                "disabled; earlier tokens are revoked",
             )?;
-            println!("disabled {username}; earlier tokens are revoked");
         }
         UserCommand::Enable { username } => {
-            found(
-                db::set_disabled(db, &username, false)
-                    .await
-                    .map_err(db_error)?,
+            report(
+                db::set_disabled(db, &username, false).await,
                 &username,
+                "enabled",
             )?;
-            println!("enabled {username}");
         }
         UserCommand::Revoke { username } => {
-            found(
-                db::revoke_tokens(db, &username).await.map_err(db_error)?,
+            report(
+                db::revoke_tokens(db, &username).await,
                 &username,
+                "every earlier token is revoked",
             )?;
-            println!("revoked every token of {username}");
         }
         UserCommand::List => {
             println!(
@@ -109,6 +96,17 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), String
         }
     }
     Ok(())
+}
+
+/// Prints `<username>: <done>` when the change found its user, else says there is none.
+fn report(outcome: Result<bool, sea_orm::DbErr>, username: &str, done: &str) -> Result<(), String> {
+    match outcome.map_err(db_error)? {
+        true => {
+            println!("{username}: {done}");
+            Ok(())
+        }
+        false => Err(format!("no user named {username:?}")),
+    }
 }
 
 fn db_error(e: sea_orm::DbErr) -> String {
