@@ -130,6 +130,7 @@ pub async fn prepare(settings: &Settings) -> Result<AppState, StartupError> {
         .map_or_else(PasswordHasher::cores, usize::from);
     let queue = workers * usize::from(settings.hash_queue_per_worker);
     let hasher = PasswordHasher::new(workers, queue).map_err(StartupError::Workers)?;
+    tracing::debug!(workers, queue, "password hashing pool started");
     Ok(AppState {
         db,
         tokens: Arc::new(tokens),

@@ -54,7 +54,6 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 #[derive(Clone)]
 pub struct PasswordHasher {
     jobs: mpsc::SyncSender<Job>,
-    workers: usize,
 }
 
 impl PasswordHasher {
@@ -78,17 +77,13 @@ impl PasswordHasher {
                     }
                 })?;
         }
-        Ok(Self { jobs, workers })
+        Ok(Self { jobs })
     }
 
     /// The default worker count, one per core: argon2 is CPU-bound, so more workers only
     /// add memory (64 MiB each) and latency, and fewer leave throughput unused.
     pub fn cores() -> usize {
         thread::available_parallelism().map_or(1, |n| n.get())
-    }
-
-    pub fn workers(&self) -> usize {
-        self.workers
     }
 
     /// Checks `password` against `stored`, off the async runtime.
