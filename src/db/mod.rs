@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use sea_orm::{
-    sea_query::{Expr, OnConflict},
+    sea_query::{Expr, OnConflict, SimpleExpr},
     sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
@@ -123,58 +123,49 @@ pub async fn change_password(
     username: &str,
     hashed_password: String,
 ) -> Result<bool, DbErr> {
-    update_and_revoke(
-        db,
-        username,
-        user::Column::HashedPassword,
-        Expr::value(hashed_password),
-    )
-    .await
+    let set = (user::Column::HashedPassword, Expr::value(hashed_password));
+    update_user(db, username, Some(set), Revoke::Yes).await
 }
 
 /// Enables or disables a user; disabling also revokes every token issued before.
 pub async fn set_disabled(db: &Db, username: &str, disabled: bool) -> Result<bool, DbErr> {
-    if disabled {
-        update_and_revoke(db, username, user::Column::Disabled, Expr::value(true)).await
-    } else {
-        let result = user::Entity::update_many()
-            .col_expr(user::Column::Disabled, Expr::value(false))
-            .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
-            .filter(user::Column::Username.eq(username))
-            .exec(db)
-            .await?;
-        Ok(result.rows_affected > 0)
-    }
+    let revoke = if disabled { Revoke::Yes } else { Revoke::No };
+    let set = (user::Column::Disabled, Expr::value(disabled));
+    update_user(db, username, Some(set), revoke).await
 }
 
 /// Revokes every token issued to `username` so far.
 pub async fn revoke_tokens(db: &Db, username: &str) -> Result<bool, DbErr> {
-    update_and_revoke(
-        db,
-        username,
-        user::Column::UpdatedAt,
-        Expr::value(Utc::now()),
-    )
-    .await
+    update_user(db, username, None, Revoke::Yes).await
 }
 
-async fn update_and_revoke(
+#[derive(PartialEq)]
+enum Revoke {
+    Yes,
+    No,
+}
+
+/// Sets one column of `username` (and `updated_at`), bumping `token_version` when
+/// `revoke` says so. Returns whether the user exists.
+async fn update_user(
     db: &Db,
     username: &str,
-    column: user::Column,
-    value: sea_orm::sea_query::SimpleExpr,
+    set: Option<(user::Column, SimpleExpr)>,
+    revoke: Revoke,
 ) -> Result<bool, DbErr> {
-    let result = user::Entity::update_many()
-        .col_expr(column, value)
-        .col_expr(
+    let mut update = user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(user::Column::Username.eq(username));
+    if let Some((column, value)) = set {
+        update = update.col_expr(column, value);
+    }
+    if revoke == Revoke::Yes {
+        update = update.col_expr(
             user::Column::TokenVersion,
             Expr::col(user::Column::TokenVersion).add(1),
-        )
-        .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
-        .filter(user::Column::Username.eq(username))
-        .exec(db)
-        .await?;
-    Ok(result.rows_affected > 0)
+        );
+    }
+    Ok(update.exec(db).await?.rows_affected > 0)
 }
 
 /// Replaces an outdated hash after a successful login, without revoking tokens.

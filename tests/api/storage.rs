@@ -171,6 +171,18 @@ async fn postgres_serves_the_same_login() {
         401,
         "PostgreSQL text has no NUL"
     );
+
+    // Each revoking update runs on PostgreSQL too.
+    assert!(db::revoke_tokens(&app.db, "johndoe").await.unwrap());
+    assert_eq!(app.me(&token).await.status(), 401, "revoked");
+    assert!(db::set_disabled(&app.db, "johndoe", true).await.unwrap());
+    assert!(db::set_disabled(&app.db, "johndoe", false).await.unwrap());
+    let hash = gatehouse::auth::password::hash_password("new-secret").unwrap();
+    assert!(db::change_password(&app.db, "johndoe", hash).await.unwrap());
+    let token = app.token("johndoe", "new-secret").await;
+    assert_eq!(app.me(&token).await.status(), 200);
+    let user = db::find_user(&app.db, "johndoe").await.unwrap().unwrap();
+    assert_eq!((user.token_version, user.disabled), (3, false));
     assert!(!db::create_user_if_absent(
         &app.db,
         db::NewUser {
