@@ -6,8 +6,7 @@ use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use migration::{Migrator, MigratorTrait};
 use poem::{
-    endpoint::make_sync,
-    endpoint::BoxEndpoint,
+    endpoint::{make_sync, BoxEndpoint},
     listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
     middleware::{CatchPanic, SetHeader},
     web::Html,
@@ -190,10 +189,11 @@ async fn seed_demo_users(db: &Db) -> Result<(), sea_orm::DbErr> {
 /// The route table: the API and its documentation, behind the route guard.
 pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Response> {
     let service = api::service();
-    let docs = Docs::new(&service, root_path);
-    let openapi_json = docs.openapi_json;
-    let swagger_ui_html = docs.swagger_ui_html;
-    let redoc_html = docs.redoc_html;
+    let Docs {
+        openapi_json,
+        swagger_ui_html,
+        redoc_html,
+    } = Docs::new(&service, root_path);
 
     Route::new()
         .nest("/", service)

@@ -18,6 +18,8 @@ use poem_openapi::{
 };
 use serde_json::Value;
 
+use crate::auth::password::HashError;
+
 /// An error with a human-readable message.
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "HTTPError", example)]
@@ -119,6 +121,15 @@ pub enum Error {
     Database(#[from] sea_orm::DbErr),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<HashError> for Error {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => Error::Busy,
+            other => Error::Internal(other.to_string()),
+        }
+    }
 }
 
 /// Seconds a client should wait before retrying a 503.

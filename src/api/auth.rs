@@ -8,7 +8,7 @@ use super::form::OAuth2PasswordRequestForm;
 use crate::{
     app::AppState,
     auth::{
-        password::{HashError, Verification, DUMMY_HASH},
+        password::{Verification, DUMMY_HASH},
         token::unix_now,
     },
     db::{self, user},
@@ -30,10 +30,10 @@ pub struct Token {
 impl Example for Token {
     fn example() -> Self {
         Token {
-        access_token: "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiZXhwIjoxNzk2MjQ2MDAwLCJpYXQiOjE3OTYyNDQyMDAsInZlciI6MH0.c2lnbmF0dXJl".to_owned(),
-        token_type: "bearer".to_owned(),
-        expires_in: 1800,
-    }
+            access_token: "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiZXhwIjoxNzk2MjQ2MDAwLCJpYXQiOjE3OTYyNDQyMDAsInZlciI6MH0.c2lnbmF0dXJl".to_owned(),
+            token_type: "bearer".to_owned(),
+            expires_in: 1800,
+        }
     }
 }
 
@@ -137,13 +137,4 @@ async fn authenticate(
         }
     }
     Ok(user)
-}
-
-impl From<HashError> for Error {
-    fn from(e: HashError) -> Self {
-        match e {
-            HashError::Busy => Error::Busy,
-            other => Error::Internal(other.to_string()),
-        }
-    }
 }

@@ -136,29 +136,30 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
 
 /// Checks `password` against a stored argon2 or bcrypt hash. Blocking.
 pub fn verify_password(password: &str, stored: &str) -> Verification {
-    let matched = if is_bcrypt(stored) {
-        bcrypt::verify(password, stored).unwrap_or(false)
+    let (matched, current) = if is_bcrypt(stored) {
+        (bcrypt::verify(password, stored).unwrap_or(false), false)
     } else {
         match PasswordHash::new(stored) {
             // The hash carries its own algorithm and parameters; `verify_password` uses them.
-            Ok(hash) => Argon2::default()
-                .verify_password(password.as_bytes(), &hash)
-                .is_ok(),
+            Ok(hash) => (
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &hash)
+                    .is_ok(),
+                is_current(&hash),
+            ),
             Err(e) => {
                 tracing::warn!(error = %e, "stored password hash is not in a known format");
-                false
+                (false, false)
             }
         }
     };
-    if !matched {
-        return Verification::Mismatch;
+    match (matched, current) {
+        (false, _) => Verification::Mismatch,
+        (true, true) => Verification::Match { rehash: None },
+        (true, false) => Verification::Match {
+            rehash: hash_password(password).ok(),
+        },
     }
-    let rehash = if is_current(stored) {
-        None
-    } else {
-        hash_password(password).ok()
-    };
-    Verification::Match { rehash }
 }
 
 fn is_bcrypt(stored: &str) -> bool {
@@ -167,12 +168,9 @@ fn is_bcrypt(stored: &str) -> bool {
         .any(|p| stored.starts_with(p))
 }
 
-/// Whether `stored` is argon2id v19 with exactly the current parameters.
-fn is_current(stored: &str) -> bool {
-    let Ok(hash) = PasswordHash::new(stored) else {
-        return false;
-    };
-    let Ok(params) = Params::try_from(&hash) else {
+/// Whether `hash` is argon2id v19 with exactly the current parameters.
+fn is_current(hash: &PasswordHash<'_>) -> bool {
+    let Ok(params) = Params::try_from(hash) else {
         return false;
     };
     hash.algorithm == Algorithm::Argon2id.ident()
@@ -208,8 +206,8 @@ mod tests {
             hash.starts_with("$argon2id$v=19$m=65536,t=3,p=4$"),
             "{hash}"
         );
-        assert!(is_current(&hash));
-        assert!(is_current(DUMMY_HASH));
+        assert!(is_current(&PasswordHash::new(&hash).unwrap()));
+        assert!(is_current(&PasswordHash::new(DUMMY_HASH).unwrap()));
     }
 
     #[test]
@@ -219,7 +217,7 @@ mod tests {
         else {
             panic!("bcrypt hash did not verify");
         };
-        assert!(is_current(&new));
+        assert!(is_current(&PasswordHash::new(&new).unwrap()));
         assert_eq!(verify_password("nope", bcrypt), Verification::Mismatch);
 
         let weak = "$argon2id$v=19$m=19456,t=2,p=1$CW+CpFWFO1+meCaQe66xgA$3uXlrP6Lf9gRp4jJpC6AwYHn5/iJlk6rc7EfhnMovow";
