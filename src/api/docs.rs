@@ -20,7 +20,7 @@ impl Docs {
     /// Authorize button and "Try it out" reach the service through the proxy.
     pub fn new(service: &OpenApiService<Api, ()>, root_path: &str) -> Self {
         let generated = service.spec();
-        let openapi_json = with_root_path(&generated, root_path);
+        let openapi_json = document(&generated, root_path);
         // The pages embed the generated document verbatim; swap in the served one.
         let embed = |html: String| html.replacen(&generated, &openapi_json, 1);
         Self {
@@ -32,17 +32,31 @@ impl Docs {
     }
 }
 
-/// The OpenAPI document (pretty JSON) as served under `root_path`; unchanged when empty.
-pub fn with_root_path(document: &str, root_path: &str) -> String {
-    if root_path.is_empty() {
-        return document.to_owned();
-    }
-    let Ok(mut doc) = serde_json::from_str::<Value>(document) else {
-        return document.to_owned();
+/// The OpenAPI document (pretty JSON) as served under `root_path`, from poem-openapi's
+/// `generated` one.
+///
+/// Every OAuth2 flow gets its `scopes` map, which OpenAPI 3.0 requires even when empty:
+/// poem-openapi leaves an empty one out, and strict readers (progenitor) refuse the
+/// document without it.
+pub fn document(generated: &str, root_path: &str) -> String {
+    let Ok(mut doc) = serde_json::from_str::<Value>(generated) else {
+        return generated.to_owned();
     };
-    doc["servers"] = json!([{ "url": root_path }]);
-    let token_url = &mut doc["components"]["securitySchemes"][security::SCHEME_NAME]["flows"]
-        ["password"]["tokenUrl"];
-    *token_url = json!(format!("{root_path}{}", security::TOKEN_URL));
-    serde_json::to_string_pretty(&doc).unwrap_or_else(|_| document.to_owned())
+    if let Some(schemes) = doc["components"]["securitySchemes"].as_object_mut() {
+        for flow in schemes
+            .values_mut()
+            .filter_map(|scheme| scheme.get_mut("flows")?.as_object_mut())
+            .flat_map(|flows| flows.values_mut())
+            .filter_map(Value::as_object_mut)
+        {
+            flow.entry("scopes").or_insert_with(|| json!({}));
+        }
+    }
+    if !root_path.is_empty() {
+        doc["servers"] = json!([{ "url": root_path }]);
+        let token_url = &mut doc["components"]["securitySchemes"][security::SCHEME_NAME]["flows"]
+            ["password"]["tokenUrl"];
+        *token_url = json!(format!("{root_path}{}", security::TOKEN_URL));
+    }
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|_| generated.to_owned())
 }

@@ -5,7 +5,7 @@ mod user;
 use std::process::ExitCode;
 
 use crate::{
-    api::{self, docs::with_root_path},
+    api::{self, docs},
     app::{self, App},
     config::{Cli, Command, ServeArgs},
     telemetry,
@@ -39,7 +39,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Openapi => {
             println!(
                 "{}",
-                with_root_path(&api::service().spec(), &settings.root_path)
+                docs::document(&api::service().spec(), &settings.root_path)
             );
             Ok(())
         }
