@@ -19,6 +19,7 @@ pub fn service() -> OpenApiService<Api, ()> {
         "gatehouse",
         env!("CARGO_PKG_VERSION"),
     )
+    .license(env!("CARGO_PKG_LICENSE"))
     .description(
         "OAuth2 password flow with JWT bearer tokens, compatible with the FastAPI tutorial \
          \"OAuth2 with Password (and hashing), Bearer with JWT tokens\". Every error body is \

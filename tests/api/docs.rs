@@ -46,6 +46,7 @@ async fn document_declares_the_tutorial_contract() {
             "flows": {"password": {"tokenUrl": "/token", "scopes": {}}}
         }})
     );
+    assert_eq!(doc["servers"], json!([{"url": "/"}]));
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for name in [
         "Token",
