@@ -10,7 +10,7 @@ use futures_util::stream;
 use poem::{Request, RequestBody};
 use poem_openapi::{
     registry::{MetaMediaType, MetaRequest, Registry},
-    types::Password,
+    types::{Example, Password},
     ApiExtractor, ApiExtractorType, ExtractParamOptions, Object,
 };
 use secrecy::SecretString;
@@ -31,7 +31,11 @@ const MASKED: &str = "**********";
 
 /// The login form as the OpenAPI document describes it (FastAPI's schema name).
 #[derive(Debug, Object)]
-#[oai(rename = "Body_login_for_access_token_token_post")]
+#[oai(
+    rename = "Body_login_for_access_token_token_post",
+    example,
+    skip_serializing_if_is_none
+)]
 struct LoginFormSchema {
     /// Must be `password` when sent.
     #[oai(validator(pattern = r"^password$"))]
@@ -46,6 +50,21 @@ struct LoginFormSchema {
     scope: String,
     client_id: Option<String>,
     client_secret: Option<Password>,
+}
+
+/// The demo user's login (`serve --demo`), so "Try it out" and example-driven tools
+/// reach the success path.
+impl Example for LoginFormSchema {
+    fn example() -> Self {
+        Self {
+            grant_type: Some("password".to_owned()),
+            username: "johndoe".to_owned(),
+            password: Password("secret".to_owned()),
+            scope: String::new(),
+            client_id: None,
+            client_secret: None,
+        }
+    }
 }
 
 /// A validated login form.
