@@ -37,8 +37,8 @@ const MASKED: &str = "**********";
     skip_serializing_if_is_none
 )]
 struct LoginFormSchema {
-    /// Must be `password` when sent.
-    #[oai(validator(pattern = r"^password$"))]
+    /// Must be `password` when sent; empty counts as not sent.
+    #[oai(validator(pattern = r"^(password)?$"))]
     grant_type: Option<String>,
     #[oai(validator(min_length = 1, max_length = 128))]
     username: String,
