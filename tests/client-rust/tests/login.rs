@@ -1,0 +1,162 @@
+//! The progenitor client, generated from the committed document, against the real service.
+
+mod snippet;
+
+use gatehouse::{
+    app::App,
+    config::{ServeArgs, Settings},
+};
+use gatehouse_client::{types, Client, Error};
+use secrecy::SecretString;
+use tempfile::TempDir;
+
+/// The service on a free port with a fresh database and the demo users.
+struct Service {
+    base_url: String,
+    _dir: TempDir,
+}
+
+async fn start_service() -> Service {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("gatehouse.db").display()
+    );
+    let mut settings = Settings::for_database(url);
+    settings.secret_key = Some(SecretString::from(
+        "client-test-secret-key-that-is-long-enough-0123",
+    ));
+    let serve = ServeArgs {
+        bind: "127.0.0.1:0".parse().expect("address"),
+        demo: true,
+    };
+    let app = App::build(&settings, &serve).await.expect("app starts");
+    let base_url = format!("http://{}", app.local_addr());
+    tokio::spawn(app.run_until_stopped());
+    Service {
+        base_url,
+        _dir: dir,
+    }
+}
+
+fn login_form(username: &str, password: &str) -> types::BodyLoginForAccessTokenTokenPost {
+    types::BodyLoginForAccessTokenTokenPost {
+        username: username.parse().expect("valid username"),
+        password: password.parse().expect("valid password"),
+        grant_type: Some("password".parse().expect("valid grant_type")),
+        scope: String::new(),
+        client_id: None,
+        client_secret: None,
+    }
+}
+
+#[tokio::test]
+async fn generated_client_logs_in_and_reads_the_user_and_the_items() {
+    let service = start_service().await;
+
+    let (user, items) = snippet::read_me(&service.base_url, "johndoe", "secret")
+        .await
+        .expect("the README's Rust snippet runs");
+
+    assert_eq!(user.username, "johndoe");
+    assert_eq!(user.email.as_deref(), Some("johndoe@example.com"));
+    assert_eq!(user.full_name.as_deref(), Some("John Doe"));
+    assert!(!user.disabled);
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0].item_id, "Foo");
+    assert_eq!(items[0].owner, "johndoe");
+}
+
+#[tokio::test]
+async fn generated_client_reads_the_token_and_its_cache_headers() {
+    let service = start_service().await;
+
+    let response = Client::new(&service.base_url)
+        .login_for_access_token_token_post(&login_form("johndoe", "secret"))
+        .await
+        .expect("login succeeds");
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let token = response.into_inner();
+    assert_eq!(token.token_type, "bearer");
+    assert_eq!(token.expires_in, 1800);
+    assert_eq!(token.access_token.split('.').count(), 3);
+}
+
+#[tokio::test]
+async fn generated_client_reports_a_wrong_password_as_a_typed_401() {
+    let service = start_service().await;
+
+    let err = Client::new(&service.base_url)
+        .login_for_access_token_token_post(&login_form("johndoe", "wrong"))
+        .await
+        .expect_err("login fails");
+
+    let Error::ErrorResponse(response) = err else {
+        panic!("expected a documented error response, got {err:?}");
+    };
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        response.into_inner().detail,
+        "Incorrect username or password"
+    );
+}
+
+#[tokio::test]
+async fn generated_client_reports_a_missing_token_as_a_typed_401() {
+    let service = start_service().await;
+
+    let err = Client::new(&service.base_url)
+        .read_users_me_users_me_get()
+        .await
+        .expect_err("no token");
+
+    let Error::ErrorResponse(response) = err else {
+        panic!("expected a documented error response, got {err:?}");
+    };
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.into_inner().detail, "Not authenticated");
+}
+
+/// progenitor keeps one error schema per operation (see build.rs), so `/token`'s 422 is not
+/// typed: it arrives as the raw response. 600 two-byte characters pass the document's
+/// `maxLength` in characters but not the service's 1024-byte limit.
+#[tokio::test]
+async fn generated_client_sees_a_422_as_an_unexpected_response_with_its_body() {
+    let service = start_service().await;
+
+    let err = Client::new(&service.base_url)
+        .login_for_access_token_token_post(&login_form("johndoe", &"é".repeat(600)))
+        .await
+        .expect_err("password too long");
+
+    let Error::UnexpectedResponse(response) = err else {
+        panic!("expected the raw 422, got {err:?}");
+    };
+    assert_eq!(response.status(), 422);
+    let body: serde_json::Value = response.json().await.expect("json body");
+    assert_eq!(body["detail"][0]["type"], "string_too_long");
+    assert_eq!(
+        body["detail"][0]["loc"],
+        serde_json::json!(["body", "password"])
+    );
+}
+
+#[test]
+fn generated_types_enforce_the_documented_form_limits() {
+    assert!(""
+        .parse::<types::BodyLoginForAccessTokenTokenPostUsername>()
+        .is_err());
+    assert!("a"
+        .repeat(129)
+        .parse::<types::BodyLoginForAccessTokenTokenPostUsername>()
+        .is_err());
+    assert!("client_credentials"
+        .parse::<types::BodyLoginForAccessTokenTokenPostGrantType>()
+        .is_err());
+    assert!("password"
+        .parse::<types::BodyLoginForAccessTokenTokenPostGrantType>()
+        .is_ok());
+}
