@@ -1,0 +1,117 @@
+// Swagger UI in headless Chromium: Authorize with the password flow, then "Try it out".
+//
+//   GATEHOUSE_URL=BASE_URL SCREENSHOT=FILE.png node --test browser/swagger-ui.mjs
+//
+// BASE_URL is where the API is served (http://127.0.0.1:PORT, or with a proxy prefix);
+// the page is BASE_URL/docs. Every request the page makes must stay on BASE_URL's origin.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+
+import { chromium } from "playwright-core";
+
+const baseUrl = process.env.GATEHOUSE_URL ?? "";
+const screenshot = process.env.SCREENSHOT ?? "";
+assert.ok(baseUrl && screenshot, "set GATEHOUSE_URL and SCREENSHOT");
+const origin = new URL(baseUrl).origin;
+
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/** Runs `body(page, requests)` in a fresh browser profile; `requests` lists every URL the page fetched. */
+async function withPage(body) {
+  const profile = mkdtempSync(join(tmpdir(), "gatehouse-chromium-"));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: CHROMIUM_ARGS,
+    viewport: { width: 1280, height: 1600 },
+  });
+  const requests = [];
+  context.on("request", (request) => requests.push(request.url()));
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(15_000);
+    await page.goto(`${baseUrl}/docs`);
+    await page.locator(".swagger-ui button.authorize").first().waitFor();
+    await body(page, requests);
+  } finally {
+    await context.close();
+    rmSync(profile, { recursive: true, force: true });
+  }
+  const offsite = requests.filter((url) => new URL(url).origin !== origin);
+  assert.deepEqual(offsite, [], `requests that left ${origin}`);
+}
+
+/** Authorize dialog: the password flow with `username` / `password`; returns the token response. */
+async function authorize(page, username, password) {
+  await page.locator(".swagger-ui button.authorize").first().click();
+  await page.locator("#oauth_username").fill(username);
+  await page.locator("#oauth_password").fill(password);
+  const tokenResponse = page.waitForResponse((r) => r.request().method() === "POST");
+  await page.locator(".auth-btn-wrapper button.authorize").click();
+  return tokenResponse;
+}
+
+/** "Try it out" on GET /users/me/; returns the status and body Swagger UI shows. */
+async function tryReadUsersMe(page) {
+  const operation = page.locator("#operations-default-read_users_me_users_me__get");
+  await operation.locator(".opblock-summary").first().click();
+  await operation.locator("button.try-out__btn").click();
+  await operation.locator("button.execute").click();
+  const response = operation.locator(".live-responses-table tbody tr.response").first();
+  await response.waitFor();
+  const status = (await response.locator(".response-col_status").innerText()).trim();
+  const body = await response.locator(".response-col_description pre.microlight").first().innerText();
+  return { status, body, operation };
+}
+
+test(`Swagger UI at ${baseUrl}/docs logs in as johndoe and reads /users/me/`, async () => {
+  await withPage(async (page, requests) => {
+    const token = await authorize(page, "johndoe", "secret");
+    assert.equal(token.url(), `${baseUrl}/token`, "the token request follows tokenUrl");
+    assert.equal(token.status(), 200);
+    // Authorized: the dialog now offers to log out.
+    await page.locator('.auth-btn-wrapper button[aria-label="Remove authorization"]').waitFor();
+    await page.locator("button.close-modal").click();
+
+    const { status, body, operation } = await tryReadUsersMe(page);
+    assert.equal(status, "200");
+    assert.deepEqual(JSON.parse(body), {
+      username: "johndoe",
+      email: "johndoe@example.com",
+      full_name: "John Doe",
+      disabled: false,
+    });
+    assert.ok(requests.includes(`${baseUrl}/users/me/`), "Try it out called the API");
+    await operation.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: screenshot });
+  });
+});
+
+test(`Swagger UI at ${baseUrl}/docs shows the 401 of a wrong password`, async () => {
+  await withPage(async (page) => {
+    const token = await authorize(page, "johndoe", "wrong");
+    assert.equal(token.url(), `${baseUrl}/token`);
+    assert.equal(token.status(), 401);
+    assert.deepEqual(await token.json(), { detail: "Incorrect username or password" });
+    const error = page.locator(".auth-container .errors").first();
+    await error.waitFor();
+    assert.match(await error.innerText(), /auth error\s*Error: Unauthorized/i);
+    await page.locator("button.close-modal").click();
+
+    const { status, body } = await tryReadUsersMe(page);
+    assert.equal(status, "401");
+    assert.deepEqual(JSON.parse(body), { detail: "Not authenticated" });
+  });
+});

@@ -1,0 +1,58 @@
+"""Every status that schemathesis saw is documented for its operation.
+
+    python statuses_documented.py OPENAPI_JSON HAR_FILE
+
+Reads the statuses from the document itself, so a status added to the service without
+being documented, or dropped from the document while still answered, fails here. Requests
+with a method the document does not declare for a path (schemathesis' unsupported-method
+probes) must have been answered 405.
+"""
+
+import collections
+import json
+import sys
+from urllib.parse import urlsplit
+
+
+def main(document_path, har_path):
+    with open(document_path) as f:
+        document = json.load(f)
+    with open(har_path) as f:
+        har = json.load(f)
+
+    seen = collections.Counter()
+    for entry in har["log"]["entries"]:
+        request = entry["request"]
+        path = urlsplit(request["url"]).path
+        seen[(request["method"].upper(), path, entry["response"]["status"])] += 1
+    if not seen:
+        print("no requests recorded")
+        return 1
+
+    problems = []
+    for (method, path, status), count in sorted(seen.items()):
+        operation = document["paths"].get(path, {}).get(method.lower())
+        if operation is None:
+            verdict = "ok (undeclared method)" if status == 405 else "NOT 405"
+            if status != 405:
+                problems.append(f"{method} {path} is not an operation but answered {status}")
+        else:
+            documented = operation["responses"]
+            ok = str(status) in documented or f"{str(status)[0]}XX" in documented
+            verdict = "documented" if ok else "UNDOCUMENTED"
+            if not ok:
+                problems.append(f"{method} {path} answered {status}, not in {sorted(documented)}")
+        print(f"{count:6d}  {method:7s} {path:20s} {status}  {verdict}")
+
+    for path, item in document["paths"].items():
+        for method in item:
+            if (method.upper(), path, 200) not in seen:
+                problems.append(f"{method.upper()} {path} never answered 200: was the login configured?")
+
+    for problem in problems:
+        print(f"problem: {problem}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
