@@ -9,7 +9,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::db::DEFAULT_DATABASE_URL;
+use crate::{
+    auth::throttle::{Limit, LoginLimits},
+    db::DEFAULT_DATABASE_URL,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -132,6 +135,19 @@ pub struct Settings {
     #[arg(long, env = "HASH_QUEUE_PER_WORKER", default_value_t = 8, global = true,
           hide_env_values = true, value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub hash_queue_per_worker: u16,
+    /// Failed logins per account in an hour before `/token` answers 429 for it.
+    #[arg(long, env = "MAX_FAILED_LOGINS_PER_ACCOUNT", default_value_t = 100, global = true,
+          hide_env_values = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_failed_logins_per_account: u32,
+    /// Failed logins per client address in a minute before `/token` answers 429 to it.
+    #[arg(long, env = "MAX_FAILED_LOGINS_PER_ADDRESS", default_value_t = 20, global = true,
+          hide_env_values = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_failed_logins_per_address: u32,
+    /// Seconds a client gets to send a request's headers, and again its body; also how
+    /// long an idle keep-alive connection stays open.
+    #[arg(long, env = "CLIENT_TIMEOUT_SECS", default_value_t = 10, global = true,
+          hide_env_values = true, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub client_timeout_secs: u64,
 }
 
 /// `SECRET_KEY` when set, even empty: an empty key is refused at start, not ignored.
@@ -155,6 +171,23 @@ impl Settings {
         Duration::from_secs(self.access_token_expire_minutes * 60)
     }
 
+    pub fn client_timeout(&self) -> Duration {
+        Duration::from_secs(self.client_timeout_secs)
+    }
+
+    pub fn login_limits(&self) -> LoginLimits {
+        LoginLimits {
+            per_account: Limit {
+                max_failures: self.max_failed_logins_per_account,
+                window_secs: 3600,
+            },
+            per_address: Limit {
+                max_failures: self.max_failed_logins_per_address,
+                window_secs: 60,
+            },
+        }
+    }
+
     /// Defaults with the given database, for tests and tools.
     pub fn for_database(database_url: impl Into<String>) -> Self {
         Self {
@@ -168,6 +201,9 @@ impl Settings {
             log_format: "text".to_owned(),
             hash_workers: None,
             hash_queue_per_worker: 8,
+            max_failed_logins_per_account: 100,
+            max_failed_logins_per_address: 20,
+            client_timeout_secs: 10,
         }
     }
 }

@@ -239,6 +239,39 @@ mod tests {
         );
     }
 
+    /// A token of exactly `len` bytes signed with [`authority`]'s key, if padding reaches it.
+    fn token_of_length(len: usize, now: u64) -> Option<String> {
+        let key = EncodingKey::from_secret(&[7u8; 32]);
+        // The payload is base64 of the claims: about 4/3 of the pad, plus a fixed part.
+        (len * 3 / 4 - 200..len).find_map(|pad| {
+            let claims = serde_json::json!({"sub": "johndoe", "exp": now + 600, "iat": now,
+                                            "ver": 0, "pad": "x".repeat(pad)});
+            let token =
+                jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
+            (token.len() == len).then_some(token)
+        })
+    }
+
+    #[test]
+    fn token_limit_is_8_kib_checked_before_decoding() {
+        let auth = authority();
+        let now = unix_now();
+        let at_limit = token_of_length(MAX_TOKEN_BYTES, now).unwrap();
+        assert_eq!(
+            auth.validate_access_token(&at_limit, now).unwrap().sub,
+            "johndoe"
+        );
+        // Longer, even well-formed and correctly signed, is refused unread. (Base64 skips
+        // some lengths, so the first signable one past the limit.)
+        let over = (MAX_TOKEN_BYTES + 1..MAX_TOKEN_BYTES + 5)
+            .find_map(|len| token_of_length(len, now))
+            .unwrap();
+        assert!(matches!(
+            auth.validate_access_token(&over, now),
+            Err(TokenError::TooLong)
+        ));
+    }
+
     #[test]
     fn key_is_not_printed_by_debug() {
         let key = SigningKey::new(b"0123456789abcdef0123456789abcdef".to_vec()).unwrap();

@@ -174,3 +174,27 @@ pub async fn parts(resp: reqwest::Response, headers: &[&str]) -> (u16, Value, Ve
     };
     (status, body, values)
 }
+
+impl TestApp {
+    /// `host:port` of the app, for raw TCP clients.
+    pub fn host_port(&self) -> &str {
+        self.address.trim_start_matches("http://")
+    }
+
+    /// Sends `request` as raw bytes and reads until the server closes the connection (or
+    /// 10 s pass); returns what it answered.
+    pub async fn raw_exchange(&self, request: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.host_port())
+            .await
+            .expect("connect");
+        stream.write_all(request).await.expect("write request");
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut answer),
+        );
+        let _ = read.await.expect("server answered and closed within 10 s");
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+}

@@ -5,7 +5,9 @@
 mod cli;
 mod docs;
 mod helpers;
+mod limits;
 mod login;
 mod protected;
 mod routing;
 mod storage;
+mod throttle;
