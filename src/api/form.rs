@@ -276,3 +276,83 @@ mod tests {
         assert_eq!(ok.username, "b");
     }
 }
+
+/// Property tests: any body, of any declared type, parses to fields or to nothing, and
+/// validation answers for every field set: never a panic. Cases are bounded
+/// (`PROPTEST_CASES`, default 256); a failing input is kept in `proptest-regressions/`
+/// and becomes a regression test.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn parse(content_type: &str, body: Vec<u8>) -> Vec<(String, String)> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(parse_fields(content_type, bytes::Bytes::from(body)))
+    }
+
+    fn content_type() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("application/x-www-form-urlencoded".to_owned()),
+            Just("multipart/form-data; boundary=XyZ".to_owned()),
+            "multipart/form-data; boundary=[ -~]{0,80}",
+            "[ -~]{0,60}",
+        ]
+    }
+
+    /// Multipart bodies that are nearly right, so the parser gets past the boundary.
+    fn multipart_body() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(("[a-z_]{0,12}", any::<Vec<u8>>()), 0..4).prop_map(|parts| {
+            let mut body = Vec::new();
+            for (name, value) in parts {
+                body.extend_from_slice(
+                    format!("--XyZ\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
+                        .as_bytes(),
+                );
+                body.extend_from_slice(&value);
+                body.extend_from_slice(b"\r\n");
+            }
+            body.extend_from_slice(b"--XyZ--\r\n");
+            body
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_body_parses_and_validates_without_panicking(
+            content_type in content_type(),
+            body in prop_oneof![any::<Vec<u8>>(), multipart_body()],
+        ) {
+            let fields = parse(&content_type, body);
+            let _ = OAuth2PasswordRequestForm::validate(&fields);
+        }
+
+        #[test]
+        fn urlencoded_credentials_round_trip_within_the_limits(
+            username in "\\PC{1,140}",
+            password in "\\PC{1,300}",
+        ) {
+            let body = form_urlencoded::Serializer::new(String::new())
+                .append_pair("username", &username)
+                .append_pair("password", &password)
+                .finish();
+            let fields = parse("application/x-www-form-urlencoded", body.into_bytes());
+            let valid = username.chars().count() <= MAX_USERNAME_CHARS
+                && password.len() <= MAX_PASSWORD_BYTES;
+            match OAuth2PasswordRequestForm::validate(&fields) {
+                Ok(form) => {
+                    prop_assert!(valid);
+                    prop_assert_eq!(form.username, username);
+                }
+                Err(Error::Validation(errors)) => {
+                    prop_assert!(!valid);
+                    prop_assert!(errors.iter().all(|e| e.kind == "string_too_long"));
+                }
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+    }
+}
