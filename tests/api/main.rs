@@ -4,6 +4,7 @@
 
 mod cli;
 mod docs;
+mod flood;
 mod helpers;
 mod limits;
 mod login;
