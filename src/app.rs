@@ -4,6 +4,7 @@
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
+use ipnet::IpNet;
 use migration::{Migrator, MigratorTrait};
 use poem::{
     endpoint::{make_sync, BoxEndpoint},
@@ -46,6 +47,8 @@ pub struct AppState {
     pub login_limits: LoginLimits,
     /// How long a client may take to send a request body.
     pub client_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<[IpNet]>,
 }
 
 /// Why the service could not start; each says what to fix.
@@ -145,6 +148,7 @@ pub async fn prepare(settings: &Settings) -> Result<AppState, StartupError> {
         hasher,
         login_limits: settings.login_limits(),
         client_timeout: settings.client_timeout(),
+        trusted_proxies: settings.trusted_proxies.clone().into(),
     })
 }
 

@@ -4,9 +4,14 @@
 //! (`--secret-key-file`), never from argv where `ps` would show it, and is held as a
 //! secret type that cannot be printed.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
 use secrecy::SecretString;
 
 use crate::{
@@ -148,11 +153,24 @@ pub struct Settings {
     #[arg(long, env = "CLIENT_TIMEOUT_SECS", default_value_t = 10, global = true,
           hide_env_values = true, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub client_timeout_secs: u64,
+    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose
+    /// `X-Forwarded-For` names the client; without one, the peer address is the client.
+    #[arg(long, env = "TRUSTED_PROXIES", global = true, hide_env_values = true,
+          value_delimiter = ',', value_parser = parse_proxy)]
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// `SECRET_KEY` when set, even empty: an empty key is refused at start, not ignored.
 fn secret_key_from_env() -> Option<SecretString> {
     std::env::var("SECRET_KEY").ok().map(SecretString::from)
+}
+
+fn parse_proxy(value: &str) -> Result<IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<IpNet>()
+        .or_else(|_| value.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| "must be an IP address or a CIDR range, like 10.0.0.0/8".to_owned())
 }
 
 fn parse_root_path(value: &str) -> Result<String, String> {
@@ -204,6 +222,7 @@ impl Settings {
             max_failed_logins_per_account: 100,
             max_failed_logins_per_address: 20,
             client_timeout_secs: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }

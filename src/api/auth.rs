@@ -2,14 +2,14 @@
 
 use std::net::IpAddr;
 
-use poem::{
-    http::StatusCode,
-    web::{Data, RemoteAddr},
-};
+use poem::{http::StatusCode, web::Data, Request};
 use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
-use super::form::OAuth2PasswordRequestForm;
+use super::{
+    client_addr::{address_key, client_ip},
+    form::OAuth2PasswordRequestForm,
+};
 use crate::{
     app::AppState,
     auth::{
@@ -104,10 +104,11 @@ impl TokenApi {
     async fn login_for_access_token(
         &self,
         state: Data<&AppState>,
-        remote: &RemoteAddr,
+        req: &Request,
         form: OAuth2PasswordRequestForm,
     ) -> Result<TokenResponse, ApiError<LoginErrors>> {
-        let user = throttled_authenticate(&state, remote, &form.username, form.password).await?;
+        let client = client_ip(req, &state.trusted_proxies);
+        let user = throttled_authenticate(&state, client, &form.username, form.password).await?;
         let access_token = state
             .tokens
             .issue_access_token(&user.username, user.token_version, unix_now())
@@ -131,13 +132,14 @@ impl TokenApi {
 /// username exists or not, so it neither costs CPU nor tells which accounts exist.
 async fn throttled_authenticate(
     state: &AppState,
-    remote: &RemoteAddr,
+    client: Option<IpAddr>,
     username: &str,
     password: SecretString,
 ) -> Result<user::Model, Error> {
     let limits = &state.login_limits;
     let account = account_key(username);
-    let address = address_key(remote);
+    // Only a non-TCP transport has no peer address; they all count as one client.
+    let address = client.map_or_else(|| "unknown".to_owned(), address_key);
     let now = throttle::now();
     let (account_window, address_window) =
         login_failure::windows(&state.db, &account, &address).await?;
@@ -181,20 +183,6 @@ async fn throttled_authenticate(
 /// case-sensitive), with NUL, which PostgreSQL text cannot hold, replaced.
 fn account_key(username: &str) -> String {
     username.replace('\0', "\u{fffd}")
-}
-
-/// The client a login is counted against: its IPv4 address, or the /64 of its IPv6
-/// address (one host usually holds a whole /64). Behind a reverse proxy this is the
-/// proxy's address, shared by all its clients.
-fn address_key(remote: &RemoteAddr) -> String {
-    match remote.as_socket_addr().map(|a| a.ip().to_canonical()) {
-        Some(IpAddr::V4(ip)) => ip.to_string(),
-        Some(IpAddr::V6(ip)) => {
-            let [a, b, c, d, ..] = ip.segments();
-            format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
-        }
-        None => remote.to_string(),
-    }
 }
 
 /// The user if `password` is theirs.

@@ -118,3 +118,49 @@ async fn refused_logins_are_not_counted_as_failures() {
         .failures;
     assert_eq!(failures, 2);
 }
+
+/// A wrong login claiming to come from `forwarded_for`; its status.
+async fn wrong_login_via(app: &TestApp, forwarded_for: &str) -> u16 {
+    app.client
+        .post(app.url("/token"))
+        .header("X-Forwarded-For", forwarded_for)
+        .form(&[("username", "johndoe"), ("password", "wrong")])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_address_limit() {
+    let app = spawn_app_with(|s| {
+        s.max_failed_logins_per_account = 1000;
+        s.max_failed_logins_per_address = 2;
+        s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(wrong_login_via(&app, "198.51.100.1").await, 401);
+    }
+    assert_eq!(wrong_login_via(&app, "198.51.100.1").await, 429);
+    // Another client behind the same proxy is not affected.
+    assert_eq!(wrong_login_via(&app, "198.51.100.2").await, 401);
+    // A client-written hop left of the proxy's own entry changes nothing.
+    assert_eq!(
+        wrong_login_via(&app, "203.0.113.5, 198.51.100.1").await,
+        429
+    );
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_x_forwarded_for_is_ignored() {
+    let app = spawn_app_with(|s| {
+        s.max_failed_logins_per_account = 1000;
+        s.max_failed_logins_per_address = 2;
+    })
+    .await;
+    assert_eq!(wrong_login_via(&app, "198.51.100.1").await, 401);
+    assert_eq!(wrong_login_via(&app, "198.51.100.2").await, 401);
+    assert_eq!(wrong_login_via(&app, "198.51.100.3").await, 429);
+}
