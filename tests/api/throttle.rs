@@ -18,17 +18,22 @@ async fn attempt(app: &TestApp, username: &str, password: &str) -> (u16, Value, 
     )
 }
 
+/// An app allowing `per_account` failures an hour and `per_address` a minute.
+async fn app_with_limits(per_account: u32, per_address: u32) -> TestApp {
+    spawn_app_with(|s| {
+        s.max_failed_logins_per_account = per_account;
+        s.max_failed_logins_per_address = per_address;
+    })
+    .await
+}
+
 fn too_many() -> Value {
     json!({"detail": "Too many failed attempts, retry later"})
 }
 
 #[tokio::test]
 async fn account_past_its_failure_limit_gets_429_even_with_the_right_password() {
-    let app = spawn_app_with(|s| {
-        s.max_failed_logins_per_account = 3;
-        s.max_failed_logins_per_address = 1000;
-    })
-    .await;
+    let app = app_with_limits(3, 1000).await;
     for _ in 0..3 {
         assert_eq!(attempt(&app, "johndoe", "wrong").await.0, 401);
     }
@@ -42,11 +47,7 @@ async fn account_past_its_failure_limit_gets_429_even_with_the_right_password() 
 
 #[tokio::test]
 async fn unknown_and_existing_usernames_are_limited_alike() {
-    let app = spawn_app_with(|s| {
-        s.max_failed_logins_per_account = 2;
-        s.max_failed_logins_per_address = 1000;
-    })
-    .await;
+    let app = app_with_limits(2, 1000).await;
     let mut answers = Vec::new();
     for username in ["johndoe", "nobody"] {
         let mut seen = Vec::new();
@@ -62,11 +63,7 @@ async fn unknown_and_existing_usernames_are_limited_alike() {
 
 #[tokio::test]
 async fn successful_login_resets_the_account_counter() {
-    let app = spawn_app_with(|s| {
-        s.max_failed_logins_per_account = 3;
-        s.max_failed_logins_per_address = 1000;
-    })
-    .await;
+    let app = app_with_limits(3, 1000).await;
     for _ in 0..2 {
         assert_eq!(attempt(&app, "johndoe", "wrong").await.0, 401);
     }
@@ -83,11 +80,7 @@ async fn successful_login_resets_the_account_counter() {
 
 #[tokio::test]
 async fn one_address_spraying_many_accounts_hits_the_burst_limit() {
-    let app = spawn_app_with(|s| {
-        s.max_failed_logins_per_account = 1000;
-        s.max_failed_logins_per_address = 3;
-    })
-    .await;
+    let app = app_with_limits(1000, 3).await;
     for username in ["a", "b", "c"] {
         assert_eq!(attempt(&app, username, "wrong").await.0, 401);
     }
@@ -99,11 +92,7 @@ async fn one_address_spraying_many_accounts_hits_the_burst_limit() {
 
 #[tokio::test]
 async fn refused_logins_are_not_counted_as_failures() {
-    let app = spawn_app_with(|s| {
-        s.max_failed_logins_per_account = 2;
-        s.max_failed_logins_per_address = 1000;
-    })
-    .await;
+    let app = app_with_limits(2, 1000).await;
     for _ in 0..2 {
         assert_eq!(attempt(&app, "johndoe", "wrong").await.0, 401);
     }
@@ -155,11 +144,7 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_address_limit(
 
 #[tokio::test]
 async fn without_trusted_proxies_x_forwarded_for_is_ignored() {
-    let app = spawn_app_with(|s| {
-        s.max_failed_logins_per_account = 1000;
-        s.max_failed_logins_per_address = 2;
-    })
-    .await;
+    let app = app_with_limits(1000, 2).await;
     assert_eq!(wrong_login_via(&app, "198.51.100.1").await, 401);
     assert_eq!(wrong_login_via(&app, "198.51.100.2").await, 401);
     assert_eq!(wrong_login_via(&app, "198.51.100.3").await, 429);
