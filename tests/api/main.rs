@@ -4,8 +4,11 @@
 
 mod cli;
 mod docs;
+mod flood;
 mod helpers;
+mod limits;
 mod login;
 mod protected;
 mod routing;
 mod storage;
+mod throttle;
