@@ -24,6 +24,7 @@ mkdir -p "$work/logs" "$artifacts"
 install_tools() {
   if [ ! -x /usr/bin/chromium ]; then
     echo "== installing chromium (Debian)"
+    export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -o DPkg::Lock::Timeout=600 chromium ||
       { apt-get update && apt-get install -y -o DPkg::Lock::Timeout=600 chromium; }
   fi
@@ -76,7 +77,7 @@ start_service() {
   pids+=($!)
   local addr=""
   for _ in $(seq 100); do
-    addr=$(sed -n 's/.*"addr":"\([0-9.:]*\)".*gatehouse listening.*/\1/p; s/.*gatehouse listening.*"addr":"\([0-9.:]*\)".*/\1/p' "$log" | head -n1)
+    addr=$(grep '"gatehouse listening"' "$log" | sed -n 's/.*"addr":"\([0-9.:]*\)".*/\1/p' || true)
     [ -n "$addr" ] && break
     sleep 0.1
   done
@@ -139,14 +140,14 @@ spec_passes_the_linter() {
 # README), so it reads a copy whose /token body is urlencoded only.
 python_client_logs_in() {
   local out=$work/python
-  rm -rf "$out" && mkdir -p "$out"
-  "$work/venv/bin/python" -c '
+  rm -rf "$out" && mkdir -p "$out" &&
+    "$work/venv/bin/python" -c '
 import json, sys
 doc = json.load(open(sys.argv[1]))
 doc["paths"]["/token"]["post"]["requestBody"]["content"].pop("multipart/form-data")
-json.dump(doc, open(sys.argv[2], "w"), indent=2)' "$document" "$out/openapi-urlencoded.json"
-  (cd "$out" && PATH=$work/venv/bin:$PATH openapi-python-client generate \
-    --path openapi-urlencoded.json --meta none --output-path gatehouse_client) &&
+json.dump(doc, open(sys.argv[2], "w"), indent=2)' "$document" "$out/openapi-urlencoded.json" &&
+    (cd "$out" && PATH=$work/venv/bin:$PATH openapi-python-client generate \
+      --path openapi-urlencoded.json --meta none --output-path gatehouse_client) &&
     GATEHOUSE_URL=$url PYTHONPATH=$out:$here/python \
       "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$here/python"
 }
@@ -159,9 +160,9 @@ typescript_client_logs_in() {
       -o typescript/api.d.ts &&
     node_modules/.bin/tsc -p typescript) || return 1
   # The compiled tests run from target/: they are ES modules and import openapi-fetch.
-  echo '{"type": "module"}' >"$out/out/package.json"
-  ln -sfn "$here/node_modules" "$out/node_modules"
-  GATEHOUSE_URL=$url node --test "$out/out/"
+  echo '{"type": "module"}' >"$out/out/package.json" &&
+    ln -sfn "$here/node_modules" "$out/node_modules" &&
+    GATEHOUSE_URL=$url node --test "$out/out/"
 }
 
 swagger_ui_logs_in() {
