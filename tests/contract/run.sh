@@ -166,7 +166,7 @@ typescript_client_logs_in() {
 }
 
 swagger_ui_logs_in() {
-  (cd "$here" && GATEHOUSE_URL=$url SCREENSHOT=$artifacts/$1 node --test browser/swagger-ui.mjs)
+  (cd "$here" && GATEHOUSE_URL=$url SCREENSHOTS=$artifacts/$1 node --test browser/swagger-ui.mjs)
 }
 
 schemathesis_finds_nothing() {
@@ -192,12 +192,12 @@ start_service clients
 check "the Python client (openapi-python-client) logs in" python_client_logs_in
 check "the TypeScript client (openapi-typescript + openapi-fetch) logs in" typescript_client_logs_in
 check "Swagger UI authorizes and tries /users/me/" \
-  swagger_ui_logs_in swagger-ui-authorized.png
+  swagger_ui_logs_in swagger-ui
 
 start_service behind-proxy ROOT_PATH=/auth
 start_proxy /auth "$url"
 check "Swagger UI behind a proxy under /auth" \
-  swagger_ui_logs_in swagger-ui-authorized-behind-proxy.png
+  swagger_ui_logs_in swagger-ui-behind-proxy
 
 # schemathesis sends many wrong logins: the brute-force limits must not stop it.
 start_service fuzzing MAX_FAILED_LOGINS_PER_ACCOUNT=1000000 MAX_FAILED_LOGINS_PER_ADDRESS=1000000

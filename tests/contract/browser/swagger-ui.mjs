@@ -1,9 +1,11 @@
 // Swagger UI in headless Chromium: Authorize with the password flow, then "Try it out".
 //
-//   GATEHOUSE_URL=BASE_URL SCREENSHOT=FILE.png node --test browser/swagger-ui.mjs
+//   GATEHOUSE_URL=BASE_URL SCREENSHOTS=PATH_PREFIX node --test browser/swagger-ui.mjs
 //
 // BASE_URL is where the API is served (http://127.0.0.1:PORT, or with a proxy prefix);
 // the page is BASE_URL/docs. Every request the page makes must stay on BASE_URL's origin.
+// PATH_PREFIX-authorized.png shows the authorized call, PATH_PREFIX-wrong-password.png the
+// refused login.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,8 +15,8 @@ import { test } from "node:test";
 import { chromium } from "playwright-core";
 
 const baseUrl = process.env.GATEHOUSE_URL ?? "";
-const screenshot = process.env.SCREENSHOT ?? "";
-assert.ok(baseUrl && screenshot, "set GATEHOUSE_URL and SCREENSHOT");
+const screenshots = process.env.SCREENSHOTS ?? "";
+assert.ok(baseUrl && screenshots, "set GATEHOUSE_URL and SCREENSHOTS");
 const origin = new URL(baseUrl).origin;
 
 const CHROMIUM_ARGS = [
@@ -95,7 +97,7 @@ test(`Swagger UI at ${baseUrl}/docs logs in as johndoe and reads /users/me/`, as
     });
     assert.ok(requests.includes(`${baseUrl}/users/me/`), "Try it out called the API");
     await operation.scrollIntoViewIfNeeded();
-    await page.screenshot({ path: screenshot });
+    await page.screenshot({ path: `${screenshots}-authorized.png` });
   });
 });
 
@@ -108,6 +110,7 @@ test(`Swagger UI at ${baseUrl}/docs shows the 401 of a wrong password`, async ()
     const error = page.locator(".auth-container .errors").first();
     await error.waitFor();
     assert.match(await error.innerText(), /auth error\s*Error: Unauthorized/i);
+    await page.screenshot({ path: `${screenshots}-wrong-password.png` });
     await page.locator("button.close-modal").click();
 
     const { status, body } = await tryReadUsersMe(page);
