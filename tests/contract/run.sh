@@ -17,6 +17,8 @@ artifacts=$root/target/contract-artifacts
 document=$root/openapi/openapi.json
 bin=$root/target/debug/gatehouse
 only=${1:-}
+# The Python tests import from tests/contract/python/: leave no __pycache__ there.
+export PYTHONDONTWRITEBYTECODE=1
 mkdir -p "$work/logs" "$artifacts"
 
 # ---------------------------------------------------------------------------- tools
