@@ -1,4 +1,15 @@
 //! Starting the real app for a test, and the requests tests make of it.
+//!
+//! Every test gets its own database: a temp SQLite file, or, when the suite runs with
+//! `DATABASE_URL=postgres://...`, a fresh schema on that server ([`TestDb`]).
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    sync::{mpsc, Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use gatehouse::{
@@ -7,6 +18,7 @@ use gatehouse::{
     db::{self, Db},
 };
 use jsonwebtoken::{Algorithm, EncodingKey};
+use sea_orm::ConnectionTrait;
 use secrecy::SecretString;
 use serde_json::Value;
 use tempfile::TempDir;
@@ -14,13 +26,152 @@ use tempfile::TempDir;
 /// The signing key of every test app unless a test sets another.
 pub const TEST_SECRET: &str = "test-secret-key-that-is-long-enough-0123456789";
 
+/// PostgreSQL of the test machines (trust auth), database `test`.
+pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
+
+/// A test's own database, removed when dropped.
+pub struct TestDb {
+    /// The `DATABASE_URL` of this database.
+    pub url: String,
+    backing: Backing,
+}
+
+enum Backing {
+    Sqlite(TempDir),
+    Postgres(PgSchema),
+}
+
+impl TestDb {
+    /// The suite's backend: a fresh PostgreSQL schema when the test process has
+    /// `DATABASE_URL=postgres://...`, else a temp SQLite file.
+    pub async fn new() -> Self {
+        match suite_postgres_url() {
+            Some(server) => Self::postgres_on(&server).await,
+            None => Self::sqlite(),
+        }
+    }
+
+    /// A temp SQLite file whatever the suite's backend, for tests about SQLite itself.
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self {
+            url: sqlite_url(dir.path()),
+            backing: Backing::Sqlite(dir),
+        }
+    }
+
+    /// A fresh schema on PostgreSQL whatever the suite's backend: the suite's server, else
+    /// the machine's on 127.0.0.1:5432.
+    pub async fn postgres() -> Self {
+        Self::postgres_on(&suite_postgres_url().unwrap_or_else(|| POSTGRES_URL.to_owned())).await
+    }
+
+    async fn postgres_on(server: &str) -> Self {
+        let schema = PgSchema::create(server).await;
+        let separator = if server.contains('?') { '&' } else { '?' };
+        Self {
+            url: format!(
+                "{server}{separator}options=-c%20search_path%3D{}",
+                schema.name
+            ),
+            backing: Backing::Postgres(schema),
+        }
+    }
+
+    /// The SQLite file's directory; `None` on PostgreSQL.
+    pub fn sqlite_dir(&self) -> Option<&Path> {
+        match &self.backing {
+            Backing::Sqlite(dir) => Some(dir.path()),
+            Backing::Postgres(_) => None,
+        }
+    }
+
+    /// Settings for this database with [`TEST_SECRET`].
+    pub fn settings(&self) -> Settings {
+        let mut settings = Settings::for_database(self.url.clone());
+        settings.secret_key = Some(SecretString::from(TEST_SECRET));
+        settings
+    }
+}
+
+/// The PostgreSQL server the whole suite runs against, if `DATABASE_URL` names one.
+fn suite_postgres_url() -> Option<String> {
+    std::env::var("DATABASE_URL")
+        .ok()
+        .filter(|url| url.starts_with("postgres://") || url.starts_with("postgresql://"))
+}
+
+/// `sqlite://<dir>/gatehouse.db?mode=rwc`.
+pub fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", dir.join("gatehouse.db").display())
+}
+
+/// A schema of its own on PostgreSQL, so tests never see each other's tables; dropped
+/// again with the guard.
+struct PgSchema {
+    server: String,
+    name: String,
+}
+
+impl PgSchema {
+    async fn create(server: &str) -> Self {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .subsec_nanos();
+        let name = format!(
+            "gatehouse_test_{}_{nanos}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let admin = db::connect(server)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {server}: {e}"));
+        admin
+            .execute_unprepared(&format!("CREATE SCHEMA {name}"))
+            .await
+            .expect("create schema");
+        let _ = admin.close().await;
+        Self {
+            server: server.to_owned(),
+            name,
+        }
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: clean up on a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                if let Ok(admin) = db::connect(&server).await {
+                    let _ = admin
+                        .execute_unprepared(&format!("DROP SCHEMA {name} CASCADE"))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            });
+            Ok::<_, std::io::Error>(())
+        })
+        .join();
+    }
+}
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub db: Db,
     pub settings: Settings,
-    /// Keeps the SQLite file alive for the test's duration.
-    _dir: TempDir,
+    /// The database this app created for itself, removed with the app.
+    pub test_db: Option<TestDb>,
 }
 
 /// A fresh database with the demo users, default settings and [`TEST_SECRET`].
@@ -29,22 +180,17 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut settings = Settings::for_database(sqlite_url(&dir));
-    settings.secret_key = Some(SecretString::from(TEST_SECRET));
+    let test_db = TestDb::new().await;
+    let mut settings = test_db.settings();
     configure(&mut settings);
-    start(settings, dir).await
+    let mut app = start(settings).await;
+    app.test_db = Some(test_db);
+    app
 }
 
-pub fn sqlite_url(dir: &TempDir) -> String {
-    format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("gatehouse.db").display()
-    )
-}
-
-/// Starts the app on `settings` (demo users seeded) on a free port.
-pub async fn start(settings: Settings, dir: TempDir) -> TestApp {
+/// Starts the app on `settings` (demo users seeded) on a free port; the database is the
+/// caller's to keep.
+pub async fn start(settings: Settings) -> TestApp {
     let serve = ServeArgs {
         bind: "127.0.0.1:0".parse().expect("address"),
         demo: true,
@@ -64,7 +210,113 @@ pub async fn start(settings: Settings, dir: TempDir) -> TestApp {
         client,
         db,
         settings,
-        _dir: dir,
+        test_db: None,
+    }
+}
+
+/// `gatehouse` with an empty environment, so nothing of the test process (a suite-wide
+/// `DATABASE_URL` above all) reaches the child unless the test sets it.
+pub fn gatehouse_command() -> Command {
+    let mut command = Command::new(BIN);
+    command.env_clear();
+    command
+}
+
+/// Runs `command` to its end, failing the test if it takes longer than `limit`.
+pub fn output_within(command: &mut Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn gatehouse");
+    let start = Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "still running after {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// A `gatehouse serve` process of the real binary, killed when dropped.
+pub struct ServerProcess {
+    pub address: String,
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl ServerProcess {
+    /// Starts `gatehouse serve --bind 127.0.0.1:0` with `env` (nothing else of the test's
+    /// environment) and waits for it to listen; on failure, the whole log.
+    pub fn spawn(env: &[(&str, &str)]) -> Result<Self, String> {
+        let mut child = gatehouse_command()
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn gatehouse serve");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line
+                    .split_once("gatehouse listening addr=")
+                    .map(|(_, a)| a.trim().to_owned())
+                {
+                    let _ = tx.send(addr);
+                }
+                let mut log = sink.lock().expect("log lock");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let start = Instant::now();
+        loop {
+            if let Ok(addr) = rx.recv_timeout(Duration::from_millis(50)) {
+                return Ok(Self {
+                    address: format!("http://{addr}"),
+                    child,
+                    log,
+                });
+            }
+            if child.try_wait().expect("wait").is_some() || start.elapsed() > Duration::from_secs(30)
+            {
+                let _ = child.kill();
+                let _ = child.wait();
+                // Let the reader drain what is left.
+                std::thread::sleep(Duration::from_millis(100));
+                let log = log.lock().expect("log lock").clone();
+                return Err(log);
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Everything the server has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
