@@ -248,10 +248,7 @@ fn unreachable_database_and_bad_flags_fail_with_clear_errors() {
 
 #[test]
 fn openapi_command_prints_the_committed_document() {
-    let out = gatehouse_command()
-        .arg("openapi")
-        .output()
-        .unwrap();
+    let out = gatehouse_command().arg("openapi").output().unwrap();
     assert!(out.status.success());
     let committed =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))

@@ -40,7 +40,10 @@ pub struct TestDb {
 
 enum Backing {
     Sqlite(TempDir),
-    Postgres(PgSchema),
+    /// Dropped with the database: drops the schema.
+    Postgres {
+        _schema: PgSchema,
+    },
 }
 
 impl TestDb {
@@ -76,7 +79,7 @@ impl TestDb {
                 "{server}{separator}options=-c%20search_path%3D{}",
                 schema.name
             ),
-            backing: Backing::Postgres(schema),
+            backing: Backing::Postgres { _schema: schema },
         }
     }
 
@@ -84,7 +87,7 @@ impl TestDb {
     pub fn sqlite_dir(&self) -> Option<&Path> {
         match &self.backing {
             Backing::Sqlite(dir) => Some(dir.path()),
-            Backing::Postgres(_) => None,
+            Backing::Postgres { .. } => None,
         }
     }
 
@@ -291,7 +294,8 @@ impl ServerProcess {
                     log,
                 });
             }
-            if child.try_wait().expect("wait").is_some() || start.elapsed() > Duration::from_secs(30)
+            if child.try_wait().expect("wait").is_some()
+                || start.elapsed() > Duration::from_secs(30)
             {
                 let _ = child.kill();
                 let _ = child.wait();

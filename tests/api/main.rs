@@ -7,5 +7,6 @@ mod docs;
 mod helpers;
 mod login;
 mod protected;
+mod replicas;
 mod routing;
 mod storage;
