@@ -259,8 +259,14 @@ impl ServerProcess {
     /// Starts `gatehouse serve --bind 127.0.0.1:0` with `env` (nothing else of the test's
     /// environment) and waits for it to listen; on failure, the whole log.
     pub fn spawn(env: &[(&str, &str)]) -> Result<Self, String> {
+        Self::spawn_with(&[], env)
+    }
+
+    /// [`ServerProcess::spawn`] with more arguments to `serve`, e.g. `--demo`.
+    pub fn spawn_with(args: &[&str], env: &[(&str, &str)]) -> Result<Self, String> {
         let mut child = gatehouse_command()
             .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -309,6 +315,17 @@ impl ServerProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
+    }
+
+    /// SIGKILL, as a crash or the OOM killer would; the log stays readable.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Everything the server has logged so far.

@@ -4,6 +4,7 @@
 
 mod cli;
 mod docs;
+mod faults;
 mod helpers;
 mod login;
 mod protected;
