@@ -135,9 +135,15 @@ pub async fn prepare(settings: &Settings) -> Result<AppState, StartupError> {
             StartupError::Database(e)
         }
     })?;
+    let lock = db::migration_lock(&db)
+        .await
+        .map_err(StartupError::Migration)?;
     Migrator::up(&db, None)
         .await
         .map_err(StartupError::Migration)?;
+    if let Some(lock) = lock {
+        lock.commit().await.map_err(StartupError::Migration)?;
+    }
     let key = signing_key(settings, &db).await?;
     let tokens = TokenAuthority::new(
         &key,

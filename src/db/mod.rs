@@ -11,8 +11,9 @@ use sea_orm::{
     sea_query::{Expr, OnConflict, SimpleExpr},
     sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, RuntimeErr, SqlErr,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, RuntimeErr,
+    SqlErr, TransactionTrait,
 };
 
 pub use sea_orm::DatabaseConnection as Db;
@@ -79,6 +80,23 @@ pub fn sqlite_file_problem(url: &str) -> Option<String> {
         ));
     }
     None
+}
+
+/// Holds PostgreSQL's migration lock until the returned transaction ends, so replicas
+/// starting together migrate one after the other instead of racing to create the same
+/// tables; the later ones then find nothing pending. A replica waits at most 30 s for it.
+/// `None` on SQLite, whose single writer already serialises migrations.
+pub async fn migration_lock(db: &Db) -> Result<Option<DatabaseTransaction>, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(None);
+    }
+    let txn = db.begin().await?;
+    txn.execute_unprepared("SET LOCAL lock_timeout = '30s'")
+        .await?;
+    // Any fixed key: b"gatehous" as a big-endian i64.
+    txn.execute_unprepared("SELECT pg_advisory_xact_lock(7449363237540164979)")
+        .await?;
+    Ok(Some(txn))
 }
 
 /// Whether SQLite could not open (or create) the file: SQLITE_CANTOPEN, the error of a

@@ -80,14 +80,9 @@ async fn on_both(
 #[tokio::test]
 async fn two_replicas_on_one_postgres_share_the_generated_key_and_revocation() {
     let db = TestDb::postgres().await;
-    user_command(
-        &db,
-        &["add", "carol", "--email", "carol@example.com"],
-        "first-pw\n",
-    );
 
-    // Both start at once with no SECRET_KEY: whichever generates the signing key first,
-    // the other must load that one.
+    // Both start at once on an empty database with no SECRET_KEY: they migrate one after
+    // the other, and whichever generates the signing key first, the other loads that one.
     let url = db.url.clone();
     let start = move || ServerProcess::spawn(&[("DATABASE_URL", url.as_str())]);
     let (a, b) = {
@@ -98,6 +93,11 @@ async fn two_replicas_on_one_postgres_share_the_generated_key_and_revocation() {
     };
     let both = [&a, &b];
     let client = reqwest::Client::new();
+    user_command(
+        &db,
+        &["add", "carol", "--email", "carol@example.com"],
+        "first-pw\n",
+    );
 
     let from_a = token(&client, &a, "carol", "first-pw").await;
     let from_b = token(&client, &b, "carol", "first-pw").await;
