@@ -4,15 +4,16 @@
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
+use ipnet::IpNet;
 use migration::{Migrator, MigratorTrait};
 use poem::{
     endpoint::{make_sync, BoxEndpoint},
-    listener::{Acceptor, Listener, TcpAcceptor, TcpListener},
     middleware::{CatchPanic, SetHeader},
     web::Html,
-    Endpoint, EndpointExt, Response, Route, Server,
+    Endpoint, EndpointExt, Response, Route,
 };
 use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
 
 use crate::{
     api::{
@@ -22,11 +23,13 @@ use crate::{
     },
     auth::{
         password::PasswordHasher,
+        throttle::{self, LoginLimits},
         token::{SigningKey, SigningKeyError, TokenAuthority, TokenSettings},
     },
     config::{ServeArgs, Settings},
     db::{self, Db, NewUser},
     error::Error,
+    server::{self, Limits},
     telemetry::RequestLog,
 };
 
@@ -41,6 +44,11 @@ pub struct AppState {
     pub db: Db,
     pub tokens: Arc<TokenAuthority>,
     pub hasher: PasswordHasher,
+    pub login_limits: LoginLimits,
+    /// How long a client may take to send a request body.
+    pub client_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<[IpNet]>,
 }
 
 /// Why the service could not start; each says what to fix.
@@ -74,9 +82,11 @@ pub enum StartupError {
 }
 
 pub struct App {
-    acceptor: TcpAcceptor,
+    listener: TcpListener,
     endpoint: BoxEndpoint<'static>,
     local_addr: SocketAddr,
+    limits: Limits,
+    db: Db,
 }
 
 impl App {
@@ -88,22 +98,21 @@ impl App {
                 .await
                 .map_err(StartupError::Database)?;
         }
-        let acceptor = TcpListener::bind(serve.bind)
-            .into_acceptor()
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: serve.bind,
-                source,
-            })?;
-        let local_addr = acceptor
-            .local_addr()
-            .first()
-            .and_then(|a| a.as_socket_addr().copied())
-            .unwrap_or(serve.bind);
+        let bind_error = |source| StartupError::Bind {
+            addr: serve.bind,
+            source,
+        };
+        let listener = TcpListener::bind(serve.bind).await.map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
         Ok(Self {
-            acceptor,
+            listener,
+            db: state.db.clone(),
             endpoint: routes(state, &settings.root_path).boxed(),
             local_addr,
+            limits: Limits {
+                header_read_timeout: settings.client_timeout(),
+                shutdown_grace: SHUTDOWN_GRACE,
+            },
         })
     }
 
@@ -114,9 +123,12 @@ impl App {
     /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         tracing::info!(addr = %self.local_addr, "gatehouse listening");
-        Server::new_with_acceptor(self.acceptor)
-            .run_with_graceful_shutdown(self.endpoint, shutdown_signal(), Some(SHUTDOWN_GRACE))
-            .await
+        let purge = tokio::spawn(purge_expired_login_failures(self.db));
+        let served =
+            server::serve(self.listener, self.endpoint, self.limits, shutdown_signal()).await;
+        purge.abort();
+        tracing::info!("gatehouse stopped");
+        served
     }
 }
 
@@ -163,6 +175,9 @@ pub async fn prepare(settings: &Settings) -> Result<AppState, StartupError> {
         db,
         tokens: Arc::new(tokens),
         hasher,
+        login_limits: settings.login_limits(),
+        client_timeout: settings.client_timeout(),
+        trusted_proxies: settings.trusted_proxies.clone().into(),
     })
 }
 
@@ -186,6 +201,23 @@ async fn signing_key(settings: &Settings, db: &Db) -> Result<SigningKey, Startup
         .await
         .map_err(StartupError::Database)?;
     Ok(SigningKey::new(stored.into_bytes())?)
+}
+
+/// Deletes ended failed-login windows now and then, so the table holds only live ones.
+async fn purge_expired_login_failures(db: Db) {
+    const EVERY: Duration = Duration::from_secs(600);
+    // Longer than any window: a row this old has ended whatever its scope.
+    const AGE: i64 = 2 * 3600;
+    let mut ticks = tokio::time::interval(EVERY);
+    loop {
+        ticks.tick().await;
+        let cutoff = throttle::now() - AGE;
+        match db::login_failure::purge_before(&db, cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "purged ended failed-login windows"),
+            Err(e) => tracing::warn!(error = %e, "could not purge failed-login windows"),
+        }
+    }
 }
 
 /// The tutorial's users: johndoe/secret (its published hash) and disabled alice/secret2.

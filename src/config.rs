@@ -4,12 +4,20 @@
 //! (`--secret-key-file`), never from argv where `ps` would show it, and is held as a
 //! secret type that cannot be printed.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
 use clap::{Args, Parser, Subcommand};
+use ipnet::IpNet;
 use secrecy::SecretString;
 
-use crate::db::DEFAULT_DATABASE_URL;
+use crate::{
+    auth::throttle::{Limit, LoginLimits},
+    db::DEFAULT_DATABASE_URL,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -132,11 +140,37 @@ pub struct Settings {
     #[arg(long, env = "HASH_QUEUE_PER_WORKER", default_value_t = 8, global = true,
           hide_env_values = true, value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub hash_queue_per_worker: u16,
+    /// Failed logins per account in an hour before `/token` answers 429 for it.
+    #[arg(long, env = "MAX_FAILED_LOGINS_PER_ACCOUNT", default_value_t = 100, global = true,
+          hide_env_values = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_failed_logins_per_account: u32,
+    /// Failed logins per client address in a minute before `/token` answers 429 to it.
+    #[arg(long, env = "MAX_FAILED_LOGINS_PER_ADDRESS", default_value_t = 20, global = true,
+          hide_env_values = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_failed_logins_per_address: u32,
+    /// Seconds a client gets to send a request's headers, and again its body; also how
+    /// long an idle keep-alive connection stays open.
+    #[arg(long, env = "CLIENT_TIMEOUT_SECS", default_value_t = 10, global = true,
+          hide_env_values = true, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub client_timeout_secs: u64,
+    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose
+    /// `X-Forwarded-For` names the client; without one, the peer address is the client.
+    #[arg(long, env = "TRUSTED_PROXIES", global = true, hide_env_values = true,
+          value_delimiter = ',', value_parser = parse_proxy)]
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// `SECRET_KEY` when set, even empty: an empty key is refused at start, not ignored.
 fn secret_key_from_env() -> Option<SecretString> {
     std::env::var("SECRET_KEY").ok().map(SecretString::from)
+}
+
+fn parse_proxy(value: &str) -> Result<IpNet, String> {
+    let value = value.trim();
+    value
+        .parse::<IpNet>()
+        .or_else(|_| value.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| "must be an IP address or a CIDR range, like 10.0.0.0/8".to_owned())
 }
 
 fn parse_root_path(value: &str) -> Result<String, String> {
@@ -155,6 +189,23 @@ impl Settings {
         Duration::from_secs(self.access_token_expire_minutes * 60)
     }
 
+    pub fn client_timeout(&self) -> Duration {
+        Duration::from_secs(self.client_timeout_secs)
+    }
+
+    pub fn login_limits(&self) -> LoginLimits {
+        LoginLimits {
+            per_account: Limit {
+                max_failures: self.max_failed_logins_per_account,
+                window_secs: 3600,
+            },
+            per_address: Limit {
+                max_failures: self.max_failed_logins_per_address,
+                window_secs: 60,
+            },
+        }
+    }
+
     /// Defaults with the given database, for tests and tools.
     pub fn for_database(database_url: impl Into<String>) -> Self {
         Self {
@@ -168,6 +219,10 @@ impl Settings {
             log_format: "text".to_owned(),
             hash_workers: None,
             hash_queue_per_worker: 8,
+            max_failed_logins_per_account: 100,
+            max_failed_logins_per_address: 20,
+            client_timeout_secs: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }

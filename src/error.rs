@@ -113,6 +113,10 @@ pub enum Error {
     BodyTooLarge,
     #[error("password hashing pool is saturated")]
     Busy,
+    #[error("too many failed logins; retry in {retry_after} s")]
+    TooManyAttempts { retry_after: u64 },
+    #[error("client too slow sending the request body")]
+    RequestTimeout,
     #[error("no such path")]
     NotFound,
     #[error("method not allowed")]
@@ -144,6 +148,8 @@ impl ResponseError for Error {
             Error::InactiveUser => StatusCode::BAD_REQUEST,
             Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::Busy | Error::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -165,6 +171,8 @@ impl ResponseError for Error {
             }
             Error::BodyTooLarge => "Request body too large",
             Error::Busy => "Server busy, retry later",
+            Error::TooManyAttempts { .. } => "Too many failed attempts, retry later",
+            Error::RequestTimeout => "Request timeout",
             Error::NotFound => "Not Found",
             Error::MethodNotAllowed { .. } => "Method Not Allowed",
             Error::Database(_) => {
@@ -197,6 +205,13 @@ impl ResponseError for Error {
                     header::RETRY_AFTER,
                     HeaderValue::from_static(RETRY_AFTER_BUSY_SECS),
                 );
+            }
+            Error::TooManyAttempts { retry_after } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            Error::RequestTimeout => {
+                // The rest of the body may still be on its way: this connection is done.
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             Error::MethodNotAllowed { allow } => {
                 if let Ok(value) = HeaderValue::from_str(allow) {
@@ -263,7 +278,9 @@ fn documented(status: StatusCode, description: &'static str) -> MetaResponse {
             "WWW-Authenticate",
             "`Bearer`, or `Bearer error=\"invalid_token\"` for a rejected token",
         )),
-        StatusCode::SERVICE_UNAVAILABLE => Some(("Retry-After", "Seconds to wait before retrying")),
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
+            Some(("Retry-After", "Seconds to wait before retrying"))
+        }
         _ => None,
     };
     let schema = if status == StatusCode::UNPROCESSABLE_ENTITY {

@@ -1,7 +1,8 @@
 //! gatehouse: the FastAPI tutorial's OAuth2 password + JWT bearer service, in Rust.
 //!
 //! Data flows one way: `api` (HTTP) uses `auth` (passwords, tokens; no HTTP, no database)
-//! and `db` (storage; no tokens). `app` wires them into a server, `cli` into commands.
+//! and `db` (storage; no tokens). `app` wires them into a server (`server`: the HTTP/1.1
+//! connection loop and its limits), `cli` into commands.
 
 pub mod api;
 pub mod app;
@@ -10,4 +11,5 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod server;
 pub mod telemetry;

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_create_users;
 mod m20261126_000002_create_server_secrets;
+mod m20261126_000003_create_login_failures;
 
 pub struct Migrator;
 
@@ -14,6 +15,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_create_users::Migration),
             Box::new(m20261126_000002_create_server_secrets::Migration),
+            Box::new(m20261126_000003_create_login_failures::Migration),
         ]
     }
 }

@@ -1,17 +1,27 @@
 //! `POST /token`: the OAuth2 password grant.
 
-use poem::{http::StatusCode, web::Data};
+use std::net::IpAddr;
+
+use poem::{http::StatusCode, web::Data, Request};
 use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
-use super::form::OAuth2PasswordRequestForm;
+use super::{
+    client_addr::{address_key, client_ip},
+    form::OAuth2PasswordRequestForm,
+};
 use crate::{
     app::AppState,
     auth::{
         password::{Verification, DUMMY_HASH},
+        throttle,
         token::unix_now,
     },
-    db::{self, user},
+    db::{
+        self,
+        login_failure::{self, Scope},
+        user,
+    },
     error::{ApiError, Error, ErrorStatuses},
 };
 
@@ -57,10 +67,15 @@ pub enum LoginErrors {}
 impl ErrorStatuses for LoginErrors {
     const STATUSES: &'static [(StatusCode, &'static str)] = &[
         (StatusCode::UNAUTHORIZED, "Incorrect username or password"),
+        (StatusCode::REQUEST_TIMEOUT, "The request body did not arrive in time"),
         (StatusCode::PAYLOAD_TOO_LARGE, "Request body larger than 16 KiB"),
         (
             StatusCode::UNPROCESSABLE_ENTITY,
             "Validation Error: a field is missing, empty or too long, or `grant_type` is not `password`",
+        ),
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed logins for this username or from this address; no password is checked until `Retry-After` seconds have passed",
         ),
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -79,6 +94,8 @@ impl TokenApi {
     /// The OAuth2 password grant: send `username` and `password` as a form, get a bearer
     /// token to put in `Authorization: Bearer <access_token>`. `grant_type`, when sent,
     /// must be `password`; `scope`, `client_id` and `client_secret` are accepted and ignored.
+    /// After too many failed logins for a username or from an address, the answer is 429
+    /// until the `Retry-After` seconds have passed, whatever the password.
     #[oai(
         path = "/token",
         method = "post",
@@ -87,9 +104,11 @@ impl TokenApi {
     async fn login_for_access_token(
         &self,
         state: Data<&AppState>,
+        req: &Request,
         form: OAuth2PasswordRequestForm,
     ) -> Result<TokenResponse, ApiError<LoginErrors>> {
-        let user = authenticate(&state, &form.username, form.password).await?;
+        let client = client_ip(req, &state.trusted_proxies);
+        let user = throttled_authenticate(&state, client, &form.username, form.password).await?;
         let access_token = state
             .tokens
             .issue_access_token(&user.username, user.token_version, unix_now())
@@ -105,6 +124,65 @@ impl TokenApi {
             "no-cache".to_owned(),
         ))
     }
+}
+
+/// [`authenticate`], unless the account or the client address has failed too often.
+///
+/// The limit is checked before any hash is computed, and answers the same whether the
+/// username exists or not, so it neither costs CPU nor tells which accounts exist.
+async fn throttled_authenticate(
+    state: &AppState,
+    client: Option<IpAddr>,
+    username: &str,
+    password: SecretString,
+) -> Result<user::Model, Error> {
+    let limits = &state.login_limits;
+    let account = account_key(username);
+    // Only a non-TCP transport has no peer address; they all count as one client.
+    let address = client.map_or_else(|| "unknown".to_owned(), address_key);
+    let now = throttle::now();
+    let (account_window, address_window) =
+        login_failure::windows(&state.db, &account, &address).await?;
+    let retry_after = limits
+        .per_account
+        .retry_after(account_window, now)
+        .max(limits.per_address.retry_after(address_window, now));
+    if let Some(retry_after) = retry_after {
+        tracing::info!(user = %username, address = %address, "login refused: too many failures");
+        return Err(Error::TooManyAttempts { retry_after });
+    }
+    match authenticate(state, username, password).await {
+        Err(Error::IncorrectCredentials) => {
+            let now = throttle::now();
+            for (scope, subject, limit) in [
+                (Scope::Account, &account, limits.per_account),
+                (Scope::Address, &address, limits.per_address),
+            ] {
+                login_failure::record_failure(
+                    &state.db,
+                    scope,
+                    subject,
+                    now,
+                    limit.open_since(now),
+                )
+                .await?;
+            }
+            Err(Error::IncorrectCredentials)
+        }
+        Ok(user) => {
+            if account_window.is_some() {
+                login_failure::clear(&state.db, Scope::Account, &account).await?;
+            }
+            Ok(user)
+        }
+        Err(other) => Err(other),
+    }
+}
+
+/// The account a login is counted against: the username as sent (usernames are
+/// case-sensitive), with NUL, which PostgreSQL text cannot hold, replaced.
+fn account_key(username: &str) -> String {
+    username.replace('\0', "\u{fffd}")
 }
 
 /// The user if `password` is theirs.

@@ -2,6 +2,7 @@
 //! OpenAPI document and the documentation pages.
 
 pub mod auth;
+pub mod client_addr;
 pub mod docs;
 pub mod form;
 pub mod routing;

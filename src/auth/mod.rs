@@ -1,4 +1,6 @@
-//! Credentials without HTTP or storage: password hashing and access tokens.
+//! Credentials without HTTP or storage: password hashing, access tokens, and the limits
+//! on failed logins.
 
 pub mod password;
+pub mod throttle;
 pub mod token;

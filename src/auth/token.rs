@@ -239,9 +239,134 @@ mod tests {
         );
     }
 
+    /// A token of exactly `len` bytes signed with [`authority`]'s key, if padding reaches it.
+    fn token_of_length(len: usize, now: u64) -> Option<String> {
+        let key = EncodingKey::from_secret(&[7u8; 32]);
+        // The payload is base64 of the claims: about 4/3 of the pad, plus a fixed part.
+        (len * 3 / 4 - 200..len).find_map(|pad| {
+            let claims = serde_json::json!({"sub": "johndoe", "exp": now + 600, "iat": now,
+                                            "ver": 0, "pad": "x".repeat(pad)});
+            let token =
+                jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap();
+            (token.len() == len).then_some(token)
+        })
+    }
+
+    #[test]
+    fn token_limit_is_8_kib_checked_before_decoding() {
+        let auth = authority();
+        let now = unix_now();
+        let at_limit = token_of_length(MAX_TOKEN_BYTES, now).unwrap();
+        assert_eq!(
+            auth.validate_access_token(&at_limit, now).unwrap().sub,
+            "johndoe"
+        );
+        // Longer, even well-formed and correctly signed, is refused unread. (Base64 skips
+        // some lengths, so the first signable one past the limit.)
+        let over = (MAX_TOKEN_BYTES + 1..MAX_TOKEN_BYTES + 5)
+            .find_map(|len| token_of_length(len, now))
+            .unwrap();
+        assert!(matches!(
+            auth.validate_access_token(&over, now),
+            Err(TokenError::TooLong)
+        ));
+    }
+
     #[test]
     fn key_is_not_printed_by_debug() {
         let key = SigningKey::new(b"0123456789abcdef0123456789abcdef".to_vec()).unwrap();
         assert_eq!(format!("{key:?}"), "SigningKey([REDACTED])");
+    }
+}
+
+/// Property tests over the decoder: arbitrary strings, and tokens assembled from
+/// arbitrary header and claims JSON, are rejected (or accepted only when ours and valid)
+/// without a panic. Bounded cases (`PROPTEST_CASES`, default 256); failures are kept in
+/// `proptest-regressions/` as regression tests.
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const KEY: [u8; 32] = [7u8; 32];
+
+    fn authority() -> TokenAuthority {
+        TokenAuthority::new(
+            &SigningKey::new(KEY.to_vec()).unwrap(),
+            TokenSettings {
+                lifetime: Duration::from_secs(1800),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            "\\PC{0,20}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("sub".to_owned()),
+                        Just("exp".to_owned()),
+                        Just("iat".to_owned()),
+                        Just("nbf".to_owned()),
+                        Just("ver".to_owned()),
+                        Just("alg".to_owned()),
+                        Just("typ".to_owned()),
+                        "[a-z]{1,5}",
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_strings_are_rejected_without_panicking(token in "\\PC{0,300}") {
+            prop_assert!(authority().validate_access_token(&token, unix_now()).is_err());
+        }
+
+        #[test]
+        fn tokens_of_arbitrary_json_are_valid_only_when_well_formed(
+            header in json_value(),
+            claims in json_value(),
+            signed in any::<bool>(),
+        ) {
+            let message = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string())
+            );
+            let signature = if signed {
+                jsonwebtoken::crypto::sign(
+                    message.as_bytes(),
+                    &EncodingKey::from_secret(&KEY),
+                    Algorithm::HS256,
+                )
+                .unwrap()
+            } else {
+                "c2lnbmF0dXJl".to_owned()
+            };
+            let now = unix_now();
+            let result = authority().validate_access_token(&format!("{message}.{signature}"), now);
+            if let Ok(accepted) = result {
+                // Accepted means: our signature, HS256, a string sub, a future exp.
+                prop_assert!(signed);
+                prop_assert_eq!(&header["alg"], "HS256");
+                prop_assert_eq!(claims["sub"].as_str(), Some(accepted.sub.as_str()));
+                prop_assert!(claims["exp"].as_u64().is_some_and(|exp| exp + LEEWAY_SECS > now));
+            }
+        }
     }
 }

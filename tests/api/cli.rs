@@ -5,7 +5,7 @@ use std::{
     process::{Output, Stdio},
 };
 
-use crate::helpers::{gatehouse_command, start, TestDb, TEST_SECRET};
+use crate::helpers::{gatehouse_command, start, ServingBinary, TestDb, TEST_SECRET};
 
 /// Runs `gatehouse args...` on `db`, with `stdin` piped in.
 pub fn gatehouse(db: &TestDb, args: &[&str], stdin: &str) -> Output {
@@ -263,41 +263,13 @@ fn openapi_command_prints_the_committed_document() {
 /// logs one line per request without credentials, and exits 0 on SIGTERM and SIGINT.
 #[tokio::test]
 async fn bare_command_serves_logs_requests_and_stops_cleanly_on_signals() {
-    use nix::sys::signal::{kill, Signal};
-    use nix::unistd::Pid;
+    use nix::sys::signal::Signal;
 
     for signal in [Signal::SIGTERM, Signal::SIGINT] {
         let db = TestDb::new().await;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = gatehouse_command()
-            .env("DATABASE_URL", &db.url)
-            .env("GATEHOUSE_BIND", format!("127.0.0.1:{port}"))
-            .env("SECRET_KEY", TEST_SECRET)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let server = ServingBinary::start(&db.url, &[], &[]).await;
         let client = reqwest::Client::new();
-        let url = format!("http://127.0.0.1:{port}");
-        let mut ready = false;
-        for _ in 0..100 {
-            if client
-                .get(format!("{url}/openapi.json"))
-                .send()
-                .await
-                .is_ok()
-            {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        assert!(ready, "gatehouse did not start listening on GATEHOUSE_BIND");
+        let url = server.url.clone();
         let login = client
             .post(format!("{url}/token"))
             .form(&[("username", "johndoe"), ("password", "pa55-w0rd-in-a-form")])
@@ -313,14 +285,9 @@ async fn bare_command_serves_logs_requests_and_stops_cleanly_on_signals() {
             .unwrap();
         assert_eq!(me.status(), 401);
 
-        let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
-        kill(pid, signal).unwrap();
-        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "exit after {signal:?}");
-        let log = stderr(&out);
+        server.signal(signal);
+        let (status, log) = server.wait().await;
+        assert_eq!(status.code(), Some(0), "exit after {signal:?}");
         assert!(log.contains("method=POST path=/token status=401"), "{log}");
         assert!(
             log.contains("method=GET path=/users/me/ status=401"),
@@ -361,4 +328,54 @@ fn help_never_prints_environment_values() {
         .unwrap();
     assert!(out.status.success());
     assert!(!stdout(&out).contains("hunter2"), "{}", stdout(&out));
+}
+
+/// SIGTERM during traffic: the request in flight is answered, new connections are
+/// refused, and the process exits 0 well within the 10 s grace period.
+#[tokio::test]
+async fn sigterm_finishes_the_request_in_flight_and_refuses_new_connections() {
+    use nix::sys::signal::Signal;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let db = TestDb::new().await;
+    let server = ServingBinary::start(&db.url, &["serve", "--demo"], &[]).await;
+    let body = "username=johndoe&password=secret";
+    let mut in_flight = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /token HTTP/1.1\r\nHost: gatehouse\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // Half the body now: the request has begun and cannot finish before the signal.
+    in_flight.write_all(head.as_bytes()).await.unwrap();
+    in_flight.write_all(&body.as_bytes()[..10]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let signalled = std::time::Instant::now();
+    server.signal(Signal::SIGTERM);
+    let mut refused = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if tokio::net::TcpStream::connect(("127.0.0.1", server.port))
+            .await
+            .is_err()
+        {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "still accepting connections after SIGTERM");
+
+    in_flight.write_all(&body.as_bytes()[10..]).await.unwrap();
+    let mut answer = String::new();
+    in_flight.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert!(answer.contains(r#""token_type":"bearer""#), "{answer}");
+
+    let (status, log) = server.wait().await;
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(signalled.elapsed() < std::time::Duration::from_secs(5));
+    assert!(log.contains("method=POST path=/token status=200"), "{log}");
 }

@@ -60,7 +60,7 @@ async fn document_declares_the_tutorial_contract() {
             "/token",
             "post",
             "login_for_access_token_token_post",
-            vec!["200", "401", "413", "422", "503", "500"],
+            vec!["200", "401", "408", "413", "422", "429", "503", "500"],
         ),
         (
             "/users/me/",

@@ -161,6 +161,34 @@ async fn login(
         .unwrap()
 }
 
+/// Whether `gatehouse user list` on `url` lists `username`.
+fn listed(url: &str, username: &str) -> bool {
+    let out = gatehouse_on(url, &["user", "list"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|line| line.split_whitespace().next() == Some(username))
+}
+
+/// A wrong password for carol answers the generic 503, and the server logs `cause`.
+async fn failed_login_is_unavailable(
+    client: &reqwest::Client,
+    server: &ServerProcess,
+    cause: &str,
+) {
+    let resp = login(client, server, "carol", "wrong-pw").await;
+    assert_eq!(
+        parts(resp, &["retry-after"]).await,
+        (503, unavailable(), vec![Some("1".to_owned())])
+    );
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("database failure") && l.contains(cause)),
+        "{log}"
+    );
+}
+
 #[test]
 fn a_configured_sqlite_file_that_is_missing_is_refused_not_created() {
     let dir = tempfile::tempdir().unwrap();
@@ -291,10 +319,9 @@ async fn a_database_left_with_its_write_ahead_log_on_a_read_only_file_system_ser
         stderr(&add),
         "error: database error: Execution Error: error returned from database: (code: 8) attempt to write a readonly database\n"
     );
-    assert_eq!(
-        login(&client, &server, "dave", "dave-pw").await.status(),
-        401
-    );
+    assert!(!listed(&url, "dave"), "no half-written user");
+    // A failed login is counted in the database: that write fails, so 503.
+    failed_login_is_unavailable(&client, &server, "attempt to write a readonly database").await;
     assert!(!server.log().contains("panicked"), "{}", server.log());
 }
 
@@ -342,11 +369,8 @@ async fn an_immutable_database_file_serves_reads_and_refuses_writes_cleanly() {
         stderr(&add),
         "error: database error: Execution Error: error returned from database: (code: 8) attempt to write a readonly database\n"
     );
-    assert_eq!(
-        login(&client, &server, "dave", "dave-pw").await.status(),
-        401,
-        "no half-written user"
-    );
+    assert!(!listed(&url, "dave"), "no half-written user");
+    failed_login_is_unavailable(&client, &server, "attempt to write a readonly database").await;
     assert_eq!(
         login(&client, &server, "carol", "carol-pw").await.status(),
         200
@@ -406,12 +430,17 @@ async fn a_database_locked_by_another_writer_fails_writes_after_the_busy_timeout
         read.elapsed()
     );
 
-    txn.rollback().await.unwrap();
-    assert_eq!(
-        login(&client, &server, "dave", "dave-pw").await.status(),
-        401,
-        "no half-written user"
+    // A failed login is counted in the database: it waits out the busy timeout, then 503.
+    let counted = Instant::now();
+    failed_login_is_unavailable(&client, &server, "database is locked").await;
+    assert!(
+        counted.elapsed() >= Duration::from_secs(4) && counted.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        counted.elapsed()
     );
+
+    txn.rollback().await.unwrap();
+    assert!(!listed(&url, "dave"), "no half-written user");
     let add = gatehouse_on(&url, &["user", "add", "dave"], "dave-pw\n");
     assert!(add.status.success(), "{}", stderr(&add));
     assert_eq!(

@@ -447,3 +447,90 @@ pub async fn parts(resp: reqwest::Response, headers: &[&str]) -> (u16, Value, Ve
     };
     (status, body, values)
 }
+
+impl TestApp {
+    /// `host:port` of the app, for raw TCP clients.
+    pub fn host_port(&self) -> &str {
+        self.address.trim_start_matches("http://")
+    }
+
+    /// Sends `request` as raw bytes and reads until the server closes the connection (or
+    /// 10 s pass); returns what it answered.
+    pub async fn raw_exchange(&self, request: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.host_port())
+            .await
+            .expect("connect");
+        stream.write_all(request).await.expect("write request");
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut answer),
+        );
+        let _ = read.await.expect("server answered and closed within 10 s");
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+}
+
+/// The `gatehouse` binary serving on a free port, with `envs` on top of a clean
+/// environment for `DATABASE_URL` and the secret key.
+pub struct ServingBinary {
+    pub child: std::process::Child,
+    pub url: String,
+    pub port: u16,
+}
+
+impl ServingBinary {
+    pub async fn start(database_url: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("port")
+            .port();
+        let mut cmd = gatehouse_command();
+        cmd.args(args)
+            .env("DATABASE_URL", database_url)
+            .env("GATEHOUSE_BIND", format!("127.0.0.1:{port}"))
+            .env("SECRET_KEY", TEST_SECRET)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (name, value) in envs {
+            cmd.env(name, value);
+        }
+        let mut child = cmd.spawn().expect("run gatehouse");
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if client
+                .get(format!("{url}/openapi.json"))
+                .send()
+                .await
+                .is_ok()
+            {
+                return Self { child, url, port };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("gatehouse did not start listening on port {port}");
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, signal).expect("signal gatehouse");
+    }
+
+    /// Waits for the process to exit; its status and log.
+    pub async fn wait(self) -> (std::process::ExitStatus, String) {
+        let out = tokio::task::spawn_blocking(move || self.child.wait_with_output())
+            .await
+            .expect("join")
+            .expect("wait for gatehouse");
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}

@@ -25,14 +25,24 @@ async fn migrations_go_up_and_down(db: &db::Db) {
     Migrator::up(db, None).await.unwrap();
     assert_eq!(
         table_names(db).await,
-        ["seaql_migrations", "server_secrets", "users"]
+        [
+            "login_failures",
+            "seaql_migrations",
+            "server_secrets",
+            "users"
+        ]
     );
     Migrator::down(db, None).await.unwrap();
     assert_eq!(table_names(db).await, ["seaql_migrations"]);
     Migrator::up(db, None).await.unwrap();
     assert_eq!(
         table_names(db).await,
-        ["seaql_migrations", "server_secrets", "users"]
+        [
+            "login_failures",
+            "seaql_migrations",
+            "server_secrets",
+            "users"
+        ]
     );
 }
 
@@ -133,4 +143,48 @@ async fn postgres_serves_the_same_login() {
     )
     .await
     .unwrap());
+}
+
+/// One failure window's lifecycle, on `db`: counted, shared, reopened, cleared, purged.
+async fn failure_windows_count_and_expire(db: &db::Db) {
+    use gatehouse::db::login_failure::{clear, purge_before, record_failure, windows, Scope};
+    Migrator::up(db, None).await.unwrap();
+    for now in [1000, 1001, 1030] {
+        record_failure(db, Scope::Account, "johndoe", now, now - 60)
+            .await
+            .unwrap();
+    }
+    record_failure(db, Scope::Address, "10.0.0.1", 1030, 970)
+        .await
+        .unwrap();
+    let (account, address) = windows(db, "johndoe", "10.0.0.1").await.unwrap();
+    assert_eq!(account.map(|w| (w.started_at, w.failures)), Some((1000, 3)));
+    assert_eq!(address.map(|w| (w.started_at, w.failures)), Some((1030, 1)));
+    // A failure after the window has ended opens a new one.
+    record_failure(db, Scope::Account, "johndoe", 1061, 1001)
+        .await
+        .unwrap();
+    let (account, _) = windows(db, "johndoe", "10.0.0.1").await.unwrap();
+    assert_eq!(account.map(|w| (w.started_at, w.failures)), Some((1061, 1)));
+    clear(db, Scope::Account, "johndoe").await.unwrap();
+    assert_eq!(windows(db, "johndoe", "10.0.0.1").await.unwrap().0, None);
+    assert_eq!(purge_before(db, 1031).await.unwrap(), 1);
+    assert_eq!(
+        windows(db, "johndoe", "10.0.0.1").await.unwrap(),
+        (None, None)
+    );
+}
+
+#[tokio::test]
+async fn sqlite_counts_failure_windows() {
+    let test_db = TestDb::sqlite();
+    let db = db::connect(&test_db.url).await.unwrap();
+    failure_windows_count_and_expire(&db).await;
+}
+
+#[tokio::test]
+async fn postgres_counts_failure_windows() {
+    let test_db = TestDb::postgres().await;
+    let db = db::connect(&test_db.url).await.unwrap();
+    failure_windows_count_and_expire(&db).await;
 }

@@ -1,0 +1,102 @@
+//! Which client sent a request: the peer, or what trusted proxies say it was.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use poem::Request;
+
+/// The client's address: the peer's, unless the peer is one of `trusted` proxies; then
+/// the right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries
+/// further left were written by the client and prove nothing).
+pub fn client_ip(req: &Request, trusted: &[IpNet]) -> Option<IpAddr> {
+    let mut client = req.remote_addr().as_socket_addr()?.ip().to_canonical();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&client) {
+        return Some(client);
+    }
+    let forwarded = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect::<Vec<_>>();
+    for hop in forwarded.iter().rev() {
+        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+            // A malformed hop breaks the chain: stop at the last address we trust.
+            break;
+        };
+        client = ip.to_canonical();
+        if !is_trusted(&client) {
+            break;
+        }
+    }
+    Some(client)
+}
+
+/// The key failed logins from `ip` are counted under: the IPv4 address, or the /64 of an
+/// IPv6 one (a single host is usually given a whole /64).
+pub fn address_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => {
+            let [a, b, c, d, ..] = ip.segments();
+            format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use poem::{
+        http::uri::Scheme,
+        web::{LocalAddr, RemoteAddr},
+        RequestParts,
+    };
+
+    use super::*;
+
+    fn request(peer: &str, forwarded: &[&str]) -> Request {
+        let mut http = poem::http::Request::builder();
+        for value in forwarded {
+            http = http.header("X-Forwarded-For", *value);
+        }
+        let (parts, ()) = http.body(()).unwrap().into_parts();
+        let peer: SocketAddr = peer.parse().unwrap();
+        let parts = RequestParts::from((
+            parts,
+            LocalAddr::default(),
+            RemoteAddr(peer.into()),
+            Scheme::HTTP,
+        ));
+        Request::from_parts(parts, poem::Body::empty())
+    }
+
+    #[test]
+    fn peer_is_the_client_unless_it_is_a_trusted_proxy() {
+        let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // Untrusted peer: its own address, whatever it claims.
+        let req = request("203.0.113.9:5000", &["198.51.100.1"]);
+        assert_eq!(client_ip(&req, &proxies), Some(ip("203.0.113.9")));
+        // Trusted peer: the right-most untrusted hop, not the client-written left part.
+        let req = request("10.0.0.2:5000", &["1.1.1.1, 198.51.100.7", "10.0.0.3"]);
+        assert_eq!(client_ip(&req, &proxies), Some(ip("198.51.100.7")));
+        // Trusted peer without the header, or with garbage: the proxy itself.
+        let req = request("10.0.0.2:5000", &[]);
+        assert_eq!(client_ip(&req, &proxies), Some(ip("10.0.0.2")));
+        let req = request("10.0.0.2:5000", &["not-an-ip"]);
+        assert_eq!(client_ip(&req, &proxies), Some(ip("10.0.0.2")));
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_prefix() {
+        assert_eq!(address_key("203.0.113.9".parse().unwrap()), "203.0.113.9");
+        assert_eq!(
+            address_key("2001:db8:1:2:aaaa::1".parse().unwrap()),
+            "2001:db8:1:2::/64"
+        );
+    }
+}
