@@ -83,14 +83,7 @@ async fn two_replicas_on_one_postgres_share_the_generated_key_and_revocation() {
 
     // Both start at once on an empty database with no SECRET_KEY: they migrate one after
     // the other, and whichever generates the signing key first, the other loads that one.
-    let url = db.url.clone();
-    let start = move || ServerProcess::spawn(&[("DATABASE_URL", url.as_str())]);
-    let (a, b) = {
-        let (first, second) = (start.clone(), start);
-        let a = tokio::task::spawn_blocking(first);
-        let b = tokio::task::spawn_blocking(second);
-        (a.await.unwrap().unwrap(), b.await.unwrap().unwrap())
-    };
+    let (a, b) = two_replicas(&db, &[]).await;
     let both = [&a, &b];
     let client = reqwest::Client::new();
     user_command(
@@ -140,4 +133,63 @@ async fn two_replicas_on_one_postgres_share_the_generated_key_and_revocation() {
     // shared database.
     assert!(!a.log().contains("error"), "{}", a.log());
     assert!(!b.log().contains("error"), "{}", b.log());
+}
+
+/// Two replicas of the binary on `db` without `SECRET_KEY`, started together, with `env`.
+async fn two_replicas(db: &TestDb, env: &[(&str, &str)]) -> (ServerProcess, ServerProcess) {
+    let mut all: Vec<(String, String)> = vec![("DATABASE_URL".into(), db.url.clone())];
+    all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let start = move || {
+        let env: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        ServerProcess::spawn(&env)
+    };
+    let a = tokio::task::spawn_blocking(start.clone());
+    let b = tokio::task::spawn_blocking(start);
+    (a.await.unwrap().unwrap(), b.await.unwrap().unwrap())
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_postgres_share_the_failed_login_counters() {
+    let db = TestDb::postgres().await;
+    let (a, b) = two_replicas(
+        &db,
+        &[
+            ("MAX_FAILED_LOGINS_PER_ACCOUNT", "4"),
+            ("MAX_FAILED_LOGINS_PER_ADDRESS", "6"),
+        ],
+    )
+    .await;
+    user_command(&db, &["add", "carol"], "carol-pw\n");
+    user_command(&db, &["add", "dave"], "dave-pw\n");
+    let client = reqwest::Client::new();
+    let too_many = json!({"detail": "Too many failed attempts, retry later"});
+
+    // Four failures for carol, two on each replica: neither saw the limit alone.
+    for server in [&a, &b, &a, &b] {
+        assert_eq!(login(&client, server, "carol", "wrong").await.status(), 401);
+    }
+    for server in [&a, &b] {
+        let resp = login(&client, server, "carol", "carol-pw").await;
+        assert!(resp.headers().contains_key("retry-after"));
+        assert_eq!(
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap()),
+            (429, too_many.clone()),
+            "carol's account is locked on {} too",
+            server.address
+        );
+    }
+
+    // The client address has four failures; two more, one on each, reach its limit of six,
+    // and then it is refused on both, for dave too.
+    assert_eq!(login(&client, &a, "dave", "wrong").await.status(), 401);
+    assert_eq!(login(&client, &b, "dave", "wrong").await.status(), 401);
+    for server in [&a, &b] {
+        let resp = login(&client, server, "dave", "dave-pw").await;
+        assert_eq!(
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap()),
+            (429, too_many.clone()),
+            "the address is limited on {} too",
+            server.address
+        );
+    }
 }
