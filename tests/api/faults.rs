@@ -26,7 +26,7 @@ use tokio::{
 };
 
 use crate::helpers::{
-    gatehouse_command, output_within, parts, start, ServerProcess, TestDb, TEST_SECRET,
+    gatehouse_command, output_within, parts, start, ServingBinary, TestDb, TEST_SECRET,
 };
 
 /// What every database failure answers, whatever the cause.
@@ -149,12 +149,12 @@ fn sqlite_database(path: &Path, users: &[&str]) -> String {
 
 async fn login(
     client: &reqwest::Client,
-    server: &ServerProcess,
+    server: &ServingBinary,
     user: &str,
     pw: &str,
 ) -> reqwest::Response {
     client
-        .post(server.url("/token"))
+        .post(server.at("/token"))
         .form(&[("username", user), ("password", pw)])
         .send()
         .await
@@ -173,7 +173,7 @@ fn listed(url: &str, username: &str) -> bool {
 /// A wrong password for carol answers the generic 503, and the server logs `cause`.
 async fn failed_login_is_unavailable(
     client: &reqwest::Client,
-    server: &ServerProcess,
+    server: &ServingBinary,
     cause: &str,
 ) {
     let resp = login(client, server, "carol", "wrong-pw").await;
@@ -299,15 +299,7 @@ async fn a_database_left_with_its_write_ahead_log_on_a_read_only_file_system_ser
     fs.remount_read_only();
     let url = sqlite_url_of(&fs.path().join("gatehouse.db"), None);
 
-    let server = {
-        let env_url = url.clone();
-        tokio::task::spawn_blocking(move || {
-            ServerProcess::spawn(&[("DATABASE_URL", &env_url), ("SECRET_KEY", TEST_SECRET)])
-        })
-        .await
-        .unwrap()
-        .expect("with its -shm file SQLite reads a WAL database it cannot write")
-    };
+    let server = ServingBinary::start(&url, &["serve"], &[]).await;
     let client = reqwest::Client::new();
     assert_eq!(
         login(&client, &server, "carol", "carol-pw").await.status(),
@@ -348,15 +340,7 @@ async fn an_immutable_database_file_serves_reads_and_refuses_writes_cleanly() {
     }
     let _restore = Mutable(&chattr);
 
-    let server = {
-        let env_url = url.clone();
-        tokio::task::spawn_blocking(move || {
-            ServerProcess::spawn(&[("DATABASE_URL", &env_url), ("SECRET_KEY", TEST_SECRET)])
-        })
-        .await
-        .unwrap()
-        .expect("SQLite falls back to reading a file it cannot write")
-    };
+    let server = ServingBinary::start(&url, &["serve"], &[]).await;
     let client = reqwest::Client::new();
     assert_eq!(
         login(&client, &server, "carol", "carol-pw").await.status(),
@@ -382,15 +366,7 @@ async fn a_database_locked_by_another_writer_fails_writes_after_the_busy_timeout
 ) {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_database(&dir.path().join("gatehouse.db"), &["carol"]);
-    let server = {
-        let env_url = url.clone();
-        tokio::task::spawn_blocking(move || {
-            ServerProcess::spawn(&[("DATABASE_URL", &env_url), ("SECRET_KEY", TEST_SECRET)])
-        })
-        .await
-        .unwrap()
-        .unwrap()
-    };
+    let server = ServingBinary::start(&url, &["serve"], &[]).await;
     let client = reqwest::Client::new();
 
     // Another process's writer: a transaction holding SQLite's write lock far beyond the
@@ -455,15 +431,7 @@ async fn a_full_disk_fails_the_write_cleanly_and_loses_nothing_committed() {
     let fs = Tmpfs::mount("2m");
     let path = fs.path().join("gatehouse.db");
     let url = sqlite_database(&path, &["carol"]);
-    let server = {
-        let env_url = url.clone();
-        tokio::task::spawn_blocking(move || {
-            ServerProcess::spawn(&[("DATABASE_URL", &env_url), ("SECRET_KEY", TEST_SECRET)])
-        })
-        .await
-        .unwrap()
-        .unwrap()
-    };
+    let server = ServingBinary::start(&url, &["serve"], &[]).await;
 
     // Fill the file system to the last block.
     let filler_path = fs.path().join("filler");
@@ -549,15 +517,7 @@ async fn kill_9_during_a_stream_of_user_adds_loses_no_committed_user() {
     let url = db.url.clone();
     let out = gatehouse_on(&url, &["migrate"], "");
     assert!(out.status.success(), "{}", stderr(&out));
-    let mut server = {
-        let env_url = url.clone();
-        tokio::task::spawn_blocking(move || {
-            ServerProcess::spawn(&[("DATABASE_URL", &env_url), ("SECRET_KEY", TEST_SECRET)])
-        })
-        .await
-        .unwrap()
-        .unwrap()
-    };
+    let mut server = ServingBinary::start(&url, &["serve"], &[]).await;
 
     let (committed, killed) = tokio::task::spawn_blocking(move || {
         let add = |name: &str| {
@@ -823,15 +783,7 @@ async fn postgres_going_down_and_restarting_under_traffic_answers_503_then_recov
     let proxy = PgProxy::start().await;
     let db = TestDb::postgres().await;
     let url = proxy.url(&db.url);
-    let mut server = tokio::task::spawn_blocking(move || {
-        ServerProcess::spawn_with(
-            &["--demo"],
-            &[("DATABASE_URL", &url), ("SECRET_KEY", TEST_SECRET)],
-        )
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let mut server = ServingBinary::start(&url, &["serve", "--demo"], &[]).await;
     let client = reqwest::Client::new();
     let resp = login(&client, &server, "johndoe", "secret").await;
     assert_eq!(resp.status(), 200);
@@ -842,7 +794,7 @@ async fn postgres_going_down_and_restarting_under_traffic_answers_503_then_recov
 
     let stop = Arc::new(AtomicBool::new(false));
     let background = tokio::spawn(traffic(
-        server.address.clone(),
+        server.url.clone(),
         token.clone(),
         Arc::clone(&stop),
     ));
@@ -855,9 +807,9 @@ async fn postgres_going_down_and_restarting_under_traffic_answers_503_then_recov
     // Down: connections are refused until it is back.
     proxy.down();
     for request in [
-        client.get(server.url("/users/me/")).bearer_auth(&token),
+        client.get(server.at("/users/me/")).bearer_auth(&token),
         client
-            .post(server.url("/token"))
+            .post(server.at("/token"))
             .form(&[("username", "johndoe"), ("password", "secret")]),
     ] {
         let started = Instant::now();
@@ -878,7 +830,7 @@ async fn postgres_going_down_and_restarting_under_traffic_answers_503_then_recov
     let back = Instant::now();
     loop {
         let resp = client
-            .get(server.url("/users/me/"))
+            .get(server.at("/users/me/"))
             .bearer_auth(&token)
             .send()
             .await

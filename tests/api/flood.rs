@@ -72,7 +72,7 @@ async fn login_flood_of_256_stays_within_the_pool_memory_bound_and_sheds_the_res
     // everything else was shed. (More may pass as the pool drains while requests arrive.)
     assert!(by_status[&503] > 0, "{by_status:?}");
 
-    let peak = peak_rss_bytes(server.child.id());
+    let peak = peak_rss_bytes(server.pid());
     let bound = WORKERS * 64 * MIB + 64 * MIB;
     println!(
         "peak RSS under the flood: {} MiB (bound {} MiB)",

@@ -248,99 +248,6 @@ pub fn output_within(command: &mut Command, limit: Duration) -> Output {
     child.wait_with_output().expect("output")
 }
 
-/// A `gatehouse serve` process of the real binary, killed when dropped.
-pub struct ServerProcess {
-    pub address: String,
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl ServerProcess {
-    /// Starts `gatehouse serve --bind 127.0.0.1:0` with `env` (nothing else of the test's
-    /// environment) and waits for it to listen; on failure, the whole log.
-    pub fn spawn(env: &[(&str, &str)]) -> Result<Self, String> {
-        Self::spawn_with(&[], env)
-    }
-
-    /// [`ServerProcess::spawn`] with more arguments to `serve`, e.g. `--demo`.
-    pub fn spawn_with(args: &[&str], env: &[(&str, &str)]) -> Result<Self, String> {
-        let mut child = gatehouse_command()
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn gatehouse serve");
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().expect("stderr");
-        let sink = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line
-                    .split_once("gatehouse listening addr=")
-                    .map(|(_, a)| a.trim().to_owned())
-                {
-                    let _ = tx.send(addr);
-                }
-                let mut log = sink.lock().expect("log lock");
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let start = Instant::now();
-        loop {
-            if let Ok(addr) = rx.recv_timeout(Duration::from_millis(50)) {
-                return Ok(Self {
-                    address: format!("http://{addr}"),
-                    child,
-                    log,
-                });
-            }
-            if child.try_wait().expect("wait").is_some()
-                || start.elapsed() > Duration::from_secs(30)
-            {
-                let _ = child.kill();
-                let _ = child.wait();
-                // Let the reader drain what is left.
-                std::thread::sleep(Duration::from_millis(100));
-                let log = log.lock().expect("log lock").clone();
-                return Err(log);
-            }
-        }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.address, path)
-    }
-
-    /// SIGKILL, as a crash or the OOM killer would; the log stays readable.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Everything the server has logged so far.
-    pub fn log(&self) -> String {
-        self.log.lock().expect("log lock").clone()
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
@@ -472,65 +379,142 @@ impl TestApp {
     }
 }
 
-/// The `gatehouse` binary serving on a free port, with `envs` on top of a clean
-/// environment for `DATABASE_URL` and the secret key.
+/// The `gatehouse` binary serving on a free port, killed when dropped. Its log is read as
+/// it is written, so a test can look at it while the server runs.
 pub struct ServingBinary {
-    pub child: std::process::Child,
+    /// `None` once waited for.
+    child: Option<Child>,
+    /// `http://127.0.0.1:<port>`.
     pub url: String,
     pub port: u16,
+    log: Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ServingBinary {
+    /// `gatehouse args...` on `database_url` with [`TEST_SECRET`] and `envs`, on a free
+    /// port (`GATEHOUSE_BIND=127.0.0.1:0`), once it listens.
     pub async fn start(database_url: &str, args: &[&str], envs: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .expect("free port")
-            .local_addr()
-            .expect("port")
-            .port();
-        let mut cmd = gatehouse_command();
-        cmd.args(args)
-            .env("DATABASE_URL", database_url)
-            .env("GATEHOUSE_BIND", format!("127.0.0.1:{port}"))
-            .env("SECRET_KEY", TEST_SECRET)
+        let mut all = vec![("DATABASE_URL", database_url), ("SECRET_KEY", TEST_SECRET)];
+        all.extend_from_slice(envs);
+        Self::start_with_env(args, &all)
+            .await
+            .unwrap_or_else(|log| panic!("gatehouse did not start: {log}"))
+    }
+
+    /// `gatehouse args...` with exactly `env` (plus `RUST_LOG=info` and the bind address),
+    /// once it listens; if it exits or is not listening within 30 s, its log.
+    pub async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Result<Self, String> {
+        let mut child = gatehouse_command()
+            .args(args)
+            .env("GATEHOUSE_BIND", "127.0.0.1:0")
             .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
-        for (name, value) in envs {
-            cmd.env(name, value);
-        }
-        let mut child = cmd.spawn().expect("run gatehouse");
-        let url = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
-        for _ in 0..100 {
-            if client
-                .get(format!("{url}/openapi.json"))
-                .send()
-                .await
-                .is_ok()
-            {
-                return Self { child, url, port };
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run gatehouse");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = Arc::clone(&log);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some((_, addr)) = line.split_once("gatehouse listening addr=") {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+                let mut log = sink.lock().expect("log lock");
+                log.push_str(&line);
+                log.push('\n');
             }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("gatehouse did not start listening on port {port}");
+        });
+        let started = Instant::now();
+        let addr = loop {
+            if let Ok(addr) = rx.try_recv() {
+                break addr;
+            }
+            let exited = child.try_wait().expect("wait").is_some();
+            if exited || started.elapsed() > Duration::from_secs(30) {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = reader.join();
+                let log = log.lock().expect("log lock").clone();
+                return Err(log);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let port = addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port in the listening line");
+        Ok(Self {
+            child: Some(child),
+            url: format!("http://{addr}"),
+            port,
+            log,
+            reader: Some(reader),
+        })
+    }
+
+    /// The URL of `path` on this server.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("not waited for yet")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("not waited for yet").id()
     }
 
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid()).expect("pid"));
         nix::sys::signal::kill(pid, signal).expect("signal gatehouse");
     }
 
-    /// Waits for the process to exit; its status and log.
-    pub async fn wait(self) -> (std::process::ExitStatus, String) {
-        let out = tokio::task::spawn_blocking(move || self.child.wait_with_output())
-            .await
-            .expect("join")
-            .expect("wait for gatehouse");
-        (
-            out.status,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+    /// SIGKILL, as a crash or the OOM killer would; the log stays readable.
+    pub fn kill(&mut self) {
+        let _ = self.child().kill();
+        let _ = self.child().wait();
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child().try_wait(), Ok(None))
+    }
+
+    /// Everything the server has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// Waits for the process to exit; its status and whole log.
+    pub async fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let reader = self.reader.take();
+        let mut child = self.child.take().expect("not waited for yet");
+        let status = tokio::task::spawn_blocking(move || {
+            let status = child.wait();
+            if let Some(reader) = reader {
+                let _ = reader.join();
+            }
+            status
+        })
+        .await
+        .expect("join")
+        .expect("wait for gatehouse");
+        (status, self.log())
+    }
+}
+
+impl Drop for ServingBinary {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

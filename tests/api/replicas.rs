@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{gatehouse_command, ServerProcess, TestDb};
+use crate::helpers::{gatehouse_command, ServingBinary, TestDb};
 
 /// `gatehouse user ...` on `db` without `SECRET_KEY`, as an operator runs it next to the
 /// replicas; the password, when the command reads one, comes from stdin.
@@ -34,28 +34,28 @@ fn user_command(db: &TestDb, args: &[&str], stdin: &str) {
 
 async fn login(
     client: &reqwest::Client,
-    server: &ServerProcess,
+    server: &ServingBinary,
     user: &str,
     pw: &str,
 ) -> reqwest::Response {
     client
-        .post(server.url("/token"))
+        .post(server.at("/token"))
         .form(&[("username", user), ("password", pw)])
         .send()
         .await
         .unwrap()
 }
 
-async fn token(client: &reqwest::Client, server: &ServerProcess, user: &str, pw: &str) -> String {
+async fn token(client: &reqwest::Client, server: &ServingBinary, user: &str, pw: &str) -> String {
     let resp = login(client, server, user, pw).await;
-    assert_eq!(resp.status(), 200, "login of {user} on {}", server.address);
+    assert_eq!(resp.status(), 200, "login of {user} on {}", server.url);
     let body: Value = resp.json().await.unwrap();
     body["access_token"].as_str().unwrap().to_owned()
 }
 
-async fn me(client: &reqwest::Client, server: &ServerProcess, token: &str) -> (u16, Value) {
+async fn me(client: &reqwest::Client, server: &ServingBinary, token: &str) -> (u16, Value) {
     let resp = client
-        .get(server.url("/users/me/"))
+        .get(server.at("/users/me/"))
         .bearer_auth(token)
         .send()
         .await
@@ -66,14 +66,14 @@ async fn me(client: &reqwest::Client, server: &ServerProcess, token: &str) -> (u
 /// Asserts `token` gets `status` from both replicas.
 async fn on_both(
     client: &reqwest::Client,
-    replicas: &[&ServerProcess; 2],
+    replicas: &[&ServingBinary; 2],
     token: &str,
     status: u16,
     why: &str,
 ) {
     for server in replicas {
         let (got, body) = me(client, server, token).await;
-        assert_eq!(got, status, "{why} on {}: {body}", server.address);
+        assert_eq!(got, status, "{why} on {}: {body}", server.url);
     }
 }
 
@@ -136,16 +136,14 @@ async fn two_replicas_on_one_postgres_share_the_generated_key_and_revocation() {
 }
 
 /// Two replicas of the binary on `db` without `SECRET_KEY`, started together, with `env`.
-async fn two_replicas(db: &TestDb, env: &[(&str, &str)]) -> (ServerProcess, ServerProcess) {
-    let mut all: Vec<(String, String)> = vec![("DATABASE_URL".into(), db.url.clone())];
-    all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-    let start = move || {
-        let env: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        ServerProcess::spawn(&env)
-    };
-    let a = tokio::task::spawn_blocking(start.clone());
-    let b = tokio::task::spawn_blocking(start);
-    (a.await.unwrap().unwrap(), b.await.unwrap().unwrap())
+async fn two_replicas(db: &TestDb, env: &[(&str, &str)]) -> (ServingBinary, ServingBinary) {
+    let mut all = vec![("DATABASE_URL", db.url.as_str())];
+    all.extend_from_slice(env);
+    let (a, b) = tokio::join!(
+        ServingBinary::start_with_env(&["serve"], &all),
+        ServingBinary::start_with_env(&["serve"], &all)
+    );
+    (a.unwrap(), b.unwrap())
 }
 
 #[tokio::test]
@@ -175,7 +173,7 @@ async fn two_replicas_on_one_postgres_share_the_failed_login_counters() {
             (resp.status().as_u16(), resp.json::<Value>().await.unwrap()),
             (429, too_many.clone()),
             "carol's account is locked on {} too",
-            server.address
+            server.url
         );
     }
 
@@ -189,7 +187,7 @@ async fn two_replicas_on_one_postgres_share_the_failed_login_counters() {
             (resp.status().as_u16(), resp.json::<Value>().await.unwrap()),
             (429, too_many.clone()),
             "the address is limited on {} too",
-            server.address
+            server.url
         );
     }
 }
