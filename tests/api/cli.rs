@@ -146,6 +146,7 @@ async fn user_commands_report_unknown_users_and_bad_input() {
 
 #[test]
 fn password_is_never_taken_from_argv() {
+    // clap refuses the flag before any database is opened: no backend to choose.
     let dir = TestDb::sqlite();
     let out = gatehouse(&dir, &["user", "add", "eve", "--password", "pw"], "");
     assert_eq!(out.status.code(), Some(2), "clap rejects the unknown flag");

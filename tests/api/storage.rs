@@ -48,6 +48,7 @@ async fn migrations_go_up_and_down(db: &db::Db) {
 
 #[tokio::test]
 async fn sqlite_migrations_are_reversible() {
+    // Each backend has its own test of the migrations, whatever the suite's backend.
     let test_db = TestDb::sqlite();
     let db = db::connect(&test_db.url).await.unwrap();
     migrations_go_up_and_down(&db).await;
