@@ -181,11 +181,12 @@ async fn failed_login_is_unavailable(
         parts(resp, &["retry-after"]).await,
         (503, unavailable(), vec![Some("1".to_owned())])
     );
-    let log = server.log();
     assert!(
-        log.lines()
-            .any(|l| l.contains("database failure") && l.contains(cause)),
-        "{log}"
+        server
+            .logged(|l| l.contains("database failure") && l.contains(cause))
+            .await,
+        "{}",
+        server.log()
     );
 }
 
@@ -873,7 +874,10 @@ async fn postgres_going_down_and_restarting_under_traffic_answers_503_then_recov
     );
 
     let log = server.log();
-    assert!(log.contains("database failure"), "cause logged: {log}");
+    assert!(
+        server.logged(|l| l.contains("database failure")).await,
+        "cause logged: {log}"
+    );
     assert!(!log.contains("panicked"), "{log}");
     assert!(!log.contains("status=500"), "{log}");
     assert!(server.is_running(), "the outage did not stop the service");

@@ -492,6 +492,19 @@ impl ServingBinary {
         self.log.lock().expect("log lock").clone()
     }
 
+    /// Whether a line of the log matches within 5 s; the log is read as the server writes
+    /// it, so a line may arrive just after the response it belongs to.
+    pub async fn logged(&self, matches: impl Fn(&str) -> bool) -> bool {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            if self.log().lines().any(&matches) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
     /// Waits for the process to exit; its status and whole log.
     pub async fn wait(mut self) -> (std::process::ExitStatus, String) {
         let reader = self.reader.take();
