@@ -86,7 +86,7 @@ pub fn sqlite_file_problem(url: &str) -> Option<String> {
 /// Holds PostgreSQL's migration lock until the returned transaction ends, so replicas
 /// starting together migrate one after the other instead of racing to create the same
 /// tables; the later ones then find nothing pending. A replica waits at most 30 s for it.
-/// `None` on SQLite, whose single writer already serialises migrations.
+/// `None` on SQLite, which serves a single replica.
 pub async fn migration_lock(db: &Db) -> Result<Option<DatabaseTransaction>, DbErr> {
     if db.get_database_backend() != DbBackend::Postgres {
         return Ok(None);
