@@ -56,6 +56,19 @@ pub struct AppState {
 pub enum StartupError {
     #[error("cannot open the database: {0}")]
     Database(#[source] sea_orm::DbErr),
+    #[error("cannot open the database: {0}")]
+    SqliteFile(String),
+    #[error(
+        "cannot open the database: {0} (SQLite needs to write the file and, for its \
+         write-ahead log, the directory it is in)"
+    )]
+    SqliteOpen(#[source] sea_orm::DbErr),
+    #[error(
+        "cannot open the database: {0} (no connection within {secs} s: is the database \
+         server running and reachable?)",
+        secs = db::CONNECT_TIMEOUT.as_secs()
+    )]
+    Unreachable(#[source] sea_orm::DbErr),
     #[error("cannot migrate the database: {0}")]
     Migration(#[source] sea_orm::DbErr),
     #[error("cannot read --secret-key-file {path}: {source}")]
@@ -121,12 +134,28 @@ impl App {
 
 /// Connects, migrates and loads the signing key: the state every command shares.
 pub async fn prepare(settings: &Settings) -> Result<AppState, StartupError> {
-    let db = db::connect(&settings.database_url)
+    let url = &settings.database_url;
+    if let Some(problem) = db::sqlite_file_problem(url) {
+        return Err(StartupError::SqliteFile(problem));
+    }
+    let db = db::connect(url).await.map_err(|e| {
+        if db::is_sqlite_cannot_open(&e) {
+            StartupError::SqliteOpen(e)
+        } else if db::is_connect_timeout(&e) {
+            StartupError::Unreachable(e)
+        } else {
+            StartupError::Database(e)
+        }
+    })?;
+    let lock = db::migration_lock(&db)
         .await
-        .map_err(StartupError::Database)?;
+        .map_err(StartupError::Migration)?;
     Migrator::up(&db, None)
         .await
         .map_err(StartupError::Migration)?;
+    if let Some(lock) = lock {
+        lock.commit().await.map_err(StartupError::Migration)?;
+    }
     let key = signing_key(settings, &db).await?;
     let tokens = TokenAuthority::new(
         &key,

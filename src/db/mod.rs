@@ -5,21 +5,26 @@ pub mod login_failure;
 pub mod server_secret;
 pub mod user;
 
-use std::time::Duration;
+use std::{path::Path, str::FromStr, time::Duration};
 
 use chrono::Utc;
 use sea_orm::{
     sea_query::{Expr, OnConflict, SimpleExpr},
-    sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous},
+    sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectOptions, Database, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, SqlErr,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, RuntimeErr,
+    SqlErr, TransactionTrait,
 };
 
 pub use sea_orm::DatabaseConnection as Db;
 
 /// The embedded default: a SQLite file in the working directory, created if missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db?mode=rwc";
+
+/// How long opening a connection, or waiting for a free one, may take before the caller
+/// gets an error: a start-up fails, a request answers 503.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Opens a pool on `url` (SQLite or PostgreSQL).
 ///
@@ -29,8 +34,8 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db?mode=rwc";
 pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     let mut opts = ConnectOptions::new(url);
     opts.sqlx_logging(false)
-        .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5));
+        .connect_timeout(CONNECT_TIMEOUT)
+        .acquire_timeout(CONNECT_TIMEOUT);
     if url.starts_with("sqlite:") {
         opts.map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
@@ -40,6 +45,79 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         });
     }
     Database::connect(opts).await
+}
+
+/// What stops a SQLite URL from opening as configured, in plain words; SQLite's own error
+/// for each is "unable to open database file". A missing file is created only when the URL
+/// asks for it with `mode=rwc` (as the default URL does), so a mistyped path never starts
+/// the service on a new, empty database.
+pub fn sqlite_file_problem(url: &str) -> Option<String> {
+    if !url.starts_with("sqlite:") {
+        return None;
+    }
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    let mode = form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == "mode")
+        .map(|(_, value)| value.into_owned());
+    if mode.as_deref() == Some("memory") || url.contains(":memory:") {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    let path = options.get_filename();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Some(format!(
+            "the directory {} of the SQLite database does not exist",
+            dir.display()
+        ));
+    }
+    if mode.as_deref() != Some("rwc") && !path.exists() {
+        return Some(format!(
+            "the SQLite database {} does not exist (add ?mode=rwc to the URL to create it)",
+            path.display()
+        ));
+    }
+    None
+}
+
+/// Holds PostgreSQL's migration lock until the returned transaction ends, so replicas
+/// starting together migrate one after the other instead of racing to create the same
+/// tables; the later ones then find nothing pending. A replica waits at most 30 s for it.
+/// `None` on SQLite, which serves a single replica.
+pub async fn migration_lock(db: &Db) -> Result<Option<DatabaseTransaction>, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(None);
+    }
+    let txn = db.begin().await?;
+    txn.execute_unprepared("SET LOCAL lock_timeout = '30s'")
+        .await?;
+    // Any fixed key: b"gatehous" as a big-endian i64.
+    txn.execute_unprepared("SELECT pg_advisory_xact_lock(7449363237540164979)")
+        .await?;
+    Ok(Some(txn))
+}
+
+/// Whether SQLite could not open (or create) the file: SQLITE_CANTOPEN, the error of a
+/// read-only directory or file system.
+pub fn is_sqlite_cannot_open(e: &DbErr) -> bool {
+    match e {
+        DbErr::Conn(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(e))) => {
+            e.code().as_deref() == Some("14")
+        }
+        _ => false,
+    }
+}
+
+/// Whether no connection could be made within the connect timeout: a server that refuses
+/// or never answers, where the pool reports only that it timed out.
+pub fn is_connect_timeout(e: &DbErr) -> bool {
+    matches!(
+        e,
+        DbErr::Conn(RuntimeErr::SqlxError(sea_orm::sqlx::Error::PoolTimedOut))
+    )
 }
 
 /// The fields of a user to create.

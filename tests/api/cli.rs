@@ -2,23 +2,17 @@
 
 use std::{
     io::Write,
-    process::{Command, Output, Stdio},
+    process::{Output, Stdio},
 };
 
-use tempfile::TempDir;
+use crate::helpers::{gatehouse_command, start, ServingBinary, TestDb, TEST_SECRET};
 
-use crate::helpers::{sqlite_url, start, ServingBinary, TEST_SECRET};
-
-const BIN: &str = env!("CARGO_BIN_EXE_gatehouse");
-
-/// Runs `gatehouse args...` on the database in `dir`, with `stdin` piped in.
-fn gatehouse(dir: &TempDir, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
+/// Runs `gatehouse args...` on `db`, with `stdin` piped in.
+pub fn gatehouse(db: &TestDb, args: &[&str], stdin: &str) -> Output {
+    let mut child = gatehouse_command()
         .args(args)
-        .env("DATABASE_URL", sqlite_url(dir))
+        .env("DATABASE_URL", &db.url)
         .env("SECRET_KEY", TEST_SECRET)
-        .env_remove("SECRET_KEY_FILE")
-        .env_remove("ROOT_PATH")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -43,7 +37,7 @@ fn stderr(o: &Output) -> String {
 
 #[tokio::test]
 async fn users_added_changed_and_disabled_from_the_cli_log_in_accordingly() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = TestDb::new().await;
     let add = gatehouse(
         &dir,
         &[
@@ -64,9 +58,7 @@ async fn users_added_changed_and_disabled_from_the_cli_log_in_accordingly() {
     assert!(!dup.status.success());
     assert_eq!(stderr(&dup), "error: user \"carol\" already exists\n");
 
-    let mut settings = gatehouse::config::Settings::for_database(sqlite_url(&dir));
-    settings.secret_key = Some(TEST_SECRET.into());
-    let app = start(settings, tempfile::tempdir().unwrap()).await;
+    let app = start(dir.settings()).await;
     let token = app.token("carol", "hunter22").await;
     let me: serde_json::Value = app.me(&token).await.json().await.unwrap();
     assert_eq!(
@@ -115,9 +107,9 @@ async fn users_added_changed_and_disabled_from_the_cli_log_in_accordingly() {
     assert_eq!(app.me(&token).await.status(), 200);
 }
 
-#[test]
-fn user_commands_report_unknown_users_and_bad_input() {
-    let dir = tempfile::tempdir().unwrap();
+#[tokio::test]
+async fn user_commands_report_unknown_users_and_bad_input() {
+    let dir = TestDb::new().await;
     for args in [
         &["user", "passwd", "ghost"][..],
         &["user", "disable", "ghost"],
@@ -154,19 +146,21 @@ fn user_commands_report_unknown_users_and_bad_input() {
 
 #[test]
 fn password_is_never_taken_from_argv() {
-    let dir = tempfile::tempdir().unwrap();
+    // clap refuses the flag before any database is opened: no backend to choose.
+    let dir = TestDb::sqlite();
     let out = gatehouse(&dir, &["user", "add", "eve", "--password", "pw"], "");
     assert_eq!(out.status.code(), Some(2), "clap rejects the unknown flag");
     assert!(stderr(&out).contains("unexpected argument '--password'"));
 }
 
-#[test]
-fn bad_secret_keys_are_refused_at_start_with_a_clear_message() {
+#[tokio::test]
+async fn bad_secret_keys_are_refused_at_start_with_a_clear_message() {
+    let db = TestDb::new().await;
     let dir = tempfile::tempdir().unwrap();
     let run = |key: &str| {
-        Command::new(BIN)
+        gatehouse_command()
             .args(["migrate"])
-            .env("DATABASE_URL", sqlite_url(&dir))
+            .env("DATABASE_URL", &db.url)
             .env("SECRET_KEY", key)
             .output()
             .unwrap()
@@ -195,17 +189,17 @@ fn bad_secret_keys_are_refused_at_start_with_a_clear_message() {
 
     let key_file = dir.path().join("key");
     std::fs::write(&key_file, "short\n").unwrap();
-    let from_file = Command::new(BIN)
+    let from_file = gatehouse_command()
         .args(["migrate", "--secret-key-file"])
         .arg(&key_file)
-        .env("DATABASE_URL", sqlite_url(&dir))
+        .env("DATABASE_URL", &db.url)
         .output()
         .unwrap();
     assert_eq!(from_file.status.code(), Some(1));
     assert!(stderr(&from_file).contains("at least 32 bytes, got 5"));
-    let missing = Command::new(BIN)
+    let missing = gatehouse_command()
         .args(["migrate", "--secret-key-file", "/nonexistent/key"])
-        .env("DATABASE_URL", sqlite_url(&dir))
+        .env("DATABASE_URL", &db.url)
         .output()
         .unwrap();
     assert!(stderr(&missing).contains("cannot read --secret-key-file /nonexistent/key"));
@@ -213,7 +207,7 @@ fn bad_secret_keys_are_refused_at_start_with_a_clear_message() {
 
 #[test]
 fn unreachable_database_and_bad_flags_fail_with_clear_errors() {
-    let pg = Command::new(BIN)
+    let pg = gatehouse_command()
         .args([
             "migrate",
             "--database-url",
@@ -228,7 +222,7 @@ fn unreachable_database_and_bad_flags_fail_with_clear_errors() {
         stderr(&pg)
     );
 
-    let missing_dir = Command::new(BIN)
+    let missing_dir = gatehouse_command()
         .args([
             "migrate",
             "--database-url",
@@ -239,14 +233,14 @@ fn unreachable_database_and_bad_flags_fail_with_clear_errors() {
     assert_eq!(missing_dir.status.code(), Some(1));
     assert!(stderr(&missing_dir).contains("error: cannot open the database"));
 
-    let bad_bind = Command::new(BIN)
+    let bad_bind = gatehouse_command()
         .args(["serve", "--bind", "nonsense"])
         .output()
         .unwrap();
     assert_eq!(bad_bind.status.code(), Some(2));
     assert!(stderr(&bad_bind).contains("invalid value 'nonsense' for '--bind"));
 
-    let bad_minutes = Command::new(BIN)
+    let bad_minutes = gatehouse_command()
         .args(["serve", "--access-token-expire-minutes", "0"])
         .output()
         .unwrap();
@@ -255,11 +249,7 @@ fn unreachable_database_and_bad_flags_fail_with_clear_errors() {
 
 #[test]
 fn openapi_command_prints_the_committed_document() {
-    let out = Command::new(BIN)
-        .arg("openapi")
-        .env_remove("ROOT_PATH")
-        .output()
-        .unwrap();
+    let out = gatehouse_command().arg("openapi").output().unwrap();
     assert!(out.status.success());
     let committed =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi/openapi.json"))
@@ -277,8 +267,8 @@ async fn bare_command_serves_logs_requests_and_stops_cleanly_on_signals() {
     use nix::sys::signal::Signal;
 
     for signal in [Signal::SIGTERM, Signal::SIGINT] {
-        let dir = tempfile::tempdir().unwrap();
-        let server = ServingBinary::start(&sqlite_url(&dir), &[], &[]).await;
+        let db = TestDb::new().await;
+        let server = ServingBinary::start(&db.url, &[], &[]).await;
         let client = reqwest::Client::new();
         let url = server.url.clone();
         let login = client
@@ -314,14 +304,14 @@ async fn bare_command_serves_logs_requests_and_stops_cleanly_on_signals() {
 
 #[test]
 fn flags_win_over_the_environment() {
-    let out = Command::new(BIN)
+    let out = gatehouse_command()
         .args(["openapi", "--root-path", "/from-flag"])
         .env("ROOT_PATH", "/from-env")
         .output()
         .unwrap();
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["servers"], serde_json::json!([{"url": "/from-flag"}]));
-    let out = Command::new(BIN)
+    let out = gatehouse_command()
         .arg("openapi")
         .env("ROOT_PATH", "/from-env")
         .output()
@@ -332,7 +322,7 @@ fn flags_win_over_the_environment() {
 
 #[test]
 fn help_never_prints_environment_values() {
-    let out = Command::new(BIN)
+    let out = gatehouse_command()
         .arg("--help")
         .env("DATABASE_URL", "postgres://admin:hunter2@db/prod")
         .output()
@@ -348,8 +338,8 @@ async fn sigterm_finishes_the_request_in_flight_and_refuses_new_connections() {
     use nix::sys::signal::Signal;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let dir = tempfile::tempdir().unwrap();
-    let server = ServingBinary::start(&sqlite_url(&dir), &["serve", "--demo"], &[]).await;
+    let db = TestDb::new().await;
+    let server = ServingBinary::start(&db.url, &["serve", "--demo"], &[]).await;
     let body = "username=johndoe&password=secret";
     let mut in_flight = tokio::net::TcpStream::connect(("127.0.0.1", server.port))
         .await

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use futures_util::future::join_all;
 
-use crate::helpers::{sqlite_url, ServingBinary};
+use crate::helpers::{ServingBinary, TestDb};
 
 const WORKERS: u64 = 2;
 const MIB: u64 = 1024 * 1024;
@@ -20,9 +20,9 @@ fn peak_rss_bytes(pid: u32) -> u64 {
 
 #[tokio::test]
 async fn login_flood_of_256_stays_within_the_pool_memory_bound_and_sheds_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new().await;
     let server = ServingBinary::start(
-        &sqlite_url(&dir),
+        &db.url,
         &["serve", "--demo"],
         &[("HASH_WORKERS", "2"), ("HASH_QUEUE_PER_WORKER", "8")],
     )
@@ -72,7 +72,7 @@ async fn login_flood_of_256_stays_within_the_pool_memory_bound_and_sheds_the_res
     // everything else was shed. (More may pass as the pool drains while requests arrive.)
     assert!(by_status[&503] > 0, "{by_status:?}");
 
-    let peak = peak_rss_bytes(server.child.id());
+    let peak = peak_rss_bytes(server.pid());
     let bound = WORKERS * 64 * MIB + 64 * MIB;
     println!(
         "peak RSS under the flood: {} MiB (bound {} MiB)",

@@ -4,11 +4,13 @@
 
 mod cli;
 mod docs;
+mod faults;
 mod flood;
 mod helpers;
 mod limits;
 mod login;
 mod protected;
+mod replicas;
 mod routing;
 mod storage;
 mod throttle;

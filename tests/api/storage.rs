@@ -1,13 +1,10 @@
 //! The database: migrations, the generated signing key, PostgreSQL.
 
-use gatehouse::{config::Settings, db};
+use gatehouse::db;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{ConnectionTrait, Statement};
 
-use crate::helpers::{spawn_app_with, start};
-
-/// PostgreSQL of the test machines (trust auth), database `test`.
-const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+use crate::helpers::{spawn_app_with, start, TestDb};
 
 async fn table_names(db: &db::Db) -> Vec<String> {
     let backend = db.get_database_backend();
@@ -51,19 +48,17 @@ async fn migrations_go_up_and_down(db: &db::Db) {
 
 #[tokio::test]
 async fn sqlite_migrations_are_reversible() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = db::connect(&crate::helpers::sqlite_url(&dir))
-        .await
-        .unwrap();
+    // Each backend has its own test of the migrations, whatever the suite's backend.
+    let test_db = TestDb::sqlite();
+    let db = db::connect(&test_db.url).await.unwrap();
     migrations_go_up_and_down(&db).await;
 }
 
 #[tokio::test]
 async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = db::connect(&crate::helpers::sqlite_url(&dir))
-        .await
-        .unwrap();
+    // SQLite's own settings: SQLite whatever the suite's backend.
+    let test_db = TestDb::sqlite();
+    let db = db::connect(&test_db.url).await.unwrap();
     let pragma = |name: &'static str| {
         let db = db.clone();
         async move {
@@ -91,7 +86,7 @@ async fn generated_signing_key_is_stored_and_shared_by_restarts() {
     let first = spawn_app_with(|s| s.secret_key = None).await;
     let token = first.token("johndoe", "secret").await;
 
-    let second = start(first.settings.clone(), tempfile::tempdir().unwrap()).await;
+    let second = start(first.settings.clone()).await;
     assert_eq!(
         second.me(&token).await.status(),
         200,
@@ -103,75 +98,19 @@ async fn generated_signing_key_is_stored_and_shared_by_restarts() {
     assert_eq!(stored.len(), 64, "256 bits, hex");
 }
 
-/// A fresh schema on the machine's PostgreSQL, so tests never see each other's tables;
-/// dropped again when the guard goes out of scope at the end of a passing test.
-struct PgSchema {
-    name: String,
-    url: String,
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime: clean up on a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
-                if let Ok(admin) = db::connect(POSTGRES_URL).await {
-                    let _ = admin
-                        .execute_unprepared(&format!("DROP SCHEMA {name} CASCADE"))
-                        .await;
-                }
-            });
-            Ok::<_, std::io::Error>(())
-        })
-        .join();
-    }
-}
-
-async fn postgres_schema() -> PgSchema {
-    let admin = db::connect(POSTGRES_URL)
-        .await
-        .expect("PostgreSQL on 127.0.0.1:5432");
-    let schema = format!(
-        "gatehouse_test_{}",
-        std::process::id() as u64 * 1000 + rand_suffix()
-    );
-    admin
-        .execute_unprepared(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    PgSchema {
-        url: format!("{POSTGRES_URL}?options=-c%20search_path%3D{schema}"),
-        name: schema,
-    }
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-        + std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_micros() as u64
-}
-
 #[tokio::test]
 async fn postgres_migrations_are_reversible() {
-    let schema = postgres_schema().await;
-    let db = db::connect(&schema.url).await.unwrap();
+    let test_db = TestDb::postgres().await;
+    let db = db::connect(&test_db.url).await.unwrap();
     migrations_go_up_and_down(&db).await;
 }
 
 #[tokio::test]
 async fn postgres_serves_the_same_login() {
-    let schema = postgres_schema().await;
-    let mut settings = Settings::for_database(schema.url.clone());
+    let test_db = TestDb::postgres().await;
+    let mut settings = test_db.settings();
     settings.secret_key = None;
-    let app = start(settings, tempfile::tempdir().unwrap()).await;
+    let app = start(settings).await;
     let token = app.token("johndoe", "secret").await;
     let me: serde_json::Value = app.me(&token).await.json().await.unwrap();
     assert_eq!(me["username"], "johndoe");
@@ -239,16 +178,14 @@ async fn failure_windows_count_and_expire(db: &db::Db) {
 
 #[tokio::test]
 async fn sqlite_counts_failure_windows() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = db::connect(&crate::helpers::sqlite_url(&dir))
-        .await
-        .unwrap();
+    let test_db = TestDb::sqlite();
+    let db = db::connect(&test_db.url).await.unwrap();
     failure_windows_count_and_expire(&db).await;
 }
 
 #[tokio::test]
 async fn postgres_counts_failure_windows() {
-    let schema = postgres_schema().await;
-    let db = db::connect(&schema.url).await.unwrap();
+    let test_db = TestDb::postgres().await;
+    let db = db::connect(&test_db.url).await.unwrap();
     failure_windows_count_and_expire(&db).await;
 }

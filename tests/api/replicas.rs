@@ -1,0 +1,193 @@
+//! Two `gatehouse serve` processes of the real binary on one PostgreSQL database, as two
+//! replicas behind a load balancer.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{gatehouse_command, ServingBinary, TestDb};
+
+/// `gatehouse user ...` on `db` without `SECRET_KEY`, as an operator runs it next to the
+/// replicas; the password, when the command reads one, comes from stdin.
+fn user_command(db: &TestDb, args: &[&str], stdin: &str) {
+    use std::io::Write;
+    let mut child = gatehouse_command()
+        .arg("user")
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "user {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn login(
+    client: &reqwest::Client,
+    server: &ServingBinary,
+    user: &str,
+    pw: &str,
+) -> reqwest::Response {
+    client
+        .post(server.at("/token"))
+        .form(&[("username", user), ("password", pw)])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn token(client: &reqwest::Client, server: &ServingBinary, user: &str, pw: &str) -> String {
+    let resp = login(client, server, user, pw).await;
+    assert_eq!(resp.status(), 200, "login of {user} on {}", server.url);
+    let body: Value = resp.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+async fn me(client: &reqwest::Client, server: &ServingBinary, token: &str) -> (u16, Value) {
+    let resp = client
+        .get(server.at("/users/me/"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+/// Asserts `token` gets `status` from both replicas.
+async fn on_both(
+    client: &reqwest::Client,
+    replicas: &[&ServingBinary; 2],
+    token: &str,
+    status: u16,
+    why: &str,
+) {
+    for server in replicas {
+        let (got, body) = me(client, server, token).await;
+        assert_eq!(got, status, "{why} on {}: {body}", server.url);
+    }
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_postgres_share_the_generated_key_and_revocation() {
+    let db = TestDb::postgres().await;
+
+    // Both start at once on an empty database with no SECRET_KEY: they migrate one after
+    // the other, and whichever generates the signing key first, the other loads that one.
+    let (a, b) = two_replicas(&db, &[]).await;
+    let both = [&a, &b];
+    let client = reqwest::Client::new();
+    user_command(
+        &db,
+        &["add", "carol", "--email", "carol@example.com"],
+        "first-pw\n",
+    );
+
+    let from_a = token(&client, &a, "carol", "first-pw").await;
+    let from_b = token(&client, &b, "carol", "first-pw").await;
+    for t in [&from_a, &from_b] {
+        for server in both {
+            assert_eq!(
+                me(&client, server, t).await,
+                (
+                    200,
+                    json!({"username": "carol", "email": "carol@example.com", "full_name": null, "disabled": false})
+                ),
+                "a token of one replica is valid on the other"
+            );
+        }
+    }
+
+    user_command(&db, &["revoke", "carol"], "");
+    on_both(&client, &both, &from_a, 401, "after `user revoke`").await;
+    on_both(&client, &both, &from_b, 401, "after `user revoke`").await;
+
+    let before_passwd = token(&client, &b, "carol", "first-pw").await;
+    on_both(&client, &both, &before_passwd, 200, "a fresh token").await;
+    user_command(&db, &["passwd", "carol"], "second-pw\n");
+    on_both(&client, &both, &before_passwd, 401, "after `user passwd`").await;
+    for server in both {
+        assert_eq!(
+            login(&client, server, "carol", "first-pw").await.status(),
+            401
+        );
+    }
+
+    let before_disable = token(&client, &a, "carol", "second-pw").await;
+    on_both(&client, &both, &before_disable, 200, "a fresh token").await;
+    user_command(&db, &["disable", "carol"], "");
+    on_both(&client, &both, &before_disable, 401, "after `user disable`").await;
+    let while_disabled = token(&client, &b, "carol", "second-pw").await;
+    on_both(&client, &both, &while_disabled, 400, "a disabled user").await;
+
+    // Nothing above needed a restart: each request reads the user's token version from the
+    // shared database.
+    assert!(!a.log().contains("error"), "{}", a.log());
+    assert!(!b.log().contains("error"), "{}", b.log());
+}
+
+/// Two replicas of the binary on `db` without `SECRET_KEY`, started together, with `env`.
+async fn two_replicas(db: &TestDb, env: &[(&str, &str)]) -> (ServingBinary, ServingBinary) {
+    let mut all = vec![("DATABASE_URL", db.url.as_str())];
+    all.extend_from_slice(env);
+    let (a, b) = tokio::join!(
+        ServingBinary::start_with_env(&["serve"], &all),
+        ServingBinary::start_with_env(&["serve"], &all)
+    );
+    (a.unwrap(), b.unwrap())
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_postgres_share_the_failed_login_counters() {
+    let db = TestDb::postgres().await;
+    let (a, b) = two_replicas(
+        &db,
+        &[
+            ("MAX_FAILED_LOGINS_PER_ACCOUNT", "4"),
+            ("MAX_FAILED_LOGINS_PER_ADDRESS", "6"),
+        ],
+    )
+    .await;
+    user_command(&db, &["add", "carol"], "carol-pw\n");
+    user_command(&db, &["add", "dave"], "dave-pw\n");
+    let client = reqwest::Client::new();
+    let too_many = json!({"detail": "Too many failed attempts, retry later"});
+
+    // Four failures for carol, two on each replica: neither saw the limit alone.
+    for server in [&a, &b, &a, &b] {
+        assert_eq!(login(&client, server, "carol", "wrong").await.status(), 401);
+    }
+    for server in [&a, &b] {
+        let resp = login(&client, server, "carol", "carol-pw").await;
+        assert!(resp.headers().contains_key("retry-after"));
+        assert_eq!(
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap()),
+            (429, too_many.clone()),
+            "carol's account is locked on {} too",
+            server.url
+        );
+    }
+
+    // The client address has four failures; two more, one on each, reach its limit of six,
+    // and then it is refused on both, for dave too.
+    assert_eq!(login(&client, &a, "dave", "wrong").await.status(), 401);
+    assert_eq!(login(&client, &b, "dave", "wrong").await.status(), 401);
+    for server in [&a, &b] {
+        let resp = login(&client, server, "dave", "dave-pw").await;
+        assert_eq!(
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap()),
+            (429, too_many.clone()),
+            "the address is limited on {} too",
+            server.url
+        );
+    }
+}
