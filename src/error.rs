@@ -136,6 +136,64 @@ impl From<HashError> for Error {
     }
 }
 
+impl Error {
+    /// The `detail` string a client sees; `None` for validation errors, whose detail is
+    /// the list of problems.
+    fn detail(&self) -> Option<&'static str> {
+        Some(match self {
+            Error::IncorrectCredentials => "Incorrect username or password",
+            Error::NotAuthenticated => "Not authenticated",
+            Error::InvalidToken => "Could not validate credentials",
+            Error::InactiveUser => "Inactive user",
+            Error::Validation(_) => return None,
+            Error::BodyTooLarge => "Request body too large",
+            Error::Busy => "Server busy, retry later",
+            Error::TooManyAttempts { .. } => "Too many failed attempts, retry later",
+            Error::RequestTimeout => "Request timeout",
+            Error::NotFound => "Not Found",
+            Error::MethodNotAllowed { .. } => "Method Not Allowed",
+            Error::Database(_) => "Service unavailable, retry later",
+            Error::Internal(_) => "Internal Server Error",
+        })
+    }
+
+    /// The response body, as JSON.
+    fn body(&self) -> Value {
+        match self {
+            Error::Validation(errors) => HttpValidationError {
+                detail: errors.clone(),
+            }
+            .to_json()
+            .unwrap_or_default(),
+            _ => serde_json::json!({ "detail": self.detail() }),
+        }
+    }
+
+    /// The body an operation answers with `status`, as an example for the OpenAPI
+    /// document; `authenticated` operations need a bearer token, the others (`/token`)
+    /// hash a password.
+    pub fn example_body(status: StatusCode, authenticated: bool) -> Option<Value> {
+        let error = match status {
+            StatusCode::BAD_REQUEST => Error::InactiveUser,
+            StatusCode::UNAUTHORIZED if authenticated => Error::InvalidToken,
+            StatusCode::UNAUTHORIZED => Error::IncorrectCredentials,
+            StatusCode::REQUEST_TIMEOUT => Error::RequestTimeout,
+            StatusCode::PAYLOAD_TOO_LARGE => Error::BodyTooLarge,
+            StatusCode::UNPROCESSABLE_ENTITY => {
+                Error::Validation(vec![ValidationError::missing("username")])
+            }
+            StatusCode::TOO_MANY_REQUESTS => Error::TooManyAttempts { retry_after: 60 },
+            StatusCode::SERVICE_UNAVAILABLE if authenticated => {
+                Error::Database(sea_orm::DbErr::Custom(String::new()))
+            }
+            StatusCode::SERVICE_UNAVAILABLE => Error::Busy,
+            StatusCode::INTERNAL_SERVER_ERROR => Error::Internal(String::new()),
+            _ => return None,
+        };
+        Some(error.body())
+    }
+}
+
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_BUSY_SECS: &str = "1";
 
@@ -158,32 +216,14 @@ impl ResponseError for Error {
     }
 
     fn as_response(&self) -> Response {
-        let detail = match self {
-            Error::IncorrectCredentials => "Incorrect username or password",
-            Error::NotAuthenticated => "Not authenticated",
-            Error::InvalidToken => "Could not validate credentials",
-            Error::InactiveUser => "Inactive user",
-            Error::Validation(errors) => {
-                let body = HttpValidationError {
-                    detail: errors.clone(),
-                };
-                return json_response(self.status(), body.to_json_string());
-            }
-            Error::BodyTooLarge => "Request body too large",
-            Error::Busy => "Server busy, retry later",
-            Error::TooManyAttempts { .. } => "Too many failed attempts, retry later",
-            Error::RequestTimeout => "Request timeout",
-            Error::NotFound => "Not Found",
-            Error::MethodNotAllowed { .. } => "Method Not Allowed",
-            Error::Database(_) => {
-                // The cause may name tables or paths: the log gets it, the client does not.
-                tracing::error!(error = %self, "database failure");
-                "Service unavailable, retry later"
-            }
-            Error::Internal(_) => {
-                tracing::error!(error = %self, "internal failure");
-                "Internal Server Error"
-            }
+        // The cause may name tables or paths: the log gets it, the client does not.
+        match self {
+            Error::Database(_) => tracing::error!(error = %self, "database failure"),
+            Error::Internal(_) => tracing::error!(error = %self, "internal failure"),
+            _ => {}
+        }
+        let Some(detail) = self.detail() else {
+            return json_response(self.status(), self.body().to_string());
         };
         let body = HttpError {
             detail: detail.to_owned(),

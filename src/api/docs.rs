@@ -3,7 +3,10 @@
 use poem_openapi::OpenApiService;
 use serde_json::{json, Value};
 
+use poem::http::StatusCode;
+
 use super::{security, Api};
+use crate::error::Error;
 
 const REDOC_WEB_FONTS: &str = r#"<link href="https://fonts.googleapis.com/css?family=Montserrat:300,400,700|Roboto:300,400,700" rel="stylesheet">"#;
 
@@ -28,6 +31,40 @@ impl Docs {
             // ReDoc's template fetches web fonts from Google; the page works offline without them.
             redoc_html: embed(service.redoc_html()).replacen(REDOC_WEB_FONTS, "", 1),
             openapi_json,
+        }
+    }
+}
+
+/// Each documented error response gets the body that operation really answers as its
+/// example: poem-openapi can only give the shared `HTTPError` schema one example, which
+/// Swagger UI would show under every status.
+fn add_error_examples(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for operation in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|methods| methods.values_mut())
+    {
+        let authenticated = operation.get("security").is_some();
+        let Some(responses) = operation["responses"].as_object_mut() else {
+            continue;
+        };
+        for (status, response) in responses.iter_mut() {
+            let status = status
+                .parse()
+                .ok()
+                .and_then(|s| StatusCode::from_u16(s).ok());
+            let Some(example) = status
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .and_then(|s| Error::example_body(s, authenticated))
+            else {
+                continue;
+            };
+            if let Some(media) = response["content"]["application/json"].as_object_mut() {
+                media.insert("example".to_owned(), example);
+            }
         }
     }
 }
@@ -60,6 +97,7 @@ pub fn document(generated: &str, root_path: &str) -> String {
             ["password"]["tokenUrl"];
         *token_url = json!(format!("{root_path}{}", security::TOKEN_URL));
     }
+    add_error_examples(&mut doc);
     if doc["tags"].as_array().is_some_and(Vec::is_empty) {
         if let Some(top) = doc.as_object_mut() {
             top.shift_remove("tags");

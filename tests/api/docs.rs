@@ -91,6 +91,26 @@ async fn document_declares_the_tutorial_contract() {
         json!([{"OAuth2PasswordBearer": []}])
     );
     assert!(op("/token", "post")["security"].is_null());
+    // Each error status shows the body that operation really answers.
+    let example = |path, method, status: &str| {
+        op(path, method)["responses"][status]["content"]["application/json"]["example"].clone()
+    };
+    assert_eq!(
+        example("/token", "post", "401"),
+        json!({"detail": "Incorrect username or password"})
+    );
+    assert_eq!(
+        example("/users/me/", "get", "401"),
+        json!({"detail": "Could not validate credentials"})
+    );
+    assert_eq!(
+        example("/users/me/", "get", "400"),
+        json!({"detail": "Inactive user"})
+    );
+    assert_eq!(
+        example("/token", "post", "429"),
+        json!({"detail": "Too many failed attempts, retry later"})
+    );
     let body = &op("/token", "post")["requestBody"]["content"];
     assert!(body["application/x-www-form-urlencoded"].is_object());
     assert!(body["multipart/form-data"].is_object());
