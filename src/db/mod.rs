@@ -20,6 +20,11 @@ pub use sea_orm::DatabaseConnection as Db;
 /// The embedded default: a SQLite file in the working directory, created if missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db?mode=rwc";
 
+/// SQLite connections in the pool. SeaORM's default for SQLite is one, which makes every
+/// request wait for every other; each connection is a thread of its own, and past two per
+/// core more only adds threads (bench/RESULTS.md).
+const SQLITE_POOL_SIZE: u32 = 4;
+
 /// Opens a pool on `url` (SQLite or PostgreSQL).
 ///
 /// SQLite runs in WAL mode so readers never block the writer, with a busy timeout
@@ -31,6 +36,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(5));
     if url.starts_with("sqlite:") {
+        // A file cannot drop a connection the way a network can, so the ping sqlx would
+        // send before every checkout is a wasted round trip to the connection's thread.
+        opts.max_connections(SQLITE_POOL_SIZE)
+            .test_before_acquire(false);
         opts.map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
