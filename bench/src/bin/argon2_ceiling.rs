@@ -1,20 +1,22 @@
 //! The argon2 ceiling for logins: how many verifies per second the machine's cores can do.
 //!
-//! Runs gatehouse's own `verify_password` on the tutorial's hash of "secret" (what every
-//! benchmark login checks) on one thread per core at once, as the hashing pool does under
-//! load, and measures each verify's CPU time (so time spent waiting for a core while the
-//! machine is shared does not count). Prints one JSON object:
+//! Runs gatehouse's own verify on the tutorial's hash of "secret" (what every benchmark
+//! login checks) on one thread per core at once, each reusing its argon2 memory, as the
+//! hashing pool's threads do under load, and measures each verify's CPU time (so time
+//! spent waiting for a core while the machine is shared does not count). Prints one JSON
+//! object:
 //! `cores`, `cpu_s_per_verify` (median), `ceiling_per_s` = cores / cpu_s_per_verify,
 //! `single_cpu_s_per_verify`, the same figure with one thread alone, and `wall_per_s`,
 //! the verifies per second of wall-clock time that the threads actually achieved (lower
-//! than the ceiling when other processes share the cores).
+//! than the ceiling when other processes share the cores), and `fresh_cpu_s_per_verify`,
+//! one thread alone with fresh memory for every verify (an idle server's first login).
 
 use std::{
     thread,
     time::{Duration, Instant},
 };
 
-use gatehouse::auth::password::{verify_password, Verification};
+use gatehouse::auth::password::{verify_password, verify_password_with, Scratch, Verification};
 use nix::time::{clock_gettime, ClockId};
 
 /// The tutorial's argon2id hash of "secret" (m=65536, t=3, p=4), as `serve --demo` seeds it.
@@ -26,12 +28,17 @@ fn thread_cpu() -> Duration {
         .unwrap_or_default()
 }
 
-/// CPU seconds of each of `n` verifies on this thread.
-fn verify_times(n: usize) -> Vec<f64> {
+/// CPU seconds of each of `n` verifies on this thread, reusing memory or not.
+fn verify_times(n: usize, reuse: bool) -> Vec<f64> {
+    let mut scratch = Scratch::default();
     (0..n)
         .map(|_| {
             let start = thread_cpu();
-            let outcome = verify_password("secret", DEMO_HASH);
+            let outcome = if reuse {
+                verify_password_with(&mut scratch, "secret", DEMO_HASH)
+            } else {
+                verify_password("secret", DEMO_HASH)
+            };
             assert_eq!(outcome, Verification::Match { rehash: None });
             (thread_cpu() - start).as_secs_f64()
         })
@@ -50,12 +57,13 @@ fn main() {
         .unwrap_or(8);
     let cores = thread::available_parallelism().map_or(1, |n| n.get());
     // Warm up (page faults of the first 64 MiB block, CPU feature detection).
-    verify_times(1);
-    let single = median(verify_times(per_thread));
+    verify_times(1, false);
+    let fresh = median(verify_times(per_thread, false));
+    let single = median(verify_times(per_thread, true));
     let wall = Instant::now();
     let all: Vec<f64> = thread::scope(|s| {
         let handles: Vec<_> = (0..cores)
-            .map(|_| s.spawn(|| verify_times(per_thread)))
+            .map(|_| s.spawn(|| verify_times(per_thread, true)))
             .collect();
         handles
             .into_iter()
@@ -70,6 +78,7 @@ fn main() {
             "cores": cores,
             "cpu_s_per_verify": parallel,
             "single_cpu_s_per_verify": single,
+            "fresh_cpu_s_per_verify": fresh,
             "ceiling_per_s": cores as f64 / parallel,
             "wall_per_s": wall_per_s,
         })
