@@ -2,7 +2,7 @@
 //! run on a small dedicated thread pool so the async workers never do it.
 
 use std::{
-    sync::{mpsc, Arc, Mutex},
+    sync::{mpsc, Arc, Mutex, TryLockError},
     thread,
 };
 
@@ -88,14 +88,16 @@ impl PasswordHasher {
                     let mut scratch = Scratch::default();
                     loop {
                         // The lock is held only to take the next job, never while hashing.
-                        let queued = match rx.lock() {
-                            Ok(rx) => rx.try_recv(),
-                            Err(_) => return,
+                        let queued = match rx.try_lock() {
+                            Ok(rx) => rx.try_recv().ok(),
+                            // Another thread holds it waiting for work: nothing is queued.
+                            Err(TryLockError::WouldBlock) => None,
+                            Err(TryLockError::Poisoned(_)) => return,
                         };
                         let job = match queued {
-                            Ok(job) => job,
-                            Err(mpsc::TryRecvError::Disconnected) => return,
-                            Err(mpsc::TryRecvError::Empty) => {
+                            Some(job) => job,
+                            None => {
+                                // Idle: give the memory back before waiting, not after.
                                 scratch.release();
                                 match rx.lock().map(|rx| rx.recv()) {
                                     Ok(Ok(job)) => job,
