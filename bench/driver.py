@@ -447,10 +447,19 @@ def main():
             prefix = "argon2-" if name == "gatehouse" else None
             with Sampler(s.pid, prefix) as sampler:
                 res = wrk(s.url("/token"), args.flood, args.seconds, script=str(script))
-            # Logins still queued when wrk stops finish first; then the memory should be back.
+            # Logins still queued when wrk stops finish first (gatehouse: no hashing thread
+            # running; FastAPI: the process stops using CPU); then the memory should be back.
             settle = time.monotonic()
-            while time.monotonic() - settle < 60 and prefix and thread_states(s.pid, prefix)[1]:
-                time.sleep(0.2)
+            while time.monotonic() - settle < 120:
+                if prefix:
+                    if not thread_states(s.pid, prefix)[1]:
+                        break
+                    time.sleep(0.2)
+                else:
+                    cpu = proc_cpu(s.pid)[0]
+                    time.sleep(1.0)
+                    if proc_cpu(s.pid)[0] - cpu < 0.05:
+                        break
             time.sleep(2.0)
             mem = s.memory()
             res.update(max_busy=sampler.max_busy, hash_threads=sampler.threads, max_rss=sampler.max_rss,
