@@ -13,12 +13,16 @@ cd "$(dirname "$0")/.."
 
 WRK_VERSION=4.1.0-3+b2 # Debian 12 (bookworm)
 
+sudo_=""
+[ "$(id -u)" -eq 0 ] || sudo_=sudo
+apt_install() {
+  $sudo_ apt-get install -y -o DPkg::Lock::Timeout=600 "$@" ||
+    { $sudo_ apt-get update && $sudo_ apt-get install -y -o DPkg::Lock::Timeout=600 "$@"; }
+}
+
 if ! command -v wrk >/dev/null; then
   echo "== installing wrk $WRK_VERSION from Debian" >&2
-  sudo_=""
-  [ "$(id -u)" -eq 0 ] || sudo_=sudo
-  $sudo_ apt-get install -y -o DPkg::Lock::Timeout=600 "wrk=$WRK_VERSION" ||
-    { $sudo_ apt-get update && $sudo_ apt-get install -y -o DPkg::Lock::Timeout=600 "wrk=$WRK_VERSION"; }
+  apt_install "wrk=$WRK_VERSION"
 fi
 
 fastapi=1
@@ -28,7 +32,8 @@ if [ "$fastapi" = 1 ]; then
   stamp="$venv/.requirements.txt"
   if ! cmp -s bench/fastapi/requirements.txt "$stamp" 2>/dev/null; then
     echo "== installing the FastAPI app's pinned packages into $venv" >&2
-    python3 -m venv "$venv"
+    # Debian's own python3 needs python3-venv for this.
+    python3 -m venv "$venv" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$venv"; }
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r bench/fastapi/requirements.txt
     cp bench/fastapi/requirements.txt "$stamp"
   fi
