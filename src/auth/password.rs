@@ -2,17 +2,16 @@
 //! run on a small dedicated thread pool so the async workers never do it.
 
 use std::{
-    sync::{mpsc, Arc, Mutex},
+    sync::{mpsc, Arc, Mutex, TryLockError},
     thread,
 };
 
 use argon2::{
-    password_hash::{
-        rand_core::OsRng, PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString,
-    },
-    Algorithm, Argon2, Params, Version,
+    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher as _, SaltString},
+    Algorithm, Argon2, Block, Params, Version,
 };
 use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 use tokio::sync::oneshot;
 
 /// The tutorial's pwdlib parameters: argon2id, 64 MiB, 3 passes, 4 lanes.
@@ -45,7 +44,27 @@ pub enum HashError {
     Failed(String),
 }
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+type Job = Box<dyn FnOnce(&mut Scratch) + Send + 'static>;
+
+/// Argon2 working memory (64 MiB with the current parameters) that a hashing thread keeps
+/// while more logins are queued, so back-to-back verifies under load do not each map,
+/// fault in and zero it afresh: that was a third of a verify's CPU time (bench/RESULTS.md).
+/// The thread frees it whenever the queue is empty, so an idle server holds none.
+#[derive(Default)]
+pub struct Scratch(Vec<Block>);
+
+impl Scratch {
+    fn blocks(&mut self, count: usize) -> &mut [Block] {
+        if self.0.len() < count {
+            self.0 = vec![Block::default(); count];
+        }
+        &mut self.0[..count]
+    }
+
+    fn release(&mut self) {
+        self.0 = Vec::new();
+    }
+}
 
 /// Hashes and verifies passwords on `workers` dedicated threads with at most `queue`
 /// jobs waiting. Each argon2 run takes 64 MiB and tens of milliseconds of one core, so
@@ -65,15 +84,28 @@ impl PasswordHasher {
             let rx = Arc::clone(&rx);
             thread::Builder::new()
                 .name(format!("argon2-{n}"))
-                .spawn(move || loop {
-                    // The lock is held only while waiting for the next job, never while hashing.
-                    let job = match rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => return,
+                .spawn(move || {
+                    let mut scratch = Scratch::default();
+                    loop {
+                        // The lock is held only to take the next job, never while hashing.
+                        let queued = match rx.try_lock() {
+                            Ok(rx) => rx.try_recv().ok(),
+                            // Another thread holds it waiting for work: nothing is queued.
+                            Err(TryLockError::WouldBlock) => None,
+                            Err(TryLockError::Poisoned(_)) => return,
+                        };
+                        let job = match queued {
+                            Some(job) => job,
+                            None => {
+                                // Idle: give the memory back before waiting, not after.
+                                scratch.release();
+                                match rx.lock().map(|rx| rx.recv()) {
+                                    Ok(Ok(job)) => job,
+                                    _ => return,
+                                }
+                            }
+                        };
+                        job(&mut scratch);
                     }
                 })?;
         }
@@ -92,23 +124,32 @@ impl PasswordHasher {
         password: SecretString,
         stored: String,
     ) -> Result<Verification, HashError> {
-        self.run(move || Ok(verify_password(password.expose_secret(), &stored)))
-            .await
+        self.run(move |scratch| {
+            Ok(verify_password_with(
+                scratch,
+                password.expose_secret(),
+                &stored,
+            ))
+        })
+        .await
     }
 
     /// A new argon2id hash of `password` with the current parameters, off the async runtime.
     pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
-        self.run(move || hash_password(password.expose_secret()))
+        self.run(move |_| hash_password(password.expose_secret()))
             .await
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce() -> Result<T, HashError> + Send + 'static,
+        f: impl FnOnce(&mut Scratch) -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move || {
-            let _ = tx.send(f());
+        let job: Job = Box::new(move |scratch| {
+            // A login whose client has gone (its request future dropped) costs nothing.
+            if !tx.is_closed() {
+                let _ = tx.send(f(scratch));
+            }
         });
         self.jobs.try_send(job).map_err(|e| match e {
             mpsc::TrySendError::Full(_) => HashError::Busy,
@@ -136,15 +177,17 @@ pub fn hash_password(password: &str) -> Result<String, HashError> {
 
 /// Checks `password` against a stored argon2 or bcrypt hash. Blocking.
 pub fn verify_password(password: &str, stored: &str) -> Verification {
+    verify_password_with(&mut Scratch::default(), password, stored)
+}
+
+/// [`verify_password`] with argon2 working memory that outlives the call. Blocking.
+pub fn verify_password_with(scratch: &mut Scratch, password: &str, stored: &str) -> Verification {
     let (matched, current) = if is_bcrypt(stored) {
         (bcrypt::verify(password, stored).unwrap_or(false), false)
     } else {
         match PasswordHash::new(stored) {
-            // The hash carries its own algorithm and parameters; `verify_password` uses them.
             Ok(hash) => (
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &hash)
-                    .is_ok(),
+                argon2_matches(scratch, password.as_bytes(), &hash),
                 is_current(&hash),
             ),
             Err(e) => {
@@ -160,6 +203,39 @@ pub fn verify_password(password: &str, stored: &str) -> Verification {
             rehash: hash_password(password).ok(),
         },
     }
+}
+
+/// What argon2's own `verify_password` does, with the hash's own algorithm, version,
+/// parameters and salt, but in `scratch`'s memory; the comparison is constant-time.
+fn argon2_matches(scratch: &mut Scratch, password: &[u8], hash: &PasswordHash<'_>) -> bool {
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        Algorithm::try_from(hash.algorithm),
+        Params::try_from(hash),
+        hash.salt,
+        hash.hash,
+    ) else {
+        return false;
+    };
+    let Ok(version) = hash
+        .version
+        .map_or(Ok(Version::default()), Version::try_from)
+    else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let expected = expected.as_bytes();
+    let mut out = [0u8; 64];
+    let Some(out) = out.get_mut(..expected.len()) else {
+        return false;
+    };
+    let blocks = scratch.blocks(params.block_count());
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, out, blocks)
+        .is_ok()
+        && bool::from(out.ct_eq(expected))
 }
 
 fn is_bcrypt(stored: &str) -> bool {
@@ -237,6 +313,65 @@ mod tests {
         );
     }
 
+    #[test]
+    fn reused_memory_gives_the_same_answers_as_fresh_memory() {
+        let weak = "$argon2id$v=19$m=19456,t=2,p=1$CW+CpFWFO1+meCaQe66xgA$3uXlrP6Lf9gRp4jJpC6AwYHn5/iJlk6rc7EfhnMovow";
+        let mut scratch = Scratch::default();
+        for _ in 0..2 {
+            assert_eq!(
+                verify_password_with(&mut scratch, "secret", TUTORIAL_HASH),
+                Verification::Match { rehash: None }
+            );
+            assert_eq!(
+                verify_password_with(&mut scratch, "Secret", TUTORIAL_HASH),
+                Verification::Mismatch
+            );
+            // A smaller memory cost in a larger buffer, and back.
+            assert!(matches!(
+                verify_password_with(&mut scratch, "older-pass", weak),
+                Verification::Match { rehash: Some(_) }
+            ));
+            assert_eq!(
+                verify_password_with(&mut scratch, "older-pas", weak),
+                Verification::Mismatch
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn login_whose_caller_is_gone_is_not_hashed() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let hasher = PasswordHasher::new(1, 4).unwrap();
+        let (started_tx, started_rx) = oneshot::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let running = {
+            let h = hasher.clone();
+            tokio::spawn(async move {
+                h.run(move |_| {
+                    let _ = started_tx.send(());
+                    let _ = release_rx.recv();
+                    Ok(())
+                })
+                .await
+            })
+        };
+        started_rx.await.unwrap();
+        // Queued behind the busy worker, then abandoned by its caller.
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        let abandoned = hasher.run(move |_| {
+            flag.store(true, Ordering::SeqCst);
+            Ok(())
+        });
+        let timed_out = tokio::time::timeout(std::time::Duration::from_millis(20), abandoned).await;
+        assert!(timed_out.is_err());
+        release_tx.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        // Jobs run in order: once this one has run, the abandoned one was skipped.
+        hasher.run(|_| Ok(())).await.unwrap();
+        assert!(!ran.load(Ordering::SeqCst));
+    }
+
     #[tokio::test]
     async fn full_queue_answers_busy_instead_of_waiting() {
         let hasher = PasswordHasher::new(1, 1).unwrap();
@@ -246,7 +381,7 @@ mod tests {
         let running = {
             let h = hasher.clone();
             tokio::spawn(async move {
-                h.run(move || {
+                h.run(move |_| {
                     let _ = started_tx.send(());
                     let _ = release_rx.recv();
                     Ok(())
@@ -256,7 +391,7 @@ mod tests {
         };
         started_rx.await.unwrap();
         // ...fill the one queue slot...
-        assert!(hasher.jobs.try_send(Box::new(|| {})).is_ok());
+        assert!(hasher.jobs.try_send(Box::new(|_| {})).is_ok());
         // ...and the next job is refused at once.
         let refused = hasher
             .verify(SecretString::from("y"), DUMMY_HASH.to_owned())

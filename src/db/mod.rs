@@ -5,7 +5,7 @@ pub mod login_failure;
 pub mod server_secret;
 pub mod user;
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr, sync::OnceLock, time::Duration};
 
 use chrono::Utc;
 use sea_orm::{
@@ -13,8 +13,8 @@ use sea_orm::{
     sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
-    DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, RuntimeErr,
-    SqlErr, TransactionTrait,
+    DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QueryTrait,
+    RuntimeErr, SqlErr, Statement, TransactionTrait,
 };
 
 pub use sea_orm::DatabaseConnection as Db;
@@ -25,6 +25,11 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db?mode=rwc";
 /// How long opening a connection, or waiting for a free one, may take before the caller
 /// gets an error: a start-up fails, a request answers 503.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLite connections in the pool. SeaORM's default for SQLite is one, which makes every
+/// request wait for every other; each connection is a thread of its own, and past two per
+/// core more only adds threads (bench/RESULTS.md).
+const SQLITE_POOL_SIZE: u32 = 4;
 
 /// Opens a pool on `url` (SQLite or PostgreSQL).
 ///
@@ -37,6 +42,10 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
         .connect_timeout(CONNECT_TIMEOUT)
         .acquire_timeout(CONNECT_TIMEOUT);
     if url.starts_with("sqlite:") {
+        // A file cannot drop a connection the way a network can, so the ping sqlx would
+        // send before every checkout is a wasted round trip to the connection's thread.
+        opts.max_connections(SQLITE_POOL_SIZE)
+            .test_before_acquire(false);
         opts.map_sqlx_sqlite_opts(|o| {
             o.journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
@@ -144,10 +153,27 @@ pub async fn find_user(db: &Db, username: &str) -> Result<Option<user::Model>, D
     if username.contains('\0') {
         return Ok(None);
     }
-    user::Entity::find()
-        .filter(user::Column::Username.eq(username))
-        .one(db)
-        .await
+    let backend = db.get_database_backend();
+    let stmt = Statement::from_sql_and_values(backend, find_user_sql(backend), [username.into()]);
+    user::Entity::find().from_raw_sql(stmt).one(db).await
+}
+
+/// `find_user`'s SQL, built by SeaORM once per backend rather than on every request
+/// (building it cost more instructions than SQLite spends running it). Usernames are
+/// unique, so it needs no `LIMIT`.
+fn find_user_sql(backend: DbBackend) -> &'static str {
+    static SQL: [OnceLock<String>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = match backend {
+        DbBackend::Sqlite => 0,
+        DbBackend::Postgres => 1,
+        DbBackend::MySql => 2,
+    };
+    SQL[slot].get_or_init(|| {
+        user::Entity::find()
+            .filter(user::Column::Username.eq(""))
+            .build(backend)
+            .sql
+    })
 }
 
 pub async fn list_users(db: &Db) -> Result<Vec<user::Model>, DbErr> {
