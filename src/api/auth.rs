@@ -13,7 +13,7 @@ use super::{
 use crate::{
     app::AppState,
     auth::{
-        password::{Verification, DUMMY_HASH},
+        password::{HashSlot, Verification, DUMMY_HASH},
         throttle,
         token::unix_now,
     },
@@ -136,6 +136,8 @@ async fn throttled_authenticate(
     username: &str,
     password: SecretString,
 ) -> Result<user::Model, Error> {
+    // First, before any database work: a saturated pool must refuse cheaply.
+    let slot = state.hasher.try_reserve()?;
     let limits = &state.login_limits;
     let account = account_key(username);
     // Only a non-TCP transport has no peer address; they all count as one client.
@@ -151,7 +153,7 @@ async fn throttled_authenticate(
         tracing::info!(user = %username, address = %address, "login refused: too many failures");
         return Err(Error::TooManyAttempts { retry_after });
     }
-    match authenticate(state, username, password).await {
+    match authenticate(state, slot, username, password).await {
         Err(Error::IncorrectCredentials) => {
             let now = throttle::now();
             for (scope, subject, limit) in [
@@ -192,6 +194,7 @@ fn account_key(username: &str) -> String {
 /// attacker which usernames exist.
 async fn authenticate(
     state: &AppState,
+    slot: HashSlot,
     username: &str,
     password: SecretString,
 ) -> Result<user::Model, Error> {
@@ -200,7 +203,7 @@ async fn authenticate(
         .as_ref()
         .map_or(DUMMY_HASH, |u| u.hashed_password.as_str())
         .to_owned();
-    let verification = state.hasher.verify(password, stored).await?;
+    let verification = slot.verify(password, stored).await?;
     let (Some(user), Verification::Match { rehash }) = (user, verification) else {
         return Err(Error::IncorrectCredentials);
     };

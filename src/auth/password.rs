@@ -2,7 +2,10 @@
 //! run on a small dedicated thread pool so the async workers never do it.
 
 use std::{
-    sync::{mpsc, Arc, Mutex, TryLockError},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        mpsc, Arc, Mutex, TryLockError,
+    },
     thread,
 };
 
@@ -73,6 +76,42 @@ impl Scratch {
 #[derive(Clone)]
 pub struct PasswordHasher {
     jobs: mpsc::SyncSender<Job>,
+    /// Logins holding a [`HashSlot`]: running or waiting for a thread.
+    admitted: Arc<AtomicUsize>,
+    /// Threads plus queue: how many slots there are.
+    capacity: usize,
+}
+
+/// A login's place in the hashing pool, taken before any of its other work (database
+/// lookups included), so that a saturated pool answers 503 at once and cheaply: under a
+/// flood the refusals must not eat the CPU the running hashes need. Given back on drop.
+pub struct HashSlot {
+    hasher: PasswordHasher,
+}
+
+impl Drop for HashSlot {
+    fn drop(&mut self) {
+        self.hasher.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl HashSlot {
+    /// Checks `password` against `stored`, off the async runtime.
+    pub async fn verify(
+        self,
+        password: SecretString,
+        stored: String,
+    ) -> Result<Verification, HashError> {
+        self.hasher
+            .run(move |scratch| {
+                Ok(verify_password_with(
+                    scratch,
+                    password.expose_secret(),
+                    &stored,
+                ))
+            })
+            .await
+    }
 }
 
 impl PasswordHasher {
@@ -109,7 +148,11 @@ impl PasswordHasher {
                     }
                 })?;
         }
-        Ok(Self { jobs })
+        Ok(Self {
+            jobs,
+            admitted: Arc::new(AtomicUsize::new(0)),
+            capacity: workers + queue,
+        })
     }
 
     /// The default worker count, one per core: argon2 is CPU-bound, so more workers only
@@ -118,20 +161,17 @@ impl PasswordHasher {
         thread::available_parallelism().map_or(1, |n| n.get())
     }
 
-    /// Checks `password` against `stored`, off the async runtime.
-    pub async fn verify(
-        &self,
-        password: SecretString,
-        stored: String,
-    ) -> Result<Verification, HashError> {
-        self.run(move |scratch| {
-            Ok(verify_password_with(
-                scratch,
-                password.expose_secret(),
-                &stored,
-            ))
+    /// A place in the pool for one verify, or [`HashError::Busy`] when every thread is
+    /// running and the queue is full.
+    pub fn try_reserve(&self) -> Result<HashSlot, HashError> {
+        self.admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .map_err(|_| HashError::Busy)?;
+        Ok(HashSlot {
+            hasher: self.clone(),
         })
-        .await
     }
 
     /// A new argon2id hash of `password` with the current parameters, off the async runtime.
@@ -372,6 +412,16 @@ mod tests {
         assert!(!ran.load(Ordering::SeqCst));
     }
 
+    #[test]
+    fn slots_are_threads_plus_queue_and_come_back_when_dropped() {
+        let hasher = PasswordHasher::new(1, 1).unwrap();
+        let first = hasher.try_reserve().unwrap();
+        let _second = hasher.try_reserve().unwrap();
+        assert!(matches!(hasher.try_reserve(), Err(HashError::Busy)));
+        drop(first);
+        assert!(hasher.try_reserve().is_ok());
+    }
+
     #[tokio::test]
     async fn full_queue_answers_busy_instead_of_waiting() {
         let hasher = PasswordHasher::new(1, 1).unwrap();
@@ -393,9 +443,7 @@ mod tests {
         // ...fill the one queue slot...
         assert!(hasher.jobs.try_send(Box::new(|_| {})).is_ok());
         // ...and the next job is refused at once.
-        let refused = hasher
-            .verify(SecretString::from("y"), DUMMY_HASH.to_owned())
-            .await;
+        let refused = hasher.run(|_| Ok(())).await;
         assert!(matches!(refused, Err(HashError::Busy)), "{refused:?}");
         release_tx.send(()).unwrap();
         running.await.unwrap().unwrap();
