@@ -590,8 +590,8 @@ def render(res, fastapi):
       f"`argon2-*` threads in state R (running or runnable) in 5 samples in a row (a verify runs ~100 ms; "
       "taking a job or freeing its memory a few ms): at most "
       f"**{busy} of {pool}** were busy. "
-      "Logins beyond the pool wait in a bounded queue (8 per worker) and past it get 503 at once, "
-      "which is why the 32-client and flood runs show 503s.")
+      "Logins beyond the pool wait in a bounded queue (HASH_QUEUE_PER_WORKER, 16 by default) and "
+      "past it get 503 at once, which is why the flood run shows 503s.")
     w("")
     goals.append(("logins/s >= 90% of the argon2 ceiling at 8+ clients", min(high) >= 0.9,
                   ", ".join(f"{x:.0%}" for x in high)))

@@ -137,7 +137,9 @@ pub struct Settings {
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub hash_workers: Option<u16>,
     /// Logins that may wait for a hashing thread, per thread; beyond them the answer is 503.
-    #[arg(long, env = "HASH_QUEUE_PER_WORKER", default_value_t = 8, global = true,
+    /// 16 waits at most ~1.6 s (a verify is ~100 ms) and lets 16 clients per core log in
+    /// without a 503 ever: refused clients that retry at once cost CPU the hashes need.
+    #[arg(long, env = "HASH_QUEUE_PER_WORKER", default_value_t = 16, global = true,
           hide_env_values = true, value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub hash_queue_per_worker: u16,
     /// Failed logins per account in an hour before `/token` answers 429 for it.
@@ -218,7 +220,7 @@ impl Settings {
             jwt_audience: None,
             log_format: "text".to_owned(),
             hash_workers: None,
-            hash_queue_per_worker: 8,
+            hash_queue_per_worker: 16,
             max_failed_logins_per_account: 100,
             max_failed_logins_per_address: 20,
             client_timeout_secs: 10,
