@@ -147,20 +147,6 @@ fn sqlite_database(path: &Path, users: &[&str]) -> String {
     sqlite_url_of(path, None)
 }
 
-async fn login(
-    client: &reqwest::Client,
-    server: &ServingBinary,
-    user: &str,
-    pw: &str,
-) -> reqwest::Response {
-    client
-        .post(server.at("/token"))
-        .form(&[("username", user), ("password", pw)])
-        .send()
-        .await
-        .unwrap()
-}
-
 /// Whether `gatehouse user list` on `url` lists `username`.
 fn listed(url: &str, username: &str) -> bool {
     let out = gatehouse_on(url, &["user", "list"], "");
@@ -176,7 +162,7 @@ async fn failed_login_is_unavailable(
     server: &ServingBinary,
     cause: &str,
 ) {
-    let resp = login(client, server, "carol", "wrong-pw").await;
+    let resp = server.login(client, "carol", "wrong-pw").await;
     assert_eq!(
         parts(resp, &["retry-after"]).await,
         (503, unavailable(), vec![Some("1".to_owned())])
@@ -303,7 +289,7 @@ async fn a_database_left_with_its_write_ahead_log_on_a_read_only_file_system_ser
     let server = ServingBinary::start(&url, &["serve"], &[]).await;
     let client = reqwest::Client::new();
     assert_eq!(
-        login(&client, &server, "carol", "carol-pw").await.status(),
+        server.login(&client, "carol", "carol-pw").await.status(),
         200
     );
     let add = gatehouse_on(&url, &["user", "add", "dave"], "dave-pw\n");
@@ -344,7 +330,7 @@ async fn an_immutable_database_file_serves_reads_and_refuses_writes_cleanly() {
     let server = ServingBinary::start(&url, &["serve"], &[]).await;
     let client = reqwest::Client::new();
     assert_eq!(
-        login(&client, &server, "carol", "carol-pw").await.status(),
+        server.login(&client, "carol", "carol-pw").await.status(),
         200
     );
 
@@ -357,7 +343,7 @@ async fn an_immutable_database_file_serves_reads_and_refuses_writes_cleanly() {
     assert!(!listed(&url, "dave"), "no half-written user");
     failed_login_is_unavailable(&client, &server, "attempt to write a readonly database").await;
     assert_eq!(
-        login(&client, &server, "carol", "carol-pw").await.status(),
+        server.login(&client, "carol", "carol-pw").await.status(),
         200
     );
 }
@@ -399,7 +385,7 @@ async fn a_database_locked_by_another_writer_fails_writes_after_the_busy_timeout
 
     // WAL: readers never wait for the writer.
     let read = Instant::now();
-    let resp = login(&client, &server, "carol", "carol-pw").await;
+    let resp = server.login(&client, "carol", "carol-pw").await;
     assert_eq!(resp.status(), 200);
     assert!(
         read.elapsed() < Duration::from_secs(3),
@@ -420,10 +406,7 @@ async fn a_database_locked_by_another_writer_fails_writes_after_the_busy_timeout
     assert!(!listed(&url, "dave"), "no half-written user");
     let add = gatehouse_on(&url, &["user", "add", "dave"], "dave-pw\n");
     assert!(add.status.success(), "{}", stderr(&add));
-    assert_eq!(
-        login(&client, &server, "dave", "dave-pw").await.status(),
-        200
-    );
+    assert_eq!(server.login(&client, "dave", "dave-pw").await.status(), 200);
     assert!(!server.log().contains("panicked"), "{}", server.log());
 }
 
@@ -472,7 +455,7 @@ async fn a_full_disk_fails_the_write_cleanly_and_loses_nothing_committed() {
     assert!(!stderr(&out).contains("panicked"));
 
     let client = reqwest::Client::new();
-    let resp = login(&client, &server, "carol", "carol-pw").await;
+    let resp = server.login(&client, "carol", "carol-pw").await;
     let (status, body, _) = parts(resp, &[]).await;
     assert!(
         status == 200 || (status == 503 && body == unavailable()),
@@ -481,11 +464,12 @@ async fn a_full_disk_fails_the_write_cleanly_and_loses_nothing_committed() {
 
     std::fs::remove_file(&filler_path).unwrap();
     for name in added.iter().chain([&"carol".to_owned()]) {
-        let resp = login(&client, &server, name, &format!("{name}-pw")).await;
+        let resp = server.login(&client, name, &format!("{name}-pw")).await;
         assert_eq!(resp.status(), 200, "committed user {name} is intact");
     }
     assert_eq!(
-        login(&client, &server, &failed, &format!("{failed}-pw"))
+        server
+            .login(&client, &failed, &format!("{failed}-pw"))
             .await
             .status(),
         401,
@@ -786,7 +770,7 @@ async fn postgres_going_down_and_restarting_under_traffic_answers_503_then_recov
     let url = proxy.url(&db.url);
     let mut server = ServingBinary::start(&url, &["serve", "--demo"], &[]).await;
     let client = reqwest::Client::new();
-    let resp = login(&client, &server, "johndoe", "secret").await;
+    let resp = server.login(&client, "johndoe", "secret").await;
     assert_eq!(resp.status(), 200);
     let token = resp.json::<Value>().await.unwrap()["access_token"]
         .as_str()
@@ -844,7 +828,7 @@ async fn postgres_going_down_and_restarting_under_traffic_answers_503_then_recov
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        login(&client, &server, "johndoe", "secret").await.status(),
+        server.login(&client, "johndoe", "secret").await.status(),
         200
     );
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -463,6 +463,16 @@ impl ServingBinary {
         format!("{}{path}", self.url)
     }
 
+    /// `POST /token` with `user` and `pw` as an urlencoded form.
+    pub async fn login(&self, client: &reqwest::Client, user: &str, pw: &str) -> reqwest::Response {
+        client
+            .post(self.at("/token"))
+            .form(&[("username", user), ("password", pw)])
+            .send()
+            .await
+            .expect("login request")
+    }
+
     fn child(&mut self) -> &mut Child {
         self.child.as_mut().expect("not waited for yet")
     }

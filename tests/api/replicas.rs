@@ -32,22 +32,8 @@ fn user_command(db: &TestDb, args: &[&str], stdin: &str) {
     );
 }
 
-async fn login(
-    client: &reqwest::Client,
-    server: &ServingBinary,
-    user: &str,
-    pw: &str,
-) -> reqwest::Response {
-    client
-        .post(server.at("/token"))
-        .form(&[("username", user), ("password", pw)])
-        .send()
-        .await
-        .unwrap()
-}
-
 async fn token(client: &reqwest::Client, server: &ServingBinary, user: &str, pw: &str) -> String {
-    let resp = login(client, server, user, pw).await;
+    let resp = server.login(client, user, pw).await;
     assert_eq!(resp.status(), 200, "login of {user} on {}", server.url);
     let body: Value = resp.json().await.unwrap();
     body["access_token"].as_str().unwrap().to_owned()
@@ -117,7 +103,7 @@ async fn two_replicas_on_one_postgres_share_the_generated_key_and_revocation() {
     on_both(&client, &both, &before_passwd, 401, "after `user passwd`").await;
     for server in both {
         assert_eq!(
-            login(&client, server, "carol", "first-pw").await.status(),
+            server.login(&client, "carol", "first-pw").await.status(),
             401
         );
     }
@@ -164,10 +150,10 @@ async fn two_replicas_on_one_postgres_share_the_failed_login_counters() {
 
     // Four failures for carol, two on each replica: neither saw the limit alone.
     for server in [&a, &b, &a, &b] {
-        assert_eq!(login(&client, server, "carol", "wrong").await.status(), 401);
+        assert_eq!(server.login(&client, "carol", "wrong").await.status(), 401);
     }
     for server in [&a, &b] {
-        let resp = login(&client, server, "carol", "carol-pw").await;
+        let resp = server.login(&client, "carol", "carol-pw").await;
         assert!(resp.headers().contains_key("retry-after"));
         assert_eq!(
             (resp.status().as_u16(), resp.json::<Value>().await.unwrap()),
@@ -179,10 +165,10 @@ async fn two_replicas_on_one_postgres_share_the_failed_login_counters() {
 
     // The client address has four failures; two more, one on each, reach its limit of six,
     // and then it is refused on both, for dave too.
-    assert_eq!(login(&client, &a, "dave", "wrong").await.status(), 401);
-    assert_eq!(login(&client, &b, "dave", "wrong").await.status(), 401);
+    assert_eq!(a.login(&client, "dave", "wrong").await.status(), 401);
+    assert_eq!(b.login(&client, "dave", "wrong").await.status(), 401);
     for server in [&a, &b] {
-        let resp = login(&client, server, "dave", "dave-pw").await;
+        let resp = server.login(&client, "dave", "dave-pw").await;
         assert_eq!(
             (resp.status().as_u16(), resp.json::<Value>().await.unwrap()),
             (429, too_many.clone()),
