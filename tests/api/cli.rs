@@ -1,30 +1,12 @@
 //! The `gatehouse` binary: user management, migrate, openapi, start-up errors.
 
-use std::{
-    io::Write,
-    process::{Output, Stdio},
-};
+use std::process::Output;
 
-use crate::helpers::{gatehouse_command, start, ServingBinary, TestDb, TEST_SECRET};
+use crate::helpers::{gatehouse_cli, gatehouse_command, start, ServingBinary, TestDb, TEST_SECRET};
 
 /// Runs `gatehouse args...` on `db`, with `stdin` piped in.
 pub fn gatehouse(db: &TestDb, args: &[&str], stdin: &str) -> Output {
-    let mut child = gatehouse_command()
-        .args(args)
-        .env("DATABASE_URL", &db.url)
-        .env("SECRET_KEY", TEST_SECRET)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run gatehouse");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    gatehouse_cli(&db.url, args, stdin)
 }
 
 fn stdout(o: &Output) -> String {

@@ -26,7 +26,8 @@ use tokio::{
 };
 
 use crate::helpers::{
-    gatehouse_command, output_within, parts, start, ServingBinary, TestDb, TEST_SECRET,
+    gatehouse_cli, gatehouse_command, output_within, parts, start, ServingBinary, TestDb,
+    TEST_SECRET,
 };
 
 /// What every database failure answers, whatever the cause.
@@ -38,34 +39,6 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// `gatehouse args...` on `url`, with `stdin` piped in, killed and failed after 30 s.
-fn gatehouse_on(url: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = gatehouse_command()
-        .args(args)
-        .env("DATABASE_URL", url)
-        .env("SECRET_KEY", TEST_SECRET)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "gatehouse {args:?} hangs"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
 /// `gatehouse serve` on `url` must exit 1 within `limit` with `message` on stderr.
 fn serve_fails(url: &str, limit: Duration, message: &str) -> Duration {
     let started = Instant::now();
@@ -74,6 +47,7 @@ fn serve_fails(url: &str, limit: Duration, message: &str) -> Duration {
             .args(["serve", "--bind", "127.0.0.1:0"])
             .env("DATABASE_URL", url)
             .env("SECRET_KEY", TEST_SECRET),
+        "",
         limit,
     );
     let took = started.elapsed();
@@ -138,18 +112,39 @@ impl Drop for Tmpfs {
 /// A migrated SQLite database at `path`, with `users` added through the CLI.
 fn sqlite_database(path: &Path, users: &[&str]) -> String {
     let create = sqlite_url_of(path, Some("rwc"));
-    let out = gatehouse_on(&create, &["migrate"], "");
+    let out = gatehouse_cli(&create, &["migrate"], "");
     assert!(out.status.success(), "{}", stderr(&out));
     for user in users {
-        let out = gatehouse_on(&create, &["user", "add", user], &format!("{user}-pw\n"));
+        let out = gatehouse_cli(&create, &["user", "add", user], &format!("{user}-pw\n"));
         assert!(out.status.success(), "{}", stderr(&out));
     }
     sqlite_url_of(path, None)
 }
 
+/// A server on `url`, a database that cannot be written: carol logs in, `user add` fails
+/// cleanly with nothing half-written, and a failed login (counted in the database, so a
+/// write) answers the generic 503.
+async fn serves_reads_and_refuses_writes(url: &str) -> (ServingBinary, reqwest::Client) {
+    let server = ServingBinary::start(url, &["serve"], &[]).await;
+    let client = reqwest::Client::new();
+    assert_eq!(
+        server.login(&client, "carol", "carol-pw").await.status(),
+        200
+    );
+    let add = gatehouse_cli(url, &["user", "add", "dave"], "dave-pw\n");
+    assert_eq!(add.status.code(), Some(1));
+    assert_eq!(
+        stderr(&add),
+        "error: database error: Execution Error: error returned from database: (code: 8) attempt to write a readonly database\n"
+    );
+    assert!(!listed(url, "dave"), "no half-written user");
+    failed_login_is_unavailable(&client, &server, "attempt to write a readonly database").await;
+    (server, client)
+}
+
 /// Whether `gatehouse user list` on `url` lists `username`.
 fn listed(url: &str, username: &str) -> bool {
-    let out = gatehouse_on(url, &["user", "list"], "");
+    let out = gatehouse_cli(url, &["user", "list"], "");
     assert!(out.status.success(), "{}", stderr(&out));
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -210,6 +205,7 @@ fn the_documented_default_database_is_created_in_the_working_directory() {
             .arg("migrate")
             .env("SECRET_KEY", TEST_SECRET)
             .current_dir(dir.path()),
+        "",
         Duration::from_secs(30),
     );
     assert!(out.status.success(), "{}", stderr(&out));
@@ -286,21 +282,7 @@ async fn a_database_left_with_its_write_ahead_log_on_a_read_only_file_system_ser
     fs.remount_read_only();
     let url = sqlite_url_of(&fs.path().join("gatehouse.db"), None);
 
-    let server = ServingBinary::start(&url, &["serve"], &[]).await;
-    let client = reqwest::Client::new();
-    assert_eq!(
-        server.login(&client, "carol", "carol-pw").await.status(),
-        200
-    );
-    let add = gatehouse_on(&url, &["user", "add", "dave"], "dave-pw\n");
-    assert_eq!(add.status.code(), Some(1));
-    assert_eq!(
-        stderr(&add),
-        "error: database error: Execution Error: error returned from database: (code: 8) attempt to write a readonly database\n"
-    );
-    assert!(!listed(&url, "dave"), "no half-written user");
-    // A failed login is counted in the database: that write fails, so 503.
-    failed_login_is_unavailable(&client, &server, "attempt to write a readonly database").await;
+    let (server, _client) = serves_reads_and_refuses_writes(&url).await;
     assert!(!server.log().contains("panicked"), "{}", server.log());
 }
 
@@ -327,21 +309,7 @@ async fn an_immutable_database_file_serves_reads_and_refuses_writes_cleanly() {
     }
     let _restore = Mutable(&chattr);
 
-    let server = ServingBinary::start(&url, &["serve"], &[]).await;
-    let client = reqwest::Client::new();
-    assert_eq!(
-        server.login(&client, "carol", "carol-pw").await.status(),
-        200
-    );
-
-    let add = gatehouse_on(&url, &["user", "add", "dave"], "dave-pw\n");
-    assert_eq!(add.status.code(), Some(1));
-    assert_eq!(
-        stderr(&add),
-        "error: database error: Execution Error: error returned from database: (code: 8) attempt to write a readonly database\n"
-    );
-    assert!(!listed(&url, "dave"), "no half-written user");
-    failed_login_is_unavailable(&client, &server, "attempt to write a readonly database").await;
+    let (server, client) = serves_reads_and_refuses_writes(&url).await;
     assert_eq!(
         server.login(&client, "carol", "carol-pw").await.status(),
         200
@@ -367,7 +335,7 @@ async fn a_database_locked_by_another_writer_fails_writes_after_the_busy_timeout
     let started = Instant::now();
     let add = tokio::task::spawn_blocking({
         let url = url.clone();
-        move || gatehouse_on(&url, &["user", "add", "dave"], "dave-pw\n")
+        move || gatehouse_cli(&url, &["user", "add", "dave"], "dave-pw\n")
     })
     .await
     .unwrap();
@@ -404,7 +372,7 @@ async fn a_database_locked_by_another_writer_fails_writes_after_the_busy_timeout
 
     txn.rollback().await.unwrap();
     assert!(!listed(&url, "dave"), "no half-written user");
-    let add = gatehouse_on(&url, &["user", "add", "dave"], "dave-pw\n");
+    let add = gatehouse_cli(&url, &["user", "add", "dave"], "dave-pw\n");
     assert!(add.status.success(), "{}", stderr(&add));
     assert_eq!(server.login(&client, "dave", "dave-pw").await.status(), 200);
     assert!(!server.log().contains("panicked"), "{}", server.log());
@@ -433,7 +401,7 @@ async fn a_full_disk_fails_the_write_cleanly_and_loses_nothing_committed() {
         let name = format!("user{i}");
         let out = tokio::task::spawn_blocking({
             let (url, name) = (url.clone(), name.clone());
-            move || gatehouse_on(&url, &["user", "add", &name], &format!("{name}-pw\n"))
+            move || gatehouse_cli(&url, &["user", "add", &name], &format!("{name}-pw\n"))
         })
         .await
         .unwrap();
@@ -475,7 +443,7 @@ async fn a_full_disk_fails_the_write_cleanly_and_loses_nothing_committed() {
         401,
         "the failed add left no user behind"
     );
-    let add = gatehouse_on(&url, &["user", "add", &failed], &format!("{failed}-pw\n"));
+    let add = gatehouse_cli(&url, &["user", "add", &failed], &format!("{failed}-pw\n"));
     assert!(add.status.success(), "with space again: {}", stderr(&add));
     assert_eq!(integrity_check(&url).await, "ok");
     assert!(!server.log().contains("panicked"), "{}", server.log());
@@ -500,7 +468,7 @@ async fn integrity_check(url: &str) -> String {
 async fn kill_9_during_a_stream_of_user_adds_loses_no_committed_user() {
     let db = TestDb::new().await;
     let url = db.url.clone();
-    let out = gatehouse_on(&url, &["migrate"], "");
+    let out = gatehouse_cli(&url, &["migrate"], "");
     assert!(out.status.success(), "{}", stderr(&out));
     let mut server = ServingBinary::start(&url, &["serve"], &[]).await;
 

@@ -4,7 +4,7 @@
 //! `DATABASE_URL=postgres://...`, a fresh schema on that server ([`TestDb`]).
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Write},
     path::Path,
     process::{Child, Command, Output, Stdio},
     sync::{mpsc, Arc, Mutex},
@@ -225,14 +225,21 @@ pub fn gatehouse_command() -> Command {
     command
 }
 
-/// Runs `command` to its end, failing the test if it takes longer than `limit`.
-pub fn output_within(command: &mut Command, limit: Duration) -> Output {
+/// Runs `command` to its end with `stdin` fed to it, failing the test if it takes longer
+/// than `limit`.
+pub fn output_within(command: &mut Command, stdin: &str, limit: Duration) -> Output {
     let mut child = command
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn gatehouse");
+    // A child that exits without reading its input closes the pipe: not an error here.
+    let _ = child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(stdin.as_bytes());
     let start = Instant::now();
     while child.try_wait().expect("wait").is_none() {
         if start.elapsed() > limit {
@@ -246,6 +253,19 @@ pub fn output_within(command: &mut Command, limit: Duration) -> Output {
         std::thread::sleep(Duration::from_millis(20));
     }
     child.wait_with_output().expect("output")
+}
+
+/// `gatehouse args...` on `database_url` with [`TEST_SECRET`], `stdin` fed to it; fails
+/// the test if it runs for more than 30 s.
+pub fn gatehouse_cli(database_url: &str, args: &[&str], stdin: &str) -> Output {
+    output_within(
+        gatehouse_command()
+            .args(args)
+            .env("DATABASE_URL", database_url)
+            .env("SECRET_KEY", TEST_SECRET),
+        stdin,
+        Duration::from_secs(30),
+    )
 }
 
 impl TestApp {

@@ -1,30 +1,23 @@
 //! Two `gatehouse serve` processes of the real binary on one PostgreSQL database, as two
 //! replicas behind a load balancer.
 
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
-use crate::helpers::{gatehouse_command, ServingBinary, TestDb};
+use crate::helpers::{gatehouse_command, output_within, ServingBinary, TestDb};
 
 /// `gatehouse user ...` on `db` without `SECRET_KEY`, as an operator runs it next to the
 /// replicas; the password, when the command reads one, comes from stdin.
 fn user_command(db: &TestDb, args: &[&str], stdin: &str) {
-    use std::io::Write;
-    let mut child = gatehouse_command()
-        .arg("user")
-        .args(args)
-        .env("DATABASE_URL", &db.url)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_within(
+        gatehouse_command()
+            .arg("user")
+            .args(args)
+            .env("DATABASE_URL", &db.url),
+        stdin,
+        Duration::from_secs(30),
+    );
     assert!(
         out.status.success(),
         "user {args:?}: {}",
