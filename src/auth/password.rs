@@ -378,10 +378,14 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn login_whose_caller_is_gone_is_not_hashed() {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let hasher = PasswordHasher::new(1, 4).unwrap();
+    /// Keeps `hasher`'s one worker busy until the returned sender is sent to; returns
+    /// once the worker is running it.
+    async fn occupy_worker(
+        hasher: &PasswordHasher,
+    ) -> (
+        tokio::task::JoinHandle<Result<(), HashError>>,
+        mpsc::Sender<()>,
+    ) {
         let (started_tx, started_rx) = oneshot::channel();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let running = {
@@ -396,6 +400,14 @@ mod tests {
             })
         };
         started_rx.await.unwrap();
+        (running, release_tx)
+    }
+
+    #[tokio::test]
+    async fn login_whose_caller_is_gone_is_not_hashed() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let hasher = PasswordHasher::new(1, 4).unwrap();
+        let (running, release_tx) = occupy_worker(&hasher).await;
         // Queued behind the busy worker, then abandoned by its caller.
         let ran = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&ran);
@@ -425,21 +437,8 @@ mod tests {
     #[tokio::test]
     async fn full_queue_answers_busy_instead_of_waiting() {
         let hasher = PasswordHasher::new(1, 1).unwrap();
-        let (started_tx, started_rx) = oneshot::channel();
-        let (release_tx, release_rx) = mpsc::channel::<()>();
         // Occupy the single worker until released...
-        let running = {
-            let h = hasher.clone();
-            tokio::spawn(async move {
-                h.run(move |_| {
-                    let _ = started_tx.send(());
-                    let _ = release_rx.recv();
-                    Ok(())
-                })
-                .await
-            })
-        };
-        started_rx.await.unwrap();
+        let (running, release_tx) = occupy_worker(&hasher).await;
         // ...fill the one queue slot...
         assert!(hasher.jobs.try_send(Box::new(|_| {})).is_ok());
         // ...and the next job is refused at once.
