@@ -6,8 +6,6 @@
 //! 422 with one pydantic-style entry per field. The body schema is still declared to
 //! poem-openapi, so the document shows both media types.
 
-use std::time::Duration;
-
 use futures_util::stream;
 use poem::{Request, RequestBody};
 use poem_openapi::{
@@ -18,15 +16,10 @@ use poem_openapi::{
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::{
-    app::AppState,
-    error::{Error, ValidationError},
-};
+use crate::error::{Error, ValidationError};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-/// Time to read a body when the app state does not say (it always does when served).
-const DEFAULT_BODY_DEADLINE: Duration = Duration::from_secs(10);
 /// Longest username accepted, in characters.
 pub const MAX_USERNAME_CHARS: usize = 128;
 /// Longest password accepted, in bytes: argon2 of more is only a denial-of-service lever.
@@ -114,9 +107,7 @@ impl<'a> ApiExtractor<'a> for OAuth2PasswordRequestForm {
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         // A client trickling its body must not hold a connection (and this task) for ever.
-        let deadline = req
-            .data::<AppState>()
-            .map_or(DEFAULT_BODY_DEADLINE, |state| state.client_timeout);
+        let deadline = super::app_state(req)?.client_timeout;
         let read = body.take()?.into_bytes_limit(MAX_BODY_BYTES);
         let bytes = match tokio::time::timeout(deadline, read).await {
             Err(_elapsed) => return Err(Error::RequestTimeout.into()),

@@ -9,7 +9,17 @@ pub mod routing;
 pub mod security;
 pub mod users;
 
+use poem::Request;
 use poem_openapi::OpenApiService;
+
+use crate::{app::AppState, error::Error};
+
+/// The state the route table attaches to every request, for extractors that run before
+/// a handler's `Data` parameter would.
+fn app_state(req: &Request) -> Result<&AppState, Error> {
+    req.data::<AppState>()
+        .ok_or_else(|| Error::Internal("application state is not attached".to_owned()))
+}
 
 /// Every operation of gatehouse.
 pub type Api = (auth::TokenApi, users::MeApi, users::MyItemsApi);

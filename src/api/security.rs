@@ -66,9 +66,7 @@ impl<'a> ApiExtractor<'a> for OAuth2PasswordBearer {
         _body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let state = req
-            .data::<AppState>()
-            .ok_or_else(|| Error::Internal("application state is not attached".to_owned()))?;
+        let state = super::app_state(req)?;
         let token = bearer_token(req.headers())?;
         Ok(Self(current_active_user(state, token).await?))
     }
