@@ -208,7 +208,8 @@ async fn purge_expired_login_failures(db: Db) {
     const EVERY: Duration = Duration::from_secs(600);
     // Longer than any window: a row this old has ended whatever its scope.
     const AGE: i64 = 2 * 3600;
-    let mut ticks = tokio::time::interval(EVERY);
+    // Not at start-up: a fresh process has nothing of its own to purge yet.
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + EVERY, EVERY);
     loop {
         ticks.tick().await;
         let cutoff = throttle::now() - AGE;
