@@ -1,10 +1,9 @@
 //! Building and running the service: `App::build(settings)` connects, migrates, loads the
 //! signing key and binds; `run_until_stopped()` serves until SIGINT/SIGTERM. The route
-//! table is in [`routes`].
+//! table is in [`routes`]. [`open_database`] is the part every command shares.
 
-use std::{io, net::SocketAddr, sync::Arc, time::Duration};
+use std::{io, net::SocketAddr, time::Duration};
 
-use ipnet::IpNet;
 use migration::{Migrator, MigratorTrait};
 use poem::{
     endpoint::{make_sync, BoxEndpoint},
@@ -16,14 +15,16 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::{
+    accounts::Accounts,
     api::{
         self,
         docs::Docs,
         routing::{RouteGuard, RouteTable, DOCS_PATH, OPENAPI_PATH, REDOC_PATH},
+        AppState,
     },
     auth::{
         password::PasswordHasher,
-        throttle::{self, LoginLimits},
+        throttle,
         token::{SigningKey, SigningKeyError, TokenAuthority, TokenSettings},
     },
     config::{ServeArgs, Settings},
@@ -37,19 +38,6 @@ use crate::{
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Name of the generated signing key in `server_secrets`.
 const GENERATED_KEY_NAME: &str = "jwt_signing_key";
-
-/// What every request handler may use.
-#[derive(Clone)]
-pub struct AppState {
-    pub db: Db,
-    pub tokens: Arc<TokenAuthority>,
-    pub hasher: PasswordHasher,
-    pub login_limits: LoginLimits,
-    /// How long a client may take to send a request body.
-    pub client_timeout: Duration,
-    /// Proxies whose `X-Forwarded-For` names the client.
-    pub trusted_proxies: Arc<[IpNet]>,
-}
 
 /// Why the service could not start; each says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -92,12 +80,11 @@ pub struct App {
 impl App {
     /// Everything up to a bound listener; `serve.bind` may use port 0.
     pub async fn build(settings: &Settings, serve: &ServeArgs) -> Result<Self, StartupError> {
-        let state = prepare(settings).await?;
+        let db = open_database(settings).await?;
         if serve.demo {
-            seed_demo_users(&state.db)
-                .await
-                .map_err(StartupError::Database)?;
+            seed_demo_users(&db).await.map_err(StartupError::Database)?;
         }
+        let state = app_state(settings, db.clone()).await?;
         let bind_error = |source| StartupError::Bind {
             addr: serve.bind,
             source,
@@ -106,7 +93,7 @@ impl App {
         let local_addr = listener.local_addr().map_err(bind_error)?;
         Ok(Self {
             listener,
-            db: state.db.clone(),
+            db,
             endpoint: routes(state, &settings.root_path).boxed(),
             local_addr,
             limits: Limits {
@@ -132,8 +119,8 @@ impl App {
     }
 }
 
-/// Connects, migrates and loads the signing key: the state every command shares.
-pub async fn prepare(settings: &Settings) -> Result<AppState, StartupError> {
+/// Connects and migrates: what every command that touches the database needs first.
+pub async fn open_database(settings: &Settings) -> Result<Db, StartupError> {
     let url = &settings.database_url;
     if let Some(problem) = db::sqlite_file_problem(url) {
         return Err(StartupError::SqliteFile(problem));
@@ -156,6 +143,12 @@ pub async fn prepare(settings: &Settings) -> Result<AppState, StartupError> {
     if let Some(lock) = lock {
         lock.commit().await.map_err(StartupError::Migration)?;
     }
+    Ok(db)
+}
+
+/// What the handlers need besides the database: the signing key, the hashing pool and
+/// the limits. Only `serve` starts them.
+async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError> {
     let key = signing_key(settings, &db).await?;
     let tokens = TokenAuthority::new(
         &key,
@@ -172,18 +165,27 @@ pub async fn prepare(settings: &Settings) -> Result<AppState, StartupError> {
     let hasher = PasswordHasher::new(workers, queue).map_err(StartupError::Workers)?;
     tracing::debug!(workers, queue, "password hashing pool started");
     Ok(AppState {
-        db,
-        tokens: Arc::new(tokens),
-        hasher,
-        login_limits: settings.login_limits(),
+        accounts: Accounts::new(db, tokens, hasher, settings.login_limits()),
         client_timeout: settings.client_timeout(),
         trusted_proxies: settings.trusted_proxies.clone().into(),
     })
 }
 
-/// `--secret-key-file`, else `SECRET_KEY`, else the key generated once into the database
-/// so that restarts and replicas sharing it agree.
+/// The configured key, else the key generated once into the database so that restarts
+/// and replicas sharing it agree.
 async fn signing_key(settings: &Settings, db: &Db) -> Result<SigningKey, StartupError> {
+    if let Some(key) = configured_signing_key(settings)? {
+        return Ok(key);
+    }
+    let stored = db::server_secret(db, GENERATED_KEY_NAME, SigningKey::generate_hex)
+        .await
+        .map_err(StartupError::Database)?;
+    Ok(SigningKey::new(stored.into_bytes())?)
+}
+
+/// `--secret-key-file`, else `SECRET_KEY`, checked; `None` when neither is set. `migrate`
+/// checks it too, so a bad key is found before the first `serve`.
+pub fn configured_signing_key(settings: &Settings) -> Result<Option<SigningKey>, StartupError> {
     if let Some(path) = &settings.secret_key_file {
         let mut bytes = std::fs::read(path).map_err(|source| StartupError::SecretKeyFile {
             path: path.display().to_string(),
@@ -192,15 +194,14 @@ async fn signing_key(settings: &Settings, db: &Db) -> Result<SigningKey, Startup
         while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
             bytes.pop();
         }
-        return Ok(SigningKey::new(bytes)?);
+        return Ok(Some(SigningKey::new(bytes)?));
     }
-    if let Some(key) = &settings.secret_key {
-        return Ok(SigningKey::new(key.expose_secret().as_bytes().to_vec())?);
-    }
-    let stored = db::server_secret(db, GENERATED_KEY_NAME, SigningKey::generate_hex)
-        .await
-        .map_err(StartupError::Database)?;
-    Ok(SigningKey::new(stored.into_bytes())?)
+    settings
+        .secret_key
+        .as_ref()
+        .map(|key| SigningKey::new(key.expose_secret().as_bytes().to_vec()))
+        .transpose()
+        .map_err(StartupError::from)
 }
 
 /// Deletes ended failed-login windows now and then, so the table holds only live ones.

@@ -18,7 +18,7 @@ use poem_openapi::{
 };
 use serde_json::Value;
 
-use crate::auth::password::HashError;
+use crate::accounts::AccountsError;
 
 /// An error with a human-readable message.
 #[derive(Debug, Clone, Object)]
@@ -127,11 +127,23 @@ pub enum Error {
     Internal(String),
 }
 
-impl From<HashError> for Error {
-    fn from(e: HashError) -> Self {
+impl From<AccountsError> for Error {
+    fn from(e: AccountsError) -> Self {
         match e {
-            HashError::Busy => Error::Busy,
-            other => Error::Internal(other.to_string()),
+            AccountsError::IncorrectCredentials => Error::IncorrectCredentials,
+            AccountsError::InvalidToken => Error::InvalidToken,
+            AccountsError::InactiveUser => Error::InactiveUser,
+            AccountsError::TooManyAttempts { retry_after } => {
+                Error::TooManyAttempts { retry_after }
+            }
+            AccountsError::Busy => Error::Busy,
+            AccountsError::Database(e) => Error::Database(e),
+            // No operation manages users yet: these reach no client.
+            other @ (AccountsError::UserExists(_)
+            | AccountsError::NoSuchUser(_)
+            | AccountsError::Invalid(_)
+            | AccountsError::Hashing(_)
+            | AccountsError::Token(_)) => Error::Internal(other.to_string()),
         }
     }
 }
@@ -286,6 +298,12 @@ pub struct ApiError<S>(pub Error, PhantomData<fn() -> S>);
 impl<S> From<Error> for ApiError<S> {
     fn from(error: Error) -> Self {
         Self(error, PhantomData)
+    }
+}
+
+impl<S> From<AccountsError> for ApiError<S> {
+    fn from(error: AccountsError) -> Self {
+        Error::from(error).into()
     }
 }
 

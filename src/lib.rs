@@ -1,9 +1,11 @@
 //! gatehouse: the FastAPI tutorial's OAuth2 password + JWT bearer service, in Rust.
 //!
-//! Data flows one way: `api` (HTTP) uses `auth` (passwords, tokens; no HTTP, no database)
-//! and `db` (storage; no tokens). `app` wires them into a server (`server`: the HTTP/1.1
-//! connection loop and its limits), `cli` into commands.
+//! Data flows one way: `api` (HTTP) and `cli` (commands) call `accounts` (logins, bearer
+//! checks, user management; no HTTP), which uses `auth` (passwords, tokens, limits; no
+//! HTTP, no database) and `db` (storage; no tokens). `app` wires them into a server
+//! (`server`: the HTTP/1.1 connection loop and its limits).
 
+pub mod accounts;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -16,14 +16,13 @@ use poem_openapi::{
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::error::{Error, ValidationError};
+use crate::{
+    accounts::{MAX_PASSWORD_BYTES, MAX_USERNAME_CHARS},
+    error::{Error, ValidationError},
+};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-/// Longest username accepted, in characters.
-pub const MAX_USERNAME_CHARS: usize = 128;
-/// Longest password accepted, in bytes: argon2 of more is only a denial-of-service lever.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 const GRANT_TYPE_PATTERN: &str = "^password$";
 /// What a rejected secret is echoed as, like pydantic's `SecretStr`.

@@ -9,10 +9,23 @@ pub mod routing;
 pub mod security;
 pub mod users;
 
+use std::{sync::Arc, time::Duration};
+
+use ipnet::IpNet;
 use poem::Request;
 use poem_openapi::OpenApiService;
 
-use crate::{app::AppState, error::Error};
+use crate::{accounts::Accounts, error::Error};
+
+/// What every request handler may use.
+#[derive(Clone)]
+pub struct AppState {
+    pub accounts: Accounts,
+    /// How long a client may take to send a request body.
+    pub client_timeout: Duration,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<[IpNet]>,
+}
 
 /// The state the route table attaches to every request, for extractors that run before
 /// a handler's `Data` parameter would.

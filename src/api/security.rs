@@ -12,12 +12,7 @@ use poem_openapi::{
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
 };
 
-use crate::{
-    app::AppState,
-    auth::token::unix_now,
-    db::{self, user},
-    error::Error,
-};
+use crate::{db::user, error::Error};
 
 pub const SCHEME_NAME: &str = "OAuth2PasswordBearer";
 /// The token endpoint as the document names it; `ROOT_PATH` is prefixed when serving.
@@ -68,7 +63,8 @@ impl<'a> ApiExtractor<'a> for OAuth2PasswordBearer {
     ) -> poem::Result<Self> {
         let state = super::app_state(req)?;
         let token = bearer_token(req.headers())?;
-        Ok(Self(current_active_user(state, token).await?))
+        let user = state.accounts.current_user(token).await;
+        Ok(Self(user.map_err(Error::from)?))
     }
 }
 
@@ -85,28 +81,6 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
     } else {
         Err(Error::NotAuthenticated)
     }
-}
-
-/// The checker: the token must validate, name an existing user and carry that user's
-/// current `token_version`; a disabled user is refused with 400 as in the tutorial.
-async fn current_active_user(state: &AppState, token: &str) -> Result<user::Model, Error> {
-    let claims = state
-        .tokens
-        .validate_access_token(token, unix_now())
-        .map_err(|e| {
-            tracing::debug!(error = %e, "bearer token rejected");
-            Error::InvalidToken
-        })?;
-    let user = db::find_user(&state.db, &claims.sub)
-        .await?
-        .ok_or(Error::InvalidToken)?;
-    if user.token_version != claims.ver {
-        return Err(Error::InvalidToken);
-    }
-    if user.disabled {
-        return Err(Error::InactiveUser);
-    }
-    Ok(user)
 }
 
 #[cfg(test)]

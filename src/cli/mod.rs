@@ -5,11 +5,27 @@ mod user;
 use std::process::ExitCode;
 
 use crate::{
+    accounts::AccountsError,
     api::{self, docs},
-    app::{self, App},
+    app::{self, App, StartupError},
     config::{Cli, Command, ServeArgs},
     telemetry,
 };
+
+/// Why a command failed; printed as one `error:` line.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Startup(#[from] StartupError),
+    #[error("server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    #[error(transparent)]
+    Accounts(#[from] AccountsError),
+    #[error("cannot read the password: {0}")]
+    Password(#[source] std::io::Error),
+    #[error("cannot start password hashing: {0}")]
+    Workers(#[source] std::io::Error),
+}
 
 /// Runs the command line; failures are printed as one `error:` line and exit non-zero.
 pub async fn run(cli: Cli) -> ExitCode {
@@ -24,18 +40,20 @@ pub async fn run(cli: Cli) -> ExitCode {
     if matches!(command, Command::Serve(_) | Command::Migrate) {
         telemetry::init(&settings.log_format);
     }
-    let result: Result<(), String> = match command {
+    let result: Result<(), CliError> = match command {
         Command::Serve(serve) => match App::build(&settings, &serve).await {
-            Ok(app) => app
-                .run_until_stopped()
-                .await
-                .map_err(|e| format!("server failed: {e}")),
-            Err(e) => Err(e.to_string()),
+            Ok(app) => app.run_until_stopped().await.map_err(CliError::Serve),
+            Err(e) => Err(e.into()),
         },
-        Command::Migrate => app::prepare(&settings)
+        Command::Migrate => {
+            async {
+                app::configured_signing_key(&settings)?;
+                app::open_database(&settings).await?;
+                tracing::info!("database is up to date");
+                Ok(())
+            }
             .await
-            .map(|_| tracing::info!("database is up to date"))
-            .map_err(|e| e.to_string()),
+        }
         Command::Openapi => {
             println!(
                 "{}",
@@ -47,8 +65,8 @@ pub async fn run(cli: Cli) -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -5,18 +5,21 @@
 
 use std::io::{BufRead, IsTerminal};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
+use super::CliError;
 use crate::{
-    api::form::{MAX_PASSWORD_BYTES, MAX_USERNAME_CHARS},
+    accounts::{
+        manage::{self, NewAccount},
+        AccountsError,
+    },
     app,
+    auth::password::PasswordHasher,
     config::{Settings, UserCommand},
-    db::{self, CreateUserError, NewUser},
 };
 
-pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), String> {
-    let state = app::prepare(settings).await.map_err(|e| e.to_string())?;
-    let db = &state.db;
+pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), CliError> {
+    let db = &app::open_database(settings).await?;
     match command {
         UserCommand::Add {
             username,
@@ -24,66 +27,41 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), String
             full_name,
             disabled,
         } => {
-            check_username(&username)?;
+            // Refuse a bad name before asking for a password.
+            manage::check_username(&username)?;
             let password = read_password()?;
-            let hashed_password = state
-                .hasher
-                .hash(password)
-                .await
-                .map_err(|e| e.to_string())?;
-            let new = NewUser {
+            let account = NewAccount {
                 username: username.clone(),
                 email,
                 full_name,
-                hashed_password,
                 disabled,
             };
-            db::create_user(db, new).await.map_err(|e| match e {
-                CreateUserError::Exists(_) => e.to_string(),
-                CreateUserError::Db(e) => format!("database error: {e}"),
-            })?;
+            manage::add_user(db, &one_hasher()?, account, password).await?;
             println!("created user {username}");
         }
         UserCommand::Passwd { username } => {
             let password = read_password()?;
-            let hashed = state
-                .hasher
-                .hash(password)
-                .await
-                .map_err(|e| e.to_string())?;
-            report(
-                db::change_password(db, &username, hashed).await,
-                &username,
-                "password changed; earlier tokens are revoked",
-            )?;
+            manage::change_password(db, &one_hasher()?, &username, password).await?;
+            println!("{username}: password changed; earlier tokens are revoked");
         }
         UserCommand::Disable { username } => {
-            report(
-                db::set_disabled(db, &username, true).await,
-                &username,
-                "disabled; earlier tokens are revoked",
-            )?;
+            manage::set_disabled(db, &username, true).await?;
+            println!("{username}: disabled; earlier tokens are revoked");
         }
         UserCommand::Enable { username } => {
-            report(
-                db::set_disabled(db, &username, false).await,
-                &username,
-                "enabled",
-            )?;
+            manage::set_disabled(db, &username, false).await?;
+            println!("{username}: enabled");
         }
         UserCommand::Revoke { username } => {
-            report(
-                db::revoke_tokens(db, &username).await,
-                &username,
-                "every earlier token is revoked",
-            )?;
+            manage::revoke_tokens(db, &username).await?;
+            println!("{username}: every earlier token is revoked");
         }
         UserCommand::List => {
             println!(
                 "{:<24} {:<8} {:<32} full name",
                 "username", "status", "email"
             );
-            for u in db::list_users(db).await.map_err(db_error)? {
+            for u in manage::list_users(db).await? {
                 let status = if u.disabled { "disabled" } else { "active" };
                 println!(
                     "{:<24} {:<8} {:<32} {}",
@@ -98,40 +76,18 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), String
     Ok(())
 }
 
-/// Prints `<username>: <done>` when the change found its user, else says there is none.
-fn report(outcome: Result<bool, sea_orm::DbErr>, username: &str, done: &str) -> Result<(), String> {
-    match outcome.map_err(db_error)? {
-        true => {
-            println!("{username}: {done}");
-            Ok(())
-        }
-        false => Err(format!("no user named {username:?}")),
-    }
-}
-
-fn db_error(e: sea_orm::DbErr) -> String {
-    format!("database error: {e}")
-}
-
-fn check_username(username: &str) -> Result<(), String> {
-    if username.is_empty() || username.chars().count() > MAX_USERNAME_CHARS {
-        return Err(format!(
-            "username must be 1 to {MAX_USERNAME_CHARS} characters"
-        ));
-    }
-    if username.chars().any(char::is_control) {
-        return Err("username must not contain control characters".to_owned());
-    }
-    Ok(())
+/// One hashing thread: a command hashes one password.
+fn one_hasher() -> Result<PasswordHasher, CliError> {
+    PasswordHasher::new(1, 1).map_err(CliError::Workers)
 }
 
 /// The new password: asked twice on a terminal, else the first line of stdin.
-fn read_password() -> Result<SecretString, String> {
+fn read_password() -> Result<SecretString, CliError> {
     let password = if std::io::stdin().is_terminal() {
-        let first = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
-        let again = rpassword::prompt_password("Repeat password: ").map_err(|e| e.to_string())?;
+        let first = rpassword::prompt_password("Password: ").map_err(CliError::Password)?;
+        let again = rpassword::prompt_password("Repeat password: ").map_err(CliError::Password)?;
         if first != again {
-            return Err("passwords do not match".to_owned());
+            return Err(AccountsError::Invalid("passwords do not match".to_owned()).into());
         }
         first
     } else {
@@ -139,18 +95,10 @@ fn read_password() -> Result<SecretString, String> {
         std::io::stdin()
             .lock()
             .read_line(&mut line)
-            .map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+            .map_err(CliError::Password)?;
         line.trim_end_matches(['\n', '\r']).to_owned()
     };
     let password = SecretString::from(password);
-    let len = password.expose_secret().len();
-    if len == 0 {
-        return Err("the password must not be empty".to_owned());
-    }
-    if len > MAX_PASSWORD_BYTES {
-        return Err(format!(
-            "the password must be at most {MAX_PASSWORD_BYTES} bytes"
-        ));
-    }
+    manage::check_password(&password)?;
     Ok(password)
 }

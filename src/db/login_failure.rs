@@ -8,8 +8,6 @@ use sea_orm::{
     Condition,
 };
 
-use crate::auth::throttle::FailureWindow;
-
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "login_failures")]
 pub struct Model {
@@ -42,9 +40,17 @@ impl Scope {
     }
 }
 
-impl From<Model> for FailureWindow {
+/// The failures counted in one window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Unix seconds.
+    pub started_at: i64,
+    pub failures: i64,
+}
+
+impl From<Model> for Window {
     fn from(row: Model) -> Self {
-        FailureWindow {
+        Window {
             started_at: row.window_start,
             failures: row.failures,
         }
@@ -56,7 +62,7 @@ pub async fn windows(
     db: &DatabaseConnection,
     account: &str,
     address: &str,
-) -> Result<(Option<FailureWindow>, Option<FailureWindow>), DbErr> {
+) -> Result<(Option<Window>, Option<Window>), DbErr> {
     let key = |scope: Scope, subject: &str| {
         Condition::all()
             .add(Column::Scope.eq(scope.as_str()))

@@ -1,0 +1,33 @@
+//! Who a bearer token speaks for, checked against the database on every request.
+
+use super::{Accounts, AccountsError};
+use crate::{
+    auth::token::unix_now,
+    db::{self, user},
+};
+
+impl Accounts {
+    /// The active user `token` was issued to: the token must validate, name an existing
+    /// user and carry that user's current `token_version` (a password change, a disable or
+    /// a revoke bumps it). A disabled user is [`AccountsError::InactiveUser`], as in the
+    /// tutorial.
+    pub async fn current_user(&self, token: &str) -> Result<user::Model, AccountsError> {
+        let claims = self
+            .tokens
+            .validate_access_token(token, unix_now())
+            .map_err(|e| {
+                tracing::debug!(error = %e, "bearer token rejected");
+                AccountsError::InvalidToken
+            })?;
+        let user = db::find_user(&self.db, &claims.sub)
+            .await?
+            .ok_or(AccountsError::InvalidToken)?;
+        if user.token_version != claims.ver {
+            return Err(AccountsError::InvalidToken);
+        }
+        if user.disabled {
+            return Err(AccountsError::InactiveUser);
+        }
+        Ok(user)
+    }
+}

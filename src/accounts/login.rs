@@ -1,0 +1,164 @@
+//! The password login: failed-login limits, the password check, the access token.
+
+use std::net::IpAddr;
+
+use secrecy::SecretString;
+
+use super::{Accounts, AccountsError};
+use crate::{
+    auth::{
+        password::{HashSlot, Verification, DUMMY_HASH},
+        throttle::{self, FailureWindow},
+        token::unix_now,
+    },
+    db::{
+        self,
+        login_failure::{self, Scope},
+        user,
+    },
+};
+
+/// A successful login: the user and the access token issued to them.
+#[derive(Debug)]
+pub struct Login {
+    pub user: user::Model,
+    pub access_token: String,
+    /// Seconds until `access_token` expires.
+    pub expires_in: u64,
+}
+
+impl Accounts {
+    /// Checks `username`'s `password` and issues an access token, unless the account or
+    /// the client address (`client`; `None` for a transport without one) has failed too
+    /// often.
+    ///
+    /// The limit is checked before any hash is computed, and answers the same whether the
+    /// username exists or not, so it neither costs CPU nor tells which accounts exist.
+    pub async fn login(
+        &self,
+        client: Option<IpAddr>,
+        username: &str,
+        password: SecretString,
+    ) -> Result<Login, AccountsError> {
+        // First, before any database work: a saturated pool must refuse cheaply.
+        let slot = self.hasher.try_reserve()?;
+        let limits = &self.limits;
+        let account = account_key(username);
+        // Only a non-TCP transport has no peer address; they all count as one client.
+        let address = client.map_or_else(|| "unknown".to_owned(), address_key);
+        let now = throttle::now();
+        let (account_window, address_window) =
+            login_failure::windows(&self.db, &account, &address).await?;
+        let window = |w: Option<login_failure::Window>| {
+            w.map(|w| FailureWindow {
+                started_at: w.started_at,
+                failures: w.failures,
+            })
+        };
+        let account_seen = account_window.is_some();
+        let retry_after = limits
+            .per_account
+            .retry_after(window(account_window), now)
+            .max(limits.per_address.retry_after(window(address_window), now));
+        if let Some(retry_after) = retry_after {
+            tracing::info!(user = %username, address = %address, "login refused: too many failures");
+            return Err(AccountsError::TooManyAttempts { retry_after });
+        }
+        let user = match self.check_password(slot, username, password).await {
+            Err(AccountsError::IncorrectCredentials) => {
+                let now = throttle::now();
+                for (scope, subject, limit) in [
+                    (Scope::Account, &account, limits.per_account),
+                    (Scope::Address, &address, limits.per_address),
+                ] {
+                    login_failure::record_failure(
+                        &self.db,
+                        scope,
+                        subject,
+                        now,
+                        limit.open_since(now),
+                    )
+                    .await?;
+                }
+                return Err(AccountsError::IncorrectCredentials);
+            }
+            other => other?,
+        };
+        if account_seen {
+            login_failure::clear(&self.db, Scope::Account, &account).await?;
+        }
+        let access_token =
+            self.tokens
+                .issue_access_token(&user.username, user.token_version, unix_now())?;
+        Ok(Login {
+            user,
+            access_token,
+            expires_in: self.tokens.lifetime_secs(),
+        })
+    }
+
+    /// The user if `password` is theirs.
+    ///
+    /// Unknown usernames take the same path at the same cost as wrong passwords: they are
+    /// verified against [`DUMMY_HASH`], so neither the answer nor its timing tells an
+    /// attacker which usernames exist.
+    async fn check_password(
+        &self,
+        slot: HashSlot,
+        username: &str,
+        password: SecretString,
+    ) -> Result<user::Model, AccountsError> {
+        let user = db::find_user(&self.db, username).await?;
+        let stored = user
+            .as_ref()
+            .map_or(DUMMY_HASH, |u| u.hashed_password.as_str())
+            .to_owned();
+        let verification = slot.verify(password, stored).await?;
+        let (Some(user), Verification::Match { rehash }) = (user, verification) else {
+            return Err(AccountsError::IncorrectCredentials);
+        };
+        if let Some(new_hash) = rehash {
+            // Best effort: the login succeeded either way, and the next one retries.
+            if let Err(e) =
+                db::upgrade_password_hash(&self.db, user.id, &user.hashed_password, new_hash).await
+            {
+                tracing::warn!(error = %e, user = %user.username, "could not upgrade password hash");
+            } else {
+                tracing::info!(user = %user.username, "upgraded outdated password hash");
+            }
+        }
+        Ok(user)
+    }
+}
+
+/// The account a login is counted against: the username as sent (usernames are
+/// case-sensitive), with NUL, which PostgreSQL text cannot hold, replaced.
+fn account_key(username: &str) -> String {
+    username.replace('\0', "\u{fffd}")
+}
+
+/// The key failed logins from `ip` are counted under: the IPv4 address, or the /64 of an
+/// IPv6 one (a single host is usually given a whole /64).
+pub fn address_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => {
+            let [a, b, c, d, ..] = ip.segments();
+            format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_prefix() {
+        assert_eq!(address_key("203.0.113.9".parse().unwrap()), "203.0.113.9");
+        assert_eq!(
+            address_key("2001:db8:1:2:aaaa::1".parse().unwrap()),
+            "2001:db8:1:2::/64"
+        );
+    }
+}

@@ -1,0 +1,97 @@
+//! Accounts: logging in, checking a bearer token, and managing users. What the HTTP API
+//! and the command line both call; knows nothing of HTTP.
+//!
+//! `api` maps [`AccountsError`] onto its HTTP `Error`; `cli` prints it.
+
+mod current_user;
+mod login;
+pub mod manage;
+
+use std::sync::Arc;
+
+use crate::{
+    auth::{
+        password::{HashError, PasswordHasher},
+        throttle::LoginLimits,
+        token::{TokenAuthority, TokenError},
+    },
+    db::Db,
+};
+
+pub use login::address_key;
+
+/// Longest username accepted, in characters.
+pub const MAX_USERNAME_CHARS: usize = 128;
+/// Longest password accepted, in bytes: argon2 of more is only a denial-of-service lever.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Why an account operation did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    #[error("incorrect username or password")]
+    IncorrectCredentials,
+    #[error("bearer token rejected")]
+    InvalidToken,
+    #[error("user is disabled")]
+    InactiveUser,
+    #[error("too many failed logins; retry in {retry_after} s")]
+    TooManyAttempts { retry_after: u64 },
+    #[error("password hashing pool is saturated")]
+    Busy,
+    #[error("user {0:?} already exists")]
+    UserExists(String),
+    #[error("no user named {0:?}")]
+    NoSuchUser(String),
+    /// A username or password outside the limits; the message says which.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("database error: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Hashing(HashError),
+    #[error("issuing a token: {0}")]
+    Token(#[from] TokenError),
+}
+
+impl From<HashError> for AccountsError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => AccountsError::Busy,
+            other => AccountsError::Hashing(other),
+        }
+    }
+}
+
+/// Logins and bearer checks: the storage, the token rules, the hashing pool and the
+/// failed-login limits they use.
+#[derive(Clone)]
+pub struct Accounts {
+    db: Db,
+    tokens: Arc<TokenAuthority>,
+    hasher: PasswordHasher,
+    limits: LoginLimits,
+}
+
+impl Accounts {
+    pub fn new(
+        db: Db,
+        tokens: TokenAuthority,
+        hasher: PasswordHasher,
+        limits: LoginLimits,
+    ) -> Self {
+        Self {
+            db,
+            tokens: Arc::new(tokens),
+            hasher,
+            limits,
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn tokens(&self) -> &TokenAuthority {
+        &self.tokens
+    }
+}
