@@ -15,6 +15,7 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 
 use crate::{
+    accounts::Scopes,
     auth::throttle::{Limit, LoginLimits},
     db::DEFAULT_DATABASE_URL,
 };
@@ -122,6 +123,11 @@ pub struct Settings {
     #[arg(long, env = "ROOT_PATH", default_value = "", value_parser = parse_root_path, global = true,
           hide_env_values = true)]
     pub root_path: String,
+    /// Scopes a login without `scope` gets, space separated (`""` = none, the scopes
+    /// chapter's behaviour); unset: every scope the user holds.
+    #[arg(long, env = "DEFAULT_SCOPES", global = true, hide_env_values = true,
+          value_parser = parse_scopes)]
+    pub default_scopes: Option<Scopes>,
     /// `iss` claim to issue and require.
     #[arg(long, env = "JWT_ISSUER", global = true, hide_env_values = true)]
     pub jwt_issuer: Option<String>,
@@ -175,6 +181,10 @@ fn parse_proxy(value: &str) -> Result<IpNet, String> {
         .map_err(|_| "must be an IP address or a CIDR range, like 10.0.0.0/8".to_owned())
 }
 
+fn parse_scopes(value: &str) -> Result<Scopes, String> {
+    Scopes::strict(value).map_err(|e| e.to_string())
+}
+
 fn parse_root_path(value: &str) -> Result<String, String> {
     let trimmed = value.trim_end_matches('/');
     if trimmed.is_empty() {
@@ -218,6 +228,7 @@ impl Settings {
             root_path: String::new(),
             jwt_issuer: None,
             jwt_audience: None,
+            default_scopes: None,
             log_format: "text".to_owned(),
             hash_workers: None,
             hash_queue_per_worker: 16,

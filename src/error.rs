@@ -103,8 +103,11 @@ pub enum Error {
     IncorrectCredentials,
     #[error("no bearer credentials")]
     NotAuthenticated,
+    /// `required`: the operation's scopes, space separated, for the challenge.
     #[error("bearer token rejected")]
-    InvalidToken,
+    InvalidToken { required: String },
+    #[error("token lacks a required scope")]
+    InsufficientScope { required: String },
     #[error("user is disabled")]
     InactiveUser,
     #[error("request validation failed")]
@@ -131,7 +134,12 @@ impl From<AccountsError> for Error {
     fn from(e: AccountsError) -> Self {
         match e {
             AccountsError::IncorrectCredentials => Error::IncorrectCredentials,
-            AccountsError::InvalidToken => Error::InvalidToken,
+            AccountsError::InvalidToken => Error::InvalidToken {
+                required: String::new(),
+            },
+            AccountsError::InsufficientScope => Error::InsufficientScope {
+                required: String::new(),
+            },
             AccountsError::InactiveUser => Error::InactiveUser,
             AccountsError::TooManyAttempts { retry_after } => {
                 Error::TooManyAttempts { retry_after }
@@ -155,7 +163,8 @@ impl Error {
         Some(match self {
             Error::IncorrectCredentials => "Incorrect username or password",
             Error::NotAuthenticated => "Not authenticated",
-            Error::InvalidToken => "Could not validate credentials",
+            Error::InvalidToken { .. } => "Could not validate credentials",
+            Error::InsufficientScope { .. } => "Not enough permissions",
             Error::InactiveUser => "Inactive user",
             Error::Validation(_) => return None,
             Error::BodyTooLarge => "Request body too large",
@@ -187,7 +196,9 @@ impl Error {
     pub fn example_body(status: StatusCode, authenticated: bool) -> Option<Value> {
         let error = match status {
             StatusCode::BAD_REQUEST => Error::InactiveUser,
-            StatusCode::UNAUTHORIZED if authenticated => Error::InvalidToken,
+            StatusCode::UNAUTHORIZED if authenticated => Error::InvalidToken {
+                required: String::new(),
+            },
             StatusCode::UNAUTHORIZED => Error::IncorrectCredentials,
             StatusCode::REQUEST_TIMEOUT => Error::RequestTimeout,
             StatusCode::PAYLOAD_TOO_LARGE => Error::BodyTooLarge,
@@ -212,9 +223,10 @@ const RETRY_AFTER_BUSY_SECS: &str = "1";
 impl ResponseError for Error {
     fn status(&self) -> StatusCode {
         match self {
-            Error::IncorrectCredentials | Error::NotAuthenticated | Error::InvalidToken => {
-                StatusCode::UNAUTHORIZED
-            }
+            Error::IncorrectCredentials
+            | Error::NotAuthenticated
+            | Error::InvalidToken { .. }
+            | Error::InsufficientScope { .. } => StatusCode::UNAUTHORIZED,
             Error::InactiveUser => StatusCode::BAD_REQUEST,
             Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -246,10 +258,16 @@ impl ResponseError for Error {
             Error::IncorrectCredentials | Error::NotAuthenticated => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Error::InvalidToken => {
+            Error::InvalidToken { required } => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                    bearer_challenge(required, "invalid_token"),
+                );
+            }
+            Error::InsufficientScope { required } => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    bearer_challenge(required, "insufficient_scope"),
                 );
             }
             Error::Busy | Error::Database(_) => {
@@ -274,6 +292,18 @@ impl ResponseError for Error {
         }
         resp
     }
+}
+
+/// `Bearer scope="<required>", error="<error>"` (RFC 6750 §3), FastAPI's challenge with
+/// the RFC's `error`; `scope` is left out when the operation requires none.
+fn bearer_challenge(required: &str, error: &str) -> HeaderValue {
+    let challenge = if required.is_empty() {
+        format!("Bearer error=\"{error}\"")
+    } else {
+        format!("Bearer scope=\"{required}\", error=\"{error}\"")
+    };
+    // Scope names are ASCII tokens; the fallback is never reached.
+    HeaderValue::from_str(&challenge).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
@@ -334,7 +364,10 @@ fn documented(status: StatusCode, description: &'static str) -> MetaResponse {
     let header = match status {
         StatusCode::UNAUTHORIZED => Some((
             "WWW-Authenticate",
-            "`Bearer`, or `Bearer error=\"invalid_token\"` for a rejected token",
+            "`Bearer` without a bearer token; `Bearer scope=\"<required>\", \
+             error=\"invalid_token\"` for a rejected token; `Bearer scope=\"<required>\", \
+             error=\"insufficient_scope\"` for a token without a required scope (`scope` \
+             is left out where the operation requires none)",
         )),
         StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
             Some(("Retry-After", "Seconds to wait before retrying"))

@@ -10,8 +10,13 @@ impl Accounts {
     /// The active user `token` was issued to: the token must validate, name an existing
     /// user and carry that user's current `token_version` (a password change, a disable or
     /// a revoke bumps it). A disabled user is [`AccountsError::InactiveUser`], as in the
-    /// tutorial.
-    pub async fn current_user(&self, token: &str) -> Result<user::Model, AccountsError> {
+    /// tutorial. The token must also carry every `required` scope, and the user still hold
+    /// it ([`AccountsError::InsufficientScope`]), checked before the disable as FastAPI does.
+    pub async fn current_user(
+        &self,
+        token: &str,
+        required: &[&str],
+    ) -> Result<user::Model, AccountsError> {
         let claims = self
             .tokens
             .validate_access_token(token, unix_now())
@@ -24,6 +29,12 @@ impl Accounts {
             .ok_or(AccountsError::InvalidToken)?;
         if user.token_version != claims.ver {
             return Err(AccountsError::InvalidToken);
+        }
+        if !self
+            .usable_scopes(&user, claims.scope.as_deref())
+            .contains_names(required)
+        {
+            return Err(AccountsError::InsufficientScope);
         }
         if user.disabled {
             return Err(AccountsError::InactiveUser);

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use secrecy::SecretString;
 
-use super::{Accounts, AccountsError};
+use super::{Accounts, AccountsError, Scopes};
 use crate::{
     auth::{
         password::{HashSlot, Verification, DUMMY_HASH},
@@ -23,6 +23,8 @@ use crate::{
 pub struct Login {
     pub user: user::Model,
     pub access_token: String,
+    /// The scopes the token was granted.
+    pub scope: Scopes,
     /// Seconds until `access_token` expires.
     pub expires_in: u64,
 }
@@ -30,7 +32,7 @@ pub struct Login {
 impl Accounts {
     /// Checks `username`'s `password` and issues an access token, unless the account or
     /// the client address (`client`; `None` for a transport without one) has failed too
-    /// often.
+    /// often. The token gets the `requested` scopes the user holds (see `granted_scopes`).
     ///
     /// The limit is checked before any hash is computed, and answers the same whether the
     /// username exists or not, so it neither costs CPU nor tells which accounts exist.
@@ -39,6 +41,7 @@ impl Accounts {
         client: Option<IpAddr>,
         username: &str,
         password: SecretString,
+        requested: &[String],
     ) -> Result<Login, AccountsError> {
         // First, before any database work: a saturated pool must refuse cheaply.
         let slot = self.hasher.try_reserve()?;
@@ -87,12 +90,17 @@ impl Accounts {
         if account_seen {
             login_failure::clear(&self.db, Scope::Account, &account).await?;
         }
-        let access_token =
-            self.tokens
-                .issue_access_token(&user.username, user.token_version, unix_now())?;
+        let scope = self.granted_scopes(&user, requested);
+        let access_token = self.tokens.issue_access_token(
+            &user.username,
+            user.token_version,
+            &scope.to_string(),
+            unix_now(),
+        )?;
         Ok(Login {
             user,
             access_token,
+            scope,
             expires_in: self.tokens.lifetime_secs(),
         })
     }

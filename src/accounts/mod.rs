@@ -6,6 +6,7 @@
 mod current_user;
 mod login;
 pub mod manage;
+mod scopes;
 
 use std::sync::Arc;
 
@@ -18,7 +19,8 @@ use crate::{
     db::Db,
 };
 
-pub use login::address_key;
+pub use login::{address_key, Login};
+pub use scopes::{held as held_scopes, Scope, Scopes};
 
 /// Longest username accepted, in characters.
 pub const MAX_USERNAME_CHARS: usize = 128;
@@ -32,6 +34,10 @@ pub enum AccountsError {
     IncorrectCredentials,
     #[error("bearer token rejected")]
     InvalidToken,
+    /// The token is valid but lacks a scope the operation requires, or its user no longer
+    /// holds it.
+    #[error("token lacks a required scope")]
+    InsufficientScope,
     #[error("user is disabled")]
     InactiveUser,
     #[error("too many failed logins; retry in {retry_after} s")]
@@ -70,6 +76,8 @@ pub struct Accounts {
     tokens: Arc<TokenAuthority>,
     hasher: PasswordHasher,
     limits: LoginLimits,
+    /// What a login without `scope` is granted; `None`: every scope the user holds.
+    default_scopes: Option<Scopes>,
 }
 
 impl Accounts {
@@ -78,12 +86,14 @@ impl Accounts {
         tokens: TokenAuthority,
         hasher: PasswordHasher,
         limits: LoginLimits,
+        default_scopes: Option<Scopes>,
     ) -> Self {
         Self {
             db,
             tokens: Arc::new(tokens),
             hasher,
             limits,
+            default_scopes,
         }
     }
 
@@ -93,5 +103,9 @@ impl Accounts {
 
     pub fn tokens(&self) -> &TokenAuthority {
         &self.tokens
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
     }
 }

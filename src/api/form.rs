@@ -44,7 +44,7 @@ struct LoginFormSchema {
     /// At most 1024 bytes of UTF-8.
     #[oai(validator(min_length = 1, max_length = 1024))]
     password: Password,
-    /// Space-separated scopes; accepted and ignored.
+    /// Space-separated scopes wanted; the token gets those the user holds.
     #[oai(default)]
     scope: String,
     client_id: Option<String>,

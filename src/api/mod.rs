@@ -35,11 +35,21 @@ fn app_state(req: &Request) -> Result<&AppState, Error> {
 }
 
 /// Every operation of gatehouse.
-pub type Api = (auth::TokenApi, users::MeApi, users::MyItemsApi);
+pub type Api = (
+    auth::TokenApi,
+    users::MeApi,
+    users::MyItemsApi,
+    users::StatusApi,
+);
 
 pub fn service() -> OpenApiService<Api, ()> {
     OpenApiService::new(
-        (auth::TokenApi, users::MeApi, users::MyItemsApi),
+        (
+            auth::TokenApi,
+            users::MeApi,
+            users::MyItemsApi,
+            users::StatusApi,
+        ),
         "gatehouse",
         env!("CARGO_PKG_VERSION"),
     )

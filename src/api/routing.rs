@@ -4,7 +4,8 @@
 //! before any handler runs: a known path with another method is 405 with `Allow`, the
 //! same path with the other trailing slash is a 307 to the declared form (as FastAPI's
 //! `redirect_slashes`), anything else unknown is 404, and a declared body over the limit
-//! is 413. All of them in FastAPI's `{"detail": ...}` shape.
+//! is 413. All of them in FastAPI's `{"detail": ...}` shape. A request that passes gets
+//! the scopes its operation declares ([`RequiredScopes`]), for the bearer check.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -14,7 +15,11 @@ use poem::{
 };
 use poem_openapi::OpenApi;
 
-use super::{form::MAX_BODY_BYTES, Api};
+use super::{
+    form::MAX_BODY_BYTES,
+    security::{self, RequiredScopes},
+    Api,
+};
 use crate::error::Error;
 
 /// Paths of the documentation pages, served besides the API.
@@ -22,35 +27,94 @@ pub const DOCS_PATH: &str = "/docs";
 pub const REDOC_PATH: &str = "/redoc";
 pub const OPENAPI_PATH: &str = "/openapi.json";
 
-/// Every path gatehouse serves, with its methods.
+/// One declared path (`/admin/users/{username}`): its methods, each with the scopes its
+/// operation requires.
+#[derive(Debug, Clone)]
+struct Route {
+    /// `None` for a segment that is a path parameter.
+    segments: Vec<Option<String>>,
+    methods: Vec<(Method, Vec<&'static str>)>,
+}
+
+impl Route {
+    fn matches(&self, path: &str) -> bool {
+        let mut parts = path.split('/');
+        let mut declared = self.segments.iter();
+        loop {
+            match (declared.next(), parts.next()) {
+                (None, None) => return true,
+                (Some(Some(fixed)), Some(part)) if fixed == part => {}
+                // A parameter is one non-empty segment.
+                (Some(None), Some(part)) if !part.is_empty() => {}
+                _ => return false,
+            }
+        }
+    }
+
+    fn method_list(&self) -> Vec<Method> {
+        self.methods.iter().map(|(m, _)| m.clone()).collect()
+    }
+
+    fn required_scopes(&self, method: &Method) -> Option<&[&'static str]> {
+        let method = if *method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        self.methods
+            .iter()
+            .find(|(m, _)| m == method)
+            .map(|(_, scopes)| scopes.as_slice())
+    }
+}
+
+/// Every path gatehouse serves, with its methods and their scopes.
 #[derive(Debug, Clone)]
 pub struct RouteTable {
-    routes: HashMap<String, Vec<Method>>,
+    routes: Vec<Route>,
     root_path: String,
 }
 
 impl RouteTable {
     /// The operations of [`Api`] and the documentation pages; redirects are prefixed with `root_path`.
     pub fn new(root_path: &str) -> Self {
-        let mut routes: HashMap<String, Vec<Method>> = HashMap::new();
+        let mut routes: HashMap<String, Vec<(Method, Vec<&'static str>)>> = HashMap::new();
         for path in <Api as OpenApi>::meta()
             .into_iter()
             .flat_map(|api| api.paths)
         {
             let methods = routes.entry(path.path).or_default();
-            methods.extend(path.operations.into_iter().map(|op| op.method));
+            methods.extend(path.operations.into_iter().map(|op| {
+                let scopes = op
+                    .security
+                    .iter()
+                    .find_map(|requirement| requirement.get(security::SCHEME_NAME))
+                    .cloned()
+                    .unwrap_or_default();
+                (op.method, scopes)
+            }));
         }
         for page in [DOCS_PATH, REDOC_PATH, OPENAPI_PATH] {
-            routes.insert(page.to_owned(), vec![Method::GET]);
+            routes.insert(page.to_owned(), vec![(Method::GET, Vec::new())]);
         }
+        let routes = routes
+            .into_iter()
+            .map(|(path, methods)| Route {
+                segments: path
+                    .split('/')
+                    .map(|s| (!(s.starts_with('{') && s.ends_with('}'))).then(|| s.to_owned()))
+                    .collect(),
+                methods,
+            })
+            .collect();
         Self {
             routes,
             root_path: root_path.to_owned(),
         }
     }
 
-    fn allows(methods: &[Method], method: &Method) -> bool {
-        methods.contains(method) || (*method == Method::HEAD && methods.contains(&Method::GET))
+    fn route(&self, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.matches(path))
     }
 
     fn allow_header(methods: &[Method]) -> String {
@@ -61,14 +125,14 @@ impl RouteTable {
         names.join(", ")
     }
 
-    /// The declared path that differs from `path` only by its trailing slash.
-    fn other_slash(&self, path: &str) -> Option<&str> {
+    /// `path` with the other trailing slash, if that is a declared path.
+    fn other_slash(&self, path: &str) -> Option<String> {
         let other = match path.strip_suffix('/') {
             Some(stripped) if !stripped.is_empty() => stripped.to_owned(),
             Some(_) => return None,
             None => format!("{path}/"),
         };
-        self.routes.get_key_value(&other).map(|(k, _)| k.as_str())
+        self.route(&other).is_some().then_some(other)
     }
 }
 
@@ -100,21 +164,26 @@ pub struct RouteGuardEndpoint<E> {
 impl<E: Endpoint> Endpoint for RouteGuardEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, req: Request) -> Result<Response> {
+    async fn call(&self, mut req: Request) -> Result<Response> {
         let path = req.uri().path();
-        let Some(methods) = self.table.routes.get(path) else {
+        let Some(route) = self.table.route(path) else {
             return match self.table.other_slash(path) {
-                Some(declared) => Ok(redirect(&self.table.root_path, declared, req.uri().query())),
+                Some(declared) => Ok(redirect(
+                    &self.table.root_path,
+                    &declared,
+                    req.uri().query(),
+                )),
                 None => Err(Error::NotFound.into()),
             };
         };
-        if !RouteTable::allows(methods, req.method()) {
-            let allow = RouteTable::allow_header(methods);
+        let Some(scopes) = route.required_scopes(req.method()) else {
+            let allow = RouteTable::allow_header(&route.method_list());
             return Err(Error::MethodNotAllowed { allow }.into());
-        }
+        };
         if declared_length(&req).is_some_and(|len| len > MAX_BODY_BYTES as u64) {
             return Err(Error::BodyTooLarge.into());
         }
+        req.set_data(RequiredScopes(scopes.to_vec()));
         self.inner.call(req).await.map(IntoResponse::into_response)
     }
 }
@@ -147,11 +216,14 @@ mod tests {
     #[test]
     fn route_table_has_the_declared_trailing_slashes() {
         let table = RouteTable::new("");
-        assert!(table.routes.contains_key("/users/me/"));
-        assert!(table.routes.contains_key("/users/me/items/"));
-        assert!(table.routes.contains_key("/token"));
-        assert_eq!(table.other_slash("/users/me"), Some("/users/me/"));
-        assert_eq!(table.other_slash("/token/"), Some("/token"));
+        assert!(table.route("/users/me/").is_some());
+        assert!(table.route("/users/me/items/").is_some());
+        assert!(table.route("/token").is_some());
+        assert_eq!(
+            table.other_slash("/users/me").as_deref(),
+            Some("/users/me/")
+        );
+        assert_eq!(table.other_slash("/token/").as_deref(), Some("/token"));
         assert_eq!(table.other_slash("/"), None);
         assert_eq!(table.other_slash("/nope"), None);
     }

@@ -1,4 +1,12 @@
-//! The `OAuth2PasswordBearer` security scheme: bearer extraction and its checker.
+//! The `OAuth2PasswordBearer` security scheme: bearer extraction and its checker, and the
+//! scopes an operation requires.
+//!
+//! An operation declares its scopes once, poem-openapi's way, on its bearer parameter:
+//! `#[oai(scope = "Scope::Me")] auth: OAuth2PasswordBearer`. poem-openapi writes them into
+//! the document (`security: [{"OAuth2PasswordBearer": ["me"]}]`, which Swagger UI reads);
+//! the route table reads the same metadata and hands each request its operation's
+//! scopes ([`RequiredScopes`]), which this extractor checks. One annotation, so the
+//! document and the check cannot disagree.
 //!
 //! Implemented by hand rather than with `#[derive(SecurityScheme)]`: the derive parses
 //! the header with a strict `Bearer <token>` parser that reports an empty token as a
@@ -8,11 +16,34 @@
 
 use poem::{http::HeaderMap, Request, RequestBody};
 use poem_openapi::{
-    registry::{MetaOAuthFlow, MetaOAuthFlows, MetaSecurityScheme, Registry},
-    ApiExtractor, ApiExtractorType, ExtractParamOptions,
+    registry::{MetaOAuthFlow, MetaOAuthFlows, MetaOAuthScope, MetaSecurityScheme, Registry},
+    ApiExtractor, ApiExtractorType, ExtractParamOptions, OAuthScopes,
 };
 
+pub use crate::accounts::Scope;
 use crate::{db::user, error::Error};
+
+/// The scopes of gatehouse, as poem-openapi's `#[oai(scope = ...)]` and the password
+/// flow of the document list them.
+impl OAuthScopes for Scope {
+    fn meta() -> Vec<MetaOAuthScope> {
+        Scope::ALL
+            .into_iter()
+            .map(|scope| MetaOAuthScope {
+                name: scope.name(),
+                description: Some(scope.description()),
+            })
+            .collect()
+    }
+
+    fn name(&self) -> &'static str {
+        Scope::name(*self)
+    }
+}
+
+/// The scopes the operation a request is routed to declares, attached by the route table.
+#[derive(Debug, Clone, Default)]
+pub struct RequiredScopes(pub Vec<&'static str>);
 
 pub const SCHEME_NAME: &str = "OAuth2PasswordBearer";
 /// The token endpoint as the document names it; `ROOT_PATH` is prefixed when serving.
@@ -42,7 +73,7 @@ impl<'a> ApiExtractor<'a> for OAuth2PasswordBearer {
                         authorization_url: None,
                         token_url: Some(TOKEN_URL),
                         refresh_url: None,
-                        scopes: vec![],
+                        scopes: Scope::meta(),
                     }),
                     client_credentials: None,
                     authorization_code: None,
@@ -62,9 +93,21 @@ impl<'a> ApiExtractor<'a> for OAuth2PasswordBearer {
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         let state = super::app_state(req)?;
+        // Fail closed: without its operation's scopes no request passes.
+        let required = req.data::<RequiredScopes>().ok_or_else(|| {
+            Error::Internal("the route table attached no required scopes".to_owned())
+        })?;
         let token = bearer_token(req.headers())?;
-        let user = state.accounts.current_user(token).await;
-        Ok(Self(user.map_err(Error::from)?))
+        let user = state.accounts.current_user(token, &required.0).await;
+        user.map(Self).map_err(|e| {
+            let required = required.0.join(" ");
+            match Error::from(e) {
+                Error::InvalidToken { .. } => Error::InvalidToken { required },
+                Error::InsufficientScope { .. } => Error::InsufficientScope { required },
+                other => other,
+            }
+            .into()
+        })
     }
 }
 

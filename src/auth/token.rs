@@ -74,6 +74,8 @@ struct IssuedClaims<'a> {
     iat: u64,
     /// The user's `token_version` at issue time; a bump revokes the token.
     ver: i64,
+    /// The granted scopes, space separated (RFC 8693 §4.2; FastAPI's chapter).
+    scope: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     iss: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -86,6 +88,9 @@ pub struct Claims {
     pub sub: String,
     pub ver: i64,
     pub iat: Option<u64>,
+    /// Space-separated scopes; absent in tokens issued before gatehouse had scopes.
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,11 +157,13 @@ impl TokenAuthority {
         self.settings.lifetime.as_secs()
     }
 
-    /// A signed access token for `username` at `token_version`, issued at `now` (Unix seconds).
+    /// A signed access token for `username` at `token_version` with the space-separated
+    /// `scope`, issued at `now` (Unix seconds).
     pub fn issue_access_token(
         &self,
         username: &str,
         token_version: i64,
+        scope: &str,
         now: u64,
     ) -> Result<String, TokenError> {
         let claims = IssuedClaims {
@@ -164,6 +171,7 @@ impl TokenAuthority {
             exp: now + self.lifetime_secs(),
             iat: now,
             ver: token_version,
+            scope,
             iss: self.settings.issuer.as_deref(),
             aud: self.settings.audience.as_deref(),
         };
@@ -226,7 +234,7 @@ mod tests {
     fn issued_token_has_pyjwt_header_and_round_trips() {
         let auth = authority();
         let now = unix_now();
-        let token = auth.issue_access_token("johndoe", 3, now).unwrap();
+        let token = auth.issue_access_token("johndoe", 3, "me", now).unwrap();
         assert!(token.starts_with("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."));
         let claims = auth.validate_access_token(&token, now).unwrap();
         assert_eq!(
@@ -234,7 +242,8 @@ mod tests {
             Claims {
                 sub: "johndoe".into(),
                 ver: 3,
-                iat: Some(now)
+                iat: Some(now),
+                scope: Some("me".into()),
             }
         );
     }

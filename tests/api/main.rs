@@ -4,6 +4,7 @@
 
 mod cli;
 mod docs;
+mod fastapi_scopes;
 mod faults;
 mod flood;
 mod helpers;
