@@ -88,6 +88,17 @@ pub enum UserCommand {
         /// Create the user disabled.
         #[arg(long)]
         disabled: bool,
+        /// Scopes the user holds, space separated.
+        #[arg(long, default_value_t = Scopes::DEFAULT_HELD, value_parser = parse_scopes)]
+        scopes: Scopes,
+    },
+    /// Show the scopes a user holds, or set them with `--set "me items"` (effective at the
+    /// user's next request, without revoking tokens).
+    Scopes {
+        username: String,
+        /// The new scopes, space separated (`""` for none).
+        #[arg(long, value_parser = parse_scopes)]
+        set: Option<Scopes>,
     },
     /// Set a new password (prompt or stdin) and revoke the user's tokens.
     Passwd { username: String },

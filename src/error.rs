@@ -73,6 +73,84 @@ impl ValidationError {
         }
     }
 
+    /// A value outside gatehouse's own limits (`message` says which), as pydantic reports
+    /// a failed field validator.
+    pub fn value_error(field: &str, message: &str) -> Self {
+        Self {
+            kind: "value_error".to_owned(),
+            loc: body_loc(field),
+            msg: format!("Value error, {message}"),
+            input: Value::Null,
+            ctx: Some(serde_json::json!({ "error": message })),
+        }
+    }
+
+    /// `value` where pydantic wanted `expected` (`string`, `boolean`, `array`, `object`).
+    pub fn wrong_type(loc: Vec<String>, expected: &str, input: Value) -> Self {
+        let (kind, msg) = match expected {
+            "string" => ("string_type", "Input should be a valid string"),
+            "boolean" => ("bool_type", "Input should be a valid boolean"),
+            "array" => ("list_type", "Input should be a valid list"),
+            _ => (
+                "model_attributes_type",
+                "Input should be a valid dictionary or object to extract fields from",
+            ),
+        };
+        Self {
+            kind: kind.to_owned(),
+            loc,
+            msg: msg.to_owned(),
+            input,
+            ctx: None,
+        }
+    }
+
+    /// A string shorter than `min_length` characters.
+    pub fn too_short(field: &str, min_length: usize, input: Value) -> Self {
+        let unit = if min_length == 1 {
+            "character"
+        } else {
+            "characters"
+        };
+        Self {
+            kind: "string_too_short".to_owned(),
+            loc: body_loc(field),
+            msg: format!("String should have at least {min_length} {unit}"),
+            input,
+            ctx: Some(serde_json::json!({ "min_length": min_length })),
+        }
+    }
+
+    /// Item `index` of a body's `scopes` is not one of gatehouse's scopes.
+    pub fn unknown_scope(index: usize, input: &str) -> Self {
+        let expected = crate::accounts::Scope::ALL
+            .iter()
+            .map(|s| format!("'{s}'"))
+            .collect::<Vec<_>>();
+        let (last, rest) = expected
+            .split_last()
+            .map_or(("", &[][..]), |(l, r)| (l.as_str(), r));
+        let expected = format!("{} or {last}", rest.join(", "));
+        Self {
+            kind: "enum".to_owned(),
+            loc: vec!["body".to_owned(), "scopes".to_owned(), index.to_string()],
+            msg: format!("Input should be {expected}"),
+            input: Value::String(input.to_owned()),
+            ctx: Some(serde_json::json!({ "expected": expected })),
+        }
+    }
+
+    /// A body that is not JSON.
+    pub fn json_invalid(position: usize, error: &str) -> Self {
+        Self {
+            kind: "json_invalid".to_owned(),
+            loc: vec!["body".to_owned(), position.to_string()],
+            msg: "JSON decode error".to_owned(),
+            input: serde_json::json!({}),
+            ctx: Some(serde_json::json!({ "error": error })),
+        }
+    }
+
     /// A form field does not match `pattern`.
     pub fn pattern_mismatch(field: &str, pattern: &str, input: &str) -> Self {
         Self {
@@ -85,8 +163,13 @@ impl ValidationError {
     }
 }
 
+/// `["body", field]`, or `["body"]` for the body as a whole (`field` empty).
 fn body_loc(field: &str) -> Vec<String> {
-    vec!["body".to_owned(), field.to_owned()]
+    let mut loc = vec!["body".to_owned()];
+    if !field.is_empty() {
+        loc.push(field.to_owned());
+    }
+    loc
 }
 
 /// The request did not validate.
@@ -122,6 +205,10 @@ pub enum Error {
     RequestTimeout,
     #[error("no such path")]
     NotFound,
+    #[error("no such user")]
+    UserNotFound,
+    #[error("username already registered")]
+    UserExists,
     #[error("method not allowed")]
     MethodNotAllowed { allow: String },
     #[error("database error: {0}")]
@@ -146,12 +233,14 @@ impl From<AccountsError> for Error {
             }
             AccountsError::Busy => Error::Busy,
             AccountsError::Database(e) => Error::Database(e),
-            // No operation manages users yet: these reach no client.
-            other @ (AccountsError::UserExists(_)
-            | AccountsError::NoSuchUser(_)
-            | AccountsError::Invalid(_)
-            | AccountsError::Hashing(_)
-            | AccountsError::Token(_)) => Error::Internal(other.to_string()),
+            AccountsError::UserExists(_) => Error::UserExists,
+            AccountsError::NoSuchUser(_) => Error::UserNotFound,
+            AccountsError::Invalid { field, message } => {
+                Error::Validation(vec![ValidationError::value_error(field, &message)])
+            }
+            other @ (AccountsError::Hashing(_) | AccountsError::Token(_)) => {
+                Error::Internal(other.to_string())
+            }
         }
     }
 }
@@ -172,6 +261,8 @@ impl Error {
             Error::TooManyAttempts { .. } => "Too many failed attempts, retry later",
             Error::RequestTimeout => "Request timeout",
             Error::NotFound => "Not Found",
+            Error::UserNotFound => "User not found",
+            Error::UserExists => "Username already registered",
             Error::MethodNotAllowed { .. } => "Method Not Allowed",
             Error::Database(_) => "Service unavailable, retry later",
             Error::Internal(_) => "Internal Server Error",
@@ -201,6 +292,9 @@ impl Error {
             },
             StatusCode::UNAUTHORIZED => Error::IncorrectCredentials,
             StatusCode::REQUEST_TIMEOUT => Error::RequestTimeout,
+            // Only the admin API documents these.
+            StatusCode::NOT_FOUND => Error::UserNotFound,
+            StatusCode::CONFLICT => Error::UserExists,
             StatusCode::PAYLOAD_TOO_LARGE => Error::BodyTooLarge,
             StatusCode::UNPROCESSABLE_ENTITY => {
                 Error::Validation(vec![ValidationError::missing("username")])
@@ -233,7 +327,8 @@ impl ResponseError for Error {
             Error::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::Busy | Error::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::NotFound | Error::UserNotFound => StatusCode::NOT_FOUND,
+            Error::UserExists => StatusCode::CONFLICT,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -48,9 +48,13 @@ pub enum AccountsError {
     UserExists(String),
     #[error("no user named {0:?}")]
     NoSuchUser(String),
-    /// A username or password outside the limits; the message says which.
-    #[error("{0}")]
-    Invalid(String),
+    /// A value outside the limits: `field` names it (as the admin API's JSON does), the
+    /// message says what is wrong.
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
     #[error(transparent)]

@@ -126,10 +126,13 @@ impl Scopes {
 
 fn unknown_scope(name: &str) -> AccountsError {
     let known: Vec<&str> = Scope::ALL.iter().map(|s| s.name()).collect();
-    AccountsError::Invalid(format!(
-        "unknown scope {name:?}; the scopes are: {}",
-        known.join(" ")
-    ))
+    AccountsError::Invalid {
+        field: "scopes",
+        message: format!(
+            "unknown scope {name:?}; the scopes are: {}",
+            known.join(" ")
+        ),
+    }
 }
 
 impl FromIterator<Scope> for Scopes {

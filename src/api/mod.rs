@@ -1,10 +1,12 @@
 //! The HTTP API: one poem-openapi service gives the routes, the bearer extraction, the
 //! OpenAPI document and the documentation pages.
 
+pub mod admin;
 pub mod auth;
 pub mod client_addr;
 pub mod docs;
 pub mod form;
+pub mod json_body;
 pub mod routing;
 pub mod security;
 pub mod users;
@@ -40,6 +42,8 @@ pub type Api = (
     users::MeApi,
     users::MyItemsApi,
     users::StatusApi,
+    admin::AdminUsersApi,
+    admin::AdminUserApi,
 );
 
 pub fn service() -> OpenApiService<Api, ()> {
@@ -49,6 +53,8 @@ pub fn service() -> OpenApiService<Api, ()> {
             users::MeApi,
             users::MyItemsApi,
             users::StatusApi,
+            admin::AdminUsersApi,
+            admin::AdminUserApi,
         ),
         "gatehouse",
         env!("CARGO_PKG_VERSION"),

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod admin;
 mod cli;
 mod docs;
 mod fastapi_scopes;
@@ -13,5 +14,6 @@ mod login;
 mod protected;
 mod replicas;
 mod routing;
+mod scopes;
 mod storage;
 mod throttle;
