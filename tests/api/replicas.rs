@@ -170,3 +170,44 @@ async fn two_replicas_on_one_postgres_share_the_failed_login_counters() {
         );
     }
 }
+
+#[tokio::test]
+async fn two_replicas_on_one_postgres_see_a_scope_removal_at_once() {
+    let db = TestDb::postgres().await;
+    let (a, b) = two_replicas(&db, &[]).await;
+    user_command(&db, &["add", "carol", "--scopes", "me items"], "carol-pw\n");
+    let client = reqwest::Client::new();
+    let items = |server: &ServingBinary, token: &str| {
+        client
+            .get(server.at("/users/me/items/"))
+            .bearer_auth(token)
+            .send()
+    };
+    let from_a = token(&client, &a, "carol", "carol-pw").await;
+    for server in [&a, &b] {
+        assert_eq!(items(server, &from_a).await.unwrap().status(), 200);
+    }
+
+    user_command(&db, &["scopes", "carol", "--set", "me"], "");
+    for server in [&a, &b] {
+        let resp = items(server, &from_a).await.unwrap();
+        assert_eq!(
+            resp.headers()["www-authenticate"],
+            r#"Bearer scope="items me", error="insufficient_scope""#
+        );
+        assert_eq!(
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap()),
+            (401, json!({"detail": "Not enough permissions"})),
+            "the removal is seen on {} at once",
+            server.url
+        );
+    }
+    on_both(
+        &client,
+        &[&a, &b],
+        &from_a,
+        200,
+        "the user is not logged out",
+    )
+    .await;
+}
