@@ -245,6 +245,7 @@ fn secret(password: Password) -> SecretString {
     SecretString::from(password.0)
 }
 
+#[derive(Default)]
 pub struct AdminUsersApi;
 
 #[OpenApi(prefix_path = "/admin/users/")]
@@ -302,6 +303,7 @@ impl AdminUsersApi {
     }
 }
 
+#[derive(Default)]
 pub struct AdminUserApi;
 
 #[OpenApi]

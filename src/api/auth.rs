@@ -70,6 +70,7 @@ impl ErrorStatuses for LoginErrors {
     ];
 }
 
+#[derive(Default)]
 pub struct TokenApi;
 
 #[OpenApi]

@@ -78,11 +78,13 @@ pub struct RouteTable {
 impl RouteTable {
     /// The operations of [`Api`] and the documentation pages; redirects are prefixed with `root_path`.
     pub fn new(root_path: &str) -> Self {
+        Self::for_api::<Api>(root_path)
+    }
+
+    /// [`RouteTable::new`] for the operations of `A`.
+    pub fn for_api<A: OpenApi>(root_path: &str) -> Self {
         let mut routes: HashMap<String, Vec<(Method, Vec<&'static str>)>> = HashMap::new();
-        for path in <Api as OpenApi>::meta()
-            .into_iter()
-            .flat_map(|api| api.paths)
-        {
+        for path in A::meta().into_iter().flat_map(|api| api.paths) {
             let methods = routes.entry(path.path).or_default();
             methods.extend(path.operations.into_iter().map(|op| {
                 let scopes = op

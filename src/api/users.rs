@@ -108,6 +108,7 @@ pub enum ItemsResponse {
     Ok(Json<Vec<Item>>),
 }
 
+#[derive(Default)]
 pub struct MeApi;
 
 #[OpenApi(prefix_path = "/users/me/")]
@@ -128,6 +129,7 @@ impl MeApi {
     }
 }
 
+#[derive(Default)]
 pub struct MyItemsApi;
 
 #[OpenApi(prefix_path = "/users/me/items/")]
@@ -174,6 +176,7 @@ pub enum StatusResponse {
     Ok(Json<Status>),
 }
 
+#[derive(Default)]
 pub struct StatusApi;
 
 #[OpenApi(prefix_path = "/status/")]
