@@ -27,13 +27,16 @@ pub const DOCS_PATH: &str = "/docs";
 pub const REDOC_PATH: &str = "/redoc";
 pub const OPENAPI_PATH: &str = "/openapi.json";
 
+/// An operation's required scopes, shared by every request routed to it.
+type Scopes = Arc<[&'static str]>;
+
 /// One declared path (`/admin/users/{username}`): its methods, each with the scopes its
 /// operation requires.
 #[derive(Debug, Clone)]
 struct Route {
     /// `None` for a segment that is a path parameter.
     segments: Vec<Option<String>>,
-    methods: Vec<(Method, Vec<&'static str>)>,
+    methods: Vec<(Method, Scopes)>,
 }
 
 impl Route {
@@ -55,7 +58,7 @@ impl Route {
         self.methods.iter().map(|(m, _)| m.clone()).collect()
     }
 
-    fn required_scopes(&self, method: &Method) -> Option<&[&'static str]> {
+    fn required_scopes(&self, method: &Method) -> Option<&Scopes> {
         let method = if *method == Method::HEAD {
             &Method::GET
         } else {
@@ -64,7 +67,7 @@ impl Route {
         self.methods
             .iter()
             .find(|(m, _)| m == method)
-            .map(|(_, scopes)| scopes.as_slice())
+            .map(|(_, scopes)| scopes)
     }
 }
 
@@ -83,7 +86,7 @@ impl RouteTable {
 
     /// [`RouteTable::new`] for the operations of `A`.
     pub fn for_api<A: OpenApi>(root_path: &str) -> Self {
-        let mut routes: HashMap<String, Vec<(Method, Vec<&'static str>)>> = HashMap::new();
+        let mut routes: HashMap<String, Vec<(Method, Scopes)>> = HashMap::new();
         for path in A::meta().into_iter().flat_map(|api| api.paths) {
             let methods = routes.entry(path.path).or_default();
             methods.extend(path.operations.into_iter().map(|op| {
@@ -93,11 +96,11 @@ impl RouteTable {
                     .find_map(|requirement| requirement.get(security::SCHEME_NAME))
                     .cloned()
                     .unwrap_or_default();
-                (op.method, scopes)
+                (op.method, scopes.into())
             }));
         }
         for page in [DOCS_PATH, REDOC_PATH, OPENAPI_PATH] {
-            routes.insert(page.to_owned(), vec![(Method::GET, Vec::new())]);
+            routes.insert(page.to_owned(), vec![(Method::GET, Arc::from([]))]);
         }
         let routes = routes
             .into_iter()
@@ -185,7 +188,7 @@ impl<E: Endpoint> Endpoint for RouteGuardEndpoint<E> {
         if declared_length(&req).is_some_and(|len| len > MAX_BODY_BYTES as u64) {
             return Err(Error::BodyTooLarge.into());
         }
-        req.set_data(RequiredScopes(scopes.to_vec()));
+        req.set_data(RequiredScopes(Arc::clone(scopes)));
         self.inner.call(req).await.map(IntoResponse::into_response)
     }
 }

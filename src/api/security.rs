@@ -14,6 +14,8 @@
 //! header or another scheme, and "Could not validate credentials" for any bearer value
 //! that is not a valid token, empty included.
 
+use std::sync::Arc;
+
 use poem::{http::HeaderMap, Request, RequestBody};
 use poem_openapi::{
     registry::{MetaOAuthFlow, MetaOAuthFlows, MetaOAuthScope, MetaSecurityScheme, Registry},
@@ -42,8 +44,8 @@ impl OAuthScopes for Scope {
 }
 
 /// The scopes the operation a request is routed to declares, attached by the route table.
-#[derive(Debug, Clone, Default)]
-pub struct RequiredScopes(pub Vec<&'static str>);
+#[derive(Debug, Clone)]
+pub struct RequiredScopes(pub Arc<[&'static str]>);
 
 pub const SCHEME_NAME: &str = "OAuth2PasswordBearer";
 /// The token endpoint as the document names it; `ROOT_PATH` is prefixed when serving.

@@ -216,3 +216,23 @@ async fn users_created_without_a_choice_hold_me_and_items() {
     let body = login_with_scope(&app, "plain", "me items admin").await;
     assert_eq!(body["scope"], "me items");
 }
+
+#[tokio::test]
+async fn an_unknown_scope_in_default_scopes_is_refused_at_start_naming_it() {
+    let db = crate::helpers::TestDb::new().await;
+    let log = crate::helpers::ServingBinary::start_with_env(
+        &["serve"],
+        &[
+            ("DATABASE_URL", db.url.as_str()),
+            ("SECRET_KEY", TEST_SECRET),
+            ("DEFAULT_SCOPES", "me sudo"),
+        ],
+    )
+    .await
+    .err()
+    .expect("refused");
+    assert!(
+        log.contains("unknown scope \"sudo\"; the scopes are: me items admin introspect"),
+        "{log}"
+    );
+}
