@@ -1,22 +1,13 @@
 //! The admin API (scope `admin`): `/admin/users/` and `/admin/users/{username}`.
 
+use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::{parts, spawn_app, TestApp};
 
 /// A token of the demo's johndoe, who holds `admin`, with exactly `scope`.
 async fn token_with(app: &TestApp, scope: &str) -> String {
-    let resp = app
-        .post_form(
-            "/token",
-            &[
-                ("username", "johndoe"),
-                ("password", "secret"),
-                ("scope", scope),
-            ],
-        )
-        .await;
-    resp.json::<Value>().await.unwrap()["access_token"]
+    app.login_with_scope("johndoe", "secret", scope).await["access_token"]
         .as_str()
         .unwrap()
         .to_owned()
@@ -35,8 +26,6 @@ async fn send(
     }
     parts(req.send().await.unwrap(), &["www-authenticate"]).await
 }
-
-use reqwest::Method;
 
 #[tokio::test]
 async fn admin_creates_reads_lists_changes_and_deletes_a_user() {

@@ -10,18 +10,7 @@ use serde_json::{json, Value};
 use crate::helpers::{forge, now, parts, segment, spawn_app, spawn_app_with, TestApp, TEST_SECRET};
 
 async fn login_with_scope(app: &TestApp, username: &str, scope: &str) -> Value {
-    let resp = app
-        .post_form(
-            "/token",
-            &[
-                ("username", username),
-                ("password", "secret"),
-                ("scope", scope),
-            ],
-        )
-        .await;
-    assert_eq!(resp.status(), 200);
-    resp.json().await.unwrap()
+    app.login_with_scope(username, "secret", scope).await
 }
 
 async fn get_with(app: &TestApp, path: &str, token: &str) -> (u16, Value, Vec<Option<String>>) {
@@ -147,17 +136,7 @@ async fn the_scope_check_comes_before_the_inactive_user_check_as_in_fastapi() {
     let alice = |scope: &'static str| {
         let app = &app;
         async move {
-            let resp = app
-                .post_form(
-                    "/token",
-                    &[
-                        ("username", "alice"),
-                        ("password", "secret2"),
-                        ("scope", scope),
-                    ],
-                )
-                .await;
-            resp.json::<Value>().await.unwrap()["access_token"]
+            app.login_with_scope("alice", "secret2", scope).await["access_token"]
                 .as_str()
                 .unwrap()
                 .to_owned()
