@@ -121,21 +121,21 @@ impl ValidationError {
         }
     }
 
-    /// Item `index` of a body's `scopes` is not one of gatehouse's scopes.
-    pub fn unknown_scope(index: usize, input: &str) -> Self {
-        let expected = crate::accounts::Scope::ALL
+    /// `input` at `loc` is none of `allowed`, as pydantic reports an enum.
+    pub fn not_in_enum(loc: Vec<String>, allowed: &[Value], input: Value) -> Self {
+        let quoted: Vec<String> = allowed
             .iter()
-            .map(|s| format!("'{s}'"))
-            .collect::<Vec<_>>();
-        let (last, rest) = expected
-            .split_last()
-            .map_or(("", &[][..]), |(l, r)| (l.as_str(), r));
-        let expected = format!("{} or {last}", rest.join(", "));
+            .map(|v| format!("'{}'", v.as_str().unwrap_or_default()))
+            .collect();
+        let expected = match quoted.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => quoted.join(""),
+        };
         Self {
             kind: "enum".to_owned(),
-            loc: vec!["body".to_owned(), "scopes".to_owned(), index.to_string()],
+            loc,
             msg: format!("Input should be {expected}"),
-            input: Value::String(input.to_owned()),
+            input,
             ctx: Some(serde_json::json!({ "expected": expected })),
         }
     }

@@ -71,20 +71,20 @@ impl fmt::Display for Scope {
 
 /// A set of scopes, kept in [`Scope::ALL`] order.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Scopes(u8);
+pub struct Scopes(u32);
 
 impl Scopes {
     pub const NONE: Scopes = Scopes(0);
 
     /// What a user created without a choice holds: what the JWT chapter's operations need.
-    pub const DEFAULT_HELD: Scopes = Scopes(1 << Scope::Me as u8 | 1 << Scope::Items as u8);
+    pub const DEFAULT_HELD: Scopes = Scopes(1 << Scope::Me as u32 | 1 << Scope::Items as u32);
 
     pub fn all() -> Scopes {
         Scope::ALL.into_iter().collect()
     }
 
     pub fn contains(self, scope: Scope) -> bool {
-        self.0 & (1 << scope as u8) != 0
+        self.0 & (1 << scope as u32) != 0
     }
 
     pub fn contains_all(self, scopes: &[Scope]) -> bool {
@@ -153,7 +153,7 @@ fn unknown_scope(name: &str) -> AccountsError {
 
 impl FromIterator<Scope> for Scopes {
     fn from_iter<I: IntoIterator<Item = Scope>>(iter: I) -> Self {
-        Scopes(iter.into_iter().fold(0, |bits, s| bits | 1 << s as u8))
+        Scopes(iter.into_iter().fold(0, |bits, s| bits | 1 << s as u32))
     }
 }
 

@@ -23,7 +23,7 @@ use crate::{
         Scopes,
     },
     db::user,
-    error::{ApiError, Error, ErrorStatuses, ValidationError},
+    error::{ApiError, ErrorStatuses},
 };
 
 /// A user as the admin API shows it: the tutorial's `User` and the scopes it holds.
@@ -37,7 +37,7 @@ pub struct AdminUser {
     pub full_name: Option<String>,
     pub disabled: bool,
     /// The scopes the user holds; a token gets those of them it asks for.
-    pub scopes: Vec<String>,
+    pub scopes: Vec<Scope>,
 }
 
 impl Example for AdminUser {
@@ -47,7 +47,7 @@ impl Example for AdminUser {
             email: Some("carol@example.com".to_owned()),
             full_name: Some("Carol Cooper".to_owned()),
             disabled: false,
-            scopes: vec!["me".to_owned(), "items".to_owned()],
+            scopes: vec![Scope::Me, Scope::Items],
         }
     }
 }
@@ -55,7 +55,7 @@ impl Example for AdminUser {
 impl From<user::Model> for AdminUser {
     fn from(u: user::Model) -> Self {
         Self {
-            scopes: held_scopes(&u).names(),
+            scopes: held_scopes(&u).iter().collect(),
             username: u.username,
             email: u.email,
             full_name: u.full_name,
@@ -82,7 +82,7 @@ pub struct AdminUserCreate {
     #[oai(default)]
     pub disabled: bool,
     /// The scopes the user holds; default `["me", "items"]`.
-    pub scopes: Option<Vec<String>>,
+    pub scopes: Option<Vec<Scope>>,
 }
 
 impl Example for AdminUserCreate {
@@ -93,7 +93,7 @@ impl Example for AdminUserCreate {
             email: Some("carol@example.com".to_owned()),
             full_name: Some("Carol Cooper".to_owned()),
             disabled: false,
-            scopes: Some(vec!["me".to_owned(), "items".to_owned()]),
+            scopes: Some(vec![Scope::Me, Scope::Items]),
         }
     }
 }
@@ -109,7 +109,7 @@ pub struct AdminUserUpdate {
     pub full_name: MaybeUndefined<String>,
     pub disabled: Option<bool>,
     /// The scopes the user holds from the next request on.
-    pub scopes: Option<Vec<String>>,
+    pub scopes: Option<Vec<Scope>>,
     /// 1 to 1024 bytes.
     #[oai(validator(min_length = 1, max_length = 1024))]
     pub password: Option<Password>,
@@ -121,7 +121,7 @@ impl Example for AdminUserUpdate {
             email: MaybeUndefined::Undefined,
             full_name: MaybeUndefined::Undefined,
             disabled: None,
-            scopes: Some(vec!["me".to_owned()]),
+            scopes: Some(vec![Scope::Me]),
             password: None,
         }
     }
@@ -226,21 +226,6 @@ pub enum DeletedResponse {
     NoContent,
 }
 
-/// The scope names of a request body, each one known, as pydantic reports an enum.
-fn scopes_field(names: &[String]) -> Result<Scopes, Error> {
-    let problems: Vec<ValidationError> = names
-        .iter()
-        .enumerate()
-        .filter(|(_, name)| Scopes::strict(name).is_err() || name.is_empty())
-        .map(|(index, name)| ValidationError::unknown_scope(index, name))
-        .collect();
-    if problems.is_empty() {
-        Ok(Scopes::strict(&names.join(" "))?)
-    } else {
-        Err(Error::Validation(problems))
-    }
-}
-
 fn secret(password: Password) -> SecretString {
     SecretString::from(password.0)
 }
@@ -284,10 +269,9 @@ impl AdminUsersApi {
         body: JsonBody<AdminUserCreate>,
     ) -> Result<CreatedResponse, ApiError<CreateErrors>> {
         let new = body.0;
-        let scopes = match &new.scopes {
-            Some(names) => scopes_field(names)?,
-            None => Scopes::DEFAULT_HELD,
-        };
+        let scopes = new
+            .scopes
+            .map_or(Scopes::DEFAULT_HELD, |s| s.into_iter().collect());
         let username = new.username.clone();
         let account = NewAccount {
             username: new.username,
@@ -354,7 +338,7 @@ impl AdminUserApi {
             full_name: optional(update.full_name),
             disabled: update.disabled,
             password: update.password.map(secret),
-            scopes: update.scopes.as_deref().map(scopes_field).transpose()?,
+            scopes: update.scopes.map(|s| s.into_iter().collect()),
         };
         let db = state.accounts.db();
         manage::change_account(db, state.accounts.hasher(), &username, changes).await?;

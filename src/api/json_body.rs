@@ -3,7 +3,8 @@
 //! A request-body extractor of our own instead of poem-openapi's `Json<T>`: that answers a
 //! missing field, a wrong type or a non-JSON body with a plain-text 400, while FastAPI
 //! clients expect 422 with one `{"type","loc","msg","input"}` entry per problem. The
-//! checks come from `T`'s own schema (required fields, types, lengths), so the document
+//! checks come from `T`'s own schema (required fields, `nullable`, types, lengths, enums),
+//! so the document
 //! and the validation cannot disagree; the body is then parsed by poem-openapi as usual.
 
 use poem::{Request, RequestBody};
@@ -92,22 +93,35 @@ fn problems<T: Type>(value: &Value) -> Vec<ValidationError> {
     };
     let mut found = Vec::new();
     for (name, property) in &schema.properties {
-        let required = schema.required.contains(name);
+        let Some(property) = resolve(&registry, property) else {
+            continue;
+        };
         match object.get(*name) {
-            None if required => found.push(ValidationError::missing(name)),
-            None | Some(Value::Null) if !required => {}
-            Some(value) => {
-                if let MetaSchemaRef::Inline(property) = property {
-                    check(name, property, value, &mut found);
-                }
-            }
+            None if schema.required.contains(name) => found.push(ValidationError::missing(name)),
             None => {}
+            // `null` only where the schema says `nullable`, as pydantic's `Optional`.
+            Some(Value::Null) if property.nullable => {}
+            Some(value) => check(&registry, name, property, value, &mut found),
         }
     }
     found
 }
 
-fn check(name: &str, schema: &MetaSchema, value: &Value, found: &mut Vec<ValidationError>) {
+/// The schema `schema` names, inline or registered.
+fn resolve<'r>(registry: &'r Registry, schema: &'r MetaSchemaRef) -> Option<&'r MetaSchema> {
+    match schema {
+        MetaSchemaRef::Inline(schema) => Some(schema),
+        MetaSchemaRef::Reference(name) => registry.schemas.get(name),
+    }
+}
+
+fn check(
+    registry: &Registry,
+    name: &str,
+    schema: &MetaSchema,
+    value: &Value,
+    found: &mut Vec<ValidationError>,
+) {
     let loc = || vec!["body".to_owned(), name.to_owned()];
     // Secrets are never echoed, as pydantic's `SecretStr` masks them.
     let input = || {
@@ -129,14 +143,20 @@ fn check(name: &str, schema: &MetaSchema, value: &Value, found: &mut Vec<Validat
         }
         ("boolean", Value::Bool(_)) => {}
         ("array", Value::Array(items)) => {
-            let Some(MetaSchemaRef::Inline(item)) = schema.items.as_deref() else {
+            let Some(item) = schema.items.as_deref().and_then(|i| resolve(registry, i)) else {
                 return;
             };
             for (index, element) in items.iter().enumerate() {
+                let mut at = loc();
+                at.push(index.to_string());
                 if item.ty == "string" && !element.is_string() {
-                    let mut at = loc();
-                    at.push(index.to_string());
                     found.push(ValidationError::wrong_type(at, "string", element.clone()));
+                } else if !item.enum_items.is_empty() && !item.enum_items.contains(element) {
+                    found.push(ValidationError::not_in_enum(
+                        at,
+                        &item.enum_items,
+                        element.clone(),
+                    ));
                 }
             }
         }

@@ -17,10 +17,17 @@
 use std::sync::Arc;
 
 use poem::{http::HeaderMap, Request, RequestBody};
+use std::borrow::Cow;
+
 use poem_openapi::{
-    registry::{MetaOAuthFlow, MetaOAuthFlows, MetaOAuthScope, MetaSecurityScheme, Registry},
+    registry::{
+        MetaOAuthFlow, MetaOAuthFlows, MetaOAuthScope, MetaSchema, MetaSchemaRef,
+        MetaSecurityScheme, Registry,
+    },
+    types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
     ApiExtractor, ApiExtractorType, ExtractParamOptions, OAuthScopes,
 };
+use serde_json::Value;
 
 pub use crate::accounts::Scope;
 use crate::{db::user, error::Error};
@@ -40,6 +47,56 @@ impl OAuthScopes for Scope {
 
     fn name(&self) -> &'static str {
         Scope::name(*self)
+    }
+}
+
+/// A scope in a JSON body or response: a string schema `Scope` whose `enum` lists every
+/// scope, so generated clients get a typed enum and validators know the names.
+impl Type for Scope {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "Scope".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Reference("Scope".to_owned())
+    }
+
+    fn register(registry: &mut Registry) {
+        registry.create_schema::<Self, _>("Scope".to_owned(), |_| MetaSchema {
+            description: Some("A scope: what a token may be used for."),
+            enum_items: Scope::ALL.iter().map(|s| Value::from(s.name())).collect(),
+            ..MetaSchema::new("string")
+        });
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromJSON for Scope {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        let value = value.unwrap_or_default();
+        value
+            .as_str()
+            .and_then(Scope::from_name)
+            .ok_or_else(|| ParseError::expected_type(value))
+    }
+}
+
+impl ToJSON for Scope {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::from(self.name()))
     }
 }
 

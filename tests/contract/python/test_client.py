@@ -52,5 +52,5 @@ def test_a_forged_token_is_a_parsed_401_error():
     response = read_me_endpoint.sync_detailed(client=client)
 
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert response.headers["www-authenticate"] == 'Bearer scope="me", error="invalid_token"'
     assert response.parsed == HTTPError(detail="Could not validate credentials")
