@@ -32,6 +32,63 @@ fn start_fails(args: &[&str], env: &[(&str, &str)]) -> String {
     stderr(&out)
 }
 
+#[tokio::test]
+async fn quoted_padded_and_upper_case_tutorial_keys_are_refused_at_start() {
+    let db = TestDb::new().await;
+    let tutorial = "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7";
+    for key in [
+        tutorial.to_ascii_uppercase(),
+        format!("\"{tutorial}\""),
+        format!("'{tutorial}'"),
+        format!("{tutorial}\n"),
+        format!(" {tutorial}"),
+    ] {
+        let err = start_fails(
+            &["migrate"],
+            &[("DATABASE_URL", &db.url), ("SECRET_KEY", &key)],
+        );
+        assert!(
+            err.contains("published in the FastAPI tutorial"),
+            "{key:?}: {err}"
+        );
+        assert!(!err.to_ascii_lowercase().contains("09d25e094faa"), "{err}");
+    }
+    let err = start_fails(
+        &["migrate"],
+        &[
+            ("DATABASE_URL", &db.url),
+            ("SECRET_KEY", &format!(" {TEST_SECRET}")),
+        ],
+    );
+    assert!(
+        err.contains("error: invalid signing key: SECRET_KEY starts or ends with whitespace"),
+        "{err}"
+    );
+    let err = start_fails(
+        &["migrate"],
+        &[
+            ("DATABASE_URL", &db.url),
+            ("SECRET_KEY", &format!("\"{TEST_SECRET}\"")),
+        ],
+    );
+    assert!(err.contains("SECRET_KEY is wrapped in quotes"), "{err}");
+    assert!(!err.contains(TEST_SECRET), "{err}");
+
+    // A key file's trailing newline stays ignored.
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, format!("{TEST_SECRET}\n")).unwrap();
+    let out = output_within(
+        gatehouse_command()
+            .arg("migrate")
+            .env("DATABASE_URL", &db.url)
+            .env("SECRET_KEY_FILE", &key_file),
+        "",
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 #[test]
 fn a_root_path_that_is_not_a_local_path_is_refused_at_start() {
     for root_path in [
