@@ -185,7 +185,7 @@ pub async fn prepare(settings: &Settings) -> Result<AppState, StartupError> {
 /// so that restarts and replicas sharing it agree.
 async fn signing_key(settings: &Settings, db: &Db) -> Result<SigningKey, StartupError> {
     if let Some(path) = &settings.secret_key_file {
-        let mut bytes = std::fs::read(path).map_err(|source| StartupError::SecretKeyFile {
+        let mut bytes = read_key_file(path).map_err(|source| StartupError::SecretKeyFile {
             path: path.display().to_string(),
             source,
         })?;
@@ -201,6 +201,39 @@ async fn signing_key(settings: &Settings, db: &Db) -> Result<SigningKey, Startup
         .await
         .map_err(StartupError::Database)?;
     Ok(SigningKey::new(stored.into_bytes())?)
+}
+
+/// A key file holds one key: this many bytes is plenty for any key and its newline.
+const MAX_KEY_FILE_BYTES: u64 = 4096;
+
+/// The bytes of a key file: a regular file (after symlinks) of at most
+/// [`MAX_KEY_FILE_BYTES`], so that `/dev/zero`, a pipe or a log file given by mistake is
+/// refused at once instead of being read without end.
+fn read_key_file(path: &std::path::Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let not_regular = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a device, pipe or directory cannot hold a key)",
+        )
+    };
+    // Checked before opening too: opening a pipe would wait for a writer.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {MAX_KEY_FILE_BYTES} bytes; a key file holds one key"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Deletes ended failed-login windows now and then, so the table holds only live ones.

@@ -112,3 +112,55 @@ fn a_root_path_that_is_not_a_local_path_is_refused_at_start() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_secret_key_file_that_is_a_device_a_pipe_or_too_big_is_refused_at_once() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("zero-link");
+    std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let big = dir.path().join("big");
+    std::fs::write(&big, "k".repeat(4097)).unwrap();
+    let at_limit = dir.path().join("at-limit");
+    std::fs::write(&at_limit, "k".repeat(4096)).unwrap();
+
+    for (file, error) in [
+        (Path::new("/dev/zero"), "not a regular file"),
+        (&link, "not a regular file"),
+        (&fifo, "not a regular file"),
+        (dir.path(), "not a regular file"),
+        (&big, "larger than 4096 bytes; a key file holds one key"),
+    ] {
+        let started = Instant::now();
+        let err = start_fails(
+            &["migrate"],
+            &[
+                ("DATABASE_URL", &db.url),
+                ("SECRET_KEY_FILE", file.to_str().unwrap()),
+            ],
+        );
+        assert!(
+            err.contains(&format!(
+                "error: cannot read --secret-key-file {}: {error}",
+                file.display()
+            )),
+            "{err}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+    let out = output_within(
+        gatehouse_command()
+            .arg("migrate")
+            .env("DATABASE_URL", &db.url)
+            .env("SECRET_KEY_FILE", &at_limit),
+        "",
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
