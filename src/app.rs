@@ -138,6 +138,8 @@ pub async fn prepare(settings: &Settings) -> Result<AppState, StartupError> {
     if let Some(problem) = db::sqlite_file_problem(url) {
         return Err(StartupError::SqliteFile(problem));
     }
+    db::sqlite_file::create_private(url)
+        .map_err(|e| StartupError::SqliteFile(format!("cannot create the SQLite file: {e}")))?;
     let db = db::connect(url).await.map_err(|e| {
         if db::is_sqlite_cannot_open(&e) {
             StartupError::SqliteOpen(e)
@@ -147,6 +149,14 @@ pub async fn prepare(settings: &Settings) -> Result<AppState, StartupError> {
             StartupError::Database(e)
         }
     })?;
+    for (file, mode) in db::sqlite_file::accessible_to_others(url) {
+        tracing::warn!(
+            "the SQLite file {} has mode {mode:04o}: other local users can read it, and it \
+             holds the signing key unless SECRET_KEY or SECRET_KEY_FILE is set; \
+             run `chmod 600` on it and its -wal and -shm files",
+            file.display()
+        );
+    }
     let lock = db::migration_lock(&db)
         .await
         .map_err(StartupError::Migration)?;

@@ -20,6 +20,14 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
 /// `gatehouse args...` with `env` only, which must exit 1 within 10 s; its stderr.
 fn start_fails(args: &[&str], env: &[(&str, &str)]) -> String {
     let out = output_within(
@@ -30,6 +38,66 @@ fn start_fails(args: &[&str], env: &[(&str, &str)]) -> String {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     stderr(&out)
+}
+
+#[test]
+fn a_fresh_default_database_and_its_wal_and_shm_files_are_private_to_the_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    // Without SECRET_KEY, as in the tutorial: the generated key goes into this file.
+    let mut server = gatehouse_command()
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let files =
+        ["gatehouse.db", "gatehouse.db-wal", "gatehouse.db-shm"].map(|f| dir.path().join(f));
+    let started = Instant::now();
+    while !files.iter().all(|f| f.exists()) && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let modes: Vec<_> = files.iter().map(|f| mode_of(f)).collect();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(modes, [0o600; 3], "modes of {files:?}");
+}
+
+#[test]
+fn a_database_file_other_users_can_read_is_warned_about_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let migrate = |format: &str| {
+        output_within(
+            gatehouse_command()
+                .args(["migrate", "--log-format", format])
+                .env("DATABASE_URL", &url)
+                .env("SECRET_KEY", TEST_SECRET),
+            "",
+            Duration::from_secs(30),
+        )
+    };
+    let first = migrate("text");
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(!stderr(&first).contains("WARN"), "{}", stderr(&first));
+
+    let db = dir.path().join("gatehouse.db");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let again = migrate("text");
+    assert!(again.status.success(), "{}", stderr(&again));
+    let warning = format!(
+        "WARN gatehouse::app: the SQLite file {} has mode 0644: other local users can read \
+         it, and it holds the signing key unless SECRET_KEY or SECRET_KEY_FILE is set; run \
+         `chmod 600` on it and its -wal and -shm files",
+        db.display()
+    );
+    assert!(stderr(&again).contains(&warning), "{}", stderr(&again));
+    assert_eq!(
+        mode_of(&db),
+        0o644,
+        "the owner's choice is warned about, not changed"
+    );
 }
 
 #[tokio::test]
