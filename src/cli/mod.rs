@@ -8,7 +8,7 @@ use crate::{
     api::{self, docs},
     app::{self, App},
     config::{Cli, Command, ServeArgs},
-    telemetry,
+    db, telemetry,
 };
 
 /// Runs the command line; failures are printed as one `error:` line and exit non-zero.
@@ -48,6 +48,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
+            let message = db::url::redact_credentials(&message, &settings.database_url);
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }

@@ -101,6 +101,46 @@ fn a_database_file_other_users_can_read_is_warned_about_at_start() {
 }
 
 #[tokio::test]
+async fn database_url_passwords_never_reach_stderr() {
+    const PASSWORD: &str = "Pw-7qZx2-hunter2";
+    let cases = [
+        // No driver for the scheme: the driver error quotes the whole URL.
+        format!("postgress://u:{PASSWORD}@127.0.0.1/x"),
+        // Unparseable: quoted too.
+        format!("postgres://u:{PASSWORD}@127.0.0.1:notaport/x"),
+        format!("postgres://u:{PASSWORD}/with-slash@127.0.0.1:notaport/x"),
+        format!("u:{PASSWORD}@127.0.0.1/x"),
+        // Nothing listens: the pool times out.
+        format!("postgres://u:{PASSWORD}@127.0.0.1:1/x"),
+        // The server refuses the login.
+        format!("postgres://no_such_role:{PASSWORD}@127.0.0.1:5432/test"),
+        // Connected, but the migration fails.
+        format!(
+            "postgres://postgres:{PASSWORD}@127.0.0.1:5432/test\
+             ?options=-c%20search_path%3Dno_such_schema"
+        ),
+    ];
+    for url in &cases {
+        for args in [&["serve", "--bind", "127.0.0.1:0"][..], &["migrate"]] {
+            let err = start_fails(args, &[("DATABASE_URL", url), ("SECRET_KEY", TEST_SECRET)]);
+            assert!(err.contains("error: cannot "), "{url}: {err}");
+            assert!(!err.contains("Pw-7qZx2"), "{url}: {err}");
+            assert!(!err.contains("hunter2"), "{url}: {err}");
+        }
+    }
+    let err = start_fails(
+        &["migrate"],
+        &[("DATABASE_URL", &cases[0]), ("SECRET_KEY", TEST_SECRET)],
+    );
+    assert!(
+        err.contains(
+            "The connection string 'postgress://u:***@127.0.0.1/x' has no supporting driver"
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn quoted_padded_and_upper_case_tutorial_keys_are_refused_at_start() {
     let db = TestDb::new().await;
     let tutorial = "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7";
