@@ -100,6 +100,63 @@ fn a_database_file_other_users_can_read_is_warned_about_at_start() {
     );
 }
 
+/// The log lines of `log` that mention `marker`.
+fn lines_with<'a>(log: &'a str, marker: &str) -> Vec<&'a str> {
+    log.lines().filter(|l| l.contains(marker)).collect()
+}
+
+/// Logs in twice as `username` with one failed login allowed per address, so that the
+/// second attempt is refused and logged with the username; returns the log.
+async fn log_of_a_refused_login(username: &str, format: &str) -> String {
+    let db = TestDb::new().await;
+    let server = ServingBinary::start(
+        &db.url,
+        &["serve", "--log-format", format],
+        &[("MAX_FAILED_LOGINS_PER_ADDRESS", "1")],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    assert_eq!(server.login(&client, username, "wrong").await.status(), 401);
+    assert_eq!(server.login(&client, username, "wrong").await.status(), 429);
+    assert!(server.logged(|l| l.contains("too many failures")).await);
+    server.log()
+}
+
+const FORGING_USERNAME: &str = "x\nFORGED INFO gatehouse::request: method=GET status=200\u{1b}[2J";
+
+#[tokio::test]
+async fn a_username_with_a_newline_and_esc_is_escaped_in_the_text_log() {
+    let log = log_of_a_refused_login(FORGING_USERNAME, "text").await;
+    let refused = lines_with(&log, "login refused");
+    assert_eq!(refused.len(), 1, "{log}");
+    assert!(
+        refused[0].contains(
+            r"user=x\nFORGED INFO gatehouse::request: method=GET status=200\u{1b}[2J address="
+        ),
+        "{log}"
+    );
+    assert!(
+        !log.contains('\u{1b}'),
+        "a raw ESC reached the log: {log:?}"
+    );
+    assert_eq!(lines_with(&log, "FORGED").len(), 1, "{log}");
+}
+
+#[tokio::test]
+async fn a_username_with_a_newline_and_esc_is_escaped_in_the_json_log() {
+    let log = log_of_a_refused_login(FORGING_USERNAME, "json").await;
+    let forged = lines_with(&log, "FORGED");
+    assert_eq!(forged.len(), 1, "{log}");
+    assert!(forged[0].contains(r"x\nFORGED"), "{log}");
+    assert!(forged[0].contains(r"\u001b[2J"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "a raw ESC reached the log: {log:?}"
+    );
+    let line: Value = serde_json::from_str(forged[0]).unwrap();
+    assert_eq!(line["fields"]["user"], FORGING_USERNAME);
+}
+
 #[tokio::test]
 async fn database_url_passwords_never_reach_stderr() {
     const PASSWORD: &str = "Pw-7qZx2-hunter2";
