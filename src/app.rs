@@ -321,10 +321,11 @@ pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Respon
             poem::Error::from(Error::Internal("handler panicked".to_owned())).into_response()
         }))
         .with(
-            SetHeader::new()
-                .overriding("X-Content-Type-Options", "nosniff")
-                .overriding("X-Frame-Options", "DENY")
-                .overriding("Referrer-Policy", "no-referrer"),
+            server::SECURITY_HEADERS
+                .iter()
+                .fold(SetHeader::new(), |set, (name, value)| {
+                    set.overriding(*name, *value)
+                }),
         )
         .with(RequestLog)
 }
