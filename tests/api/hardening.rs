@@ -40,6 +40,19 @@ fn start_fails(args: &[&str], env: &[(&str, &str)]) -> String {
     stderr(&out)
 }
 
+/// `gatehouse migrate` with the key in `key_file` must succeed.
+fn starts_with_key_file(database_url: &str, key_file: &Path) {
+    let out = output_within(
+        gatehouse_command()
+            .arg("migrate")
+            .env("DATABASE_URL", database_url)
+            .env("SECRET_KEY_FILE", key_file),
+        "",
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 #[test]
 fn a_fresh_default_database_and_its_wal_and_shm_files_are_private_to_the_owner() {
     let dir = tempfile::tempdir().unwrap();
@@ -243,15 +256,7 @@ async fn quoted_padded_and_upper_case_tutorial_keys_are_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("key");
     std::fs::write(&key_file, format!("{TEST_SECRET}\n")).unwrap();
-    let out = output_within(
-        gatehouse_command()
-            .arg("migrate")
-            .env("DATABASE_URL", &db.url)
-            .env("SECRET_KEY_FILE", &key_file),
-        "",
-        Duration::from_secs(30),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    starts_with_key_file(&db.url, &key_file);
 }
 
 #[test]
@@ -319,13 +324,5 @@ async fn a_secret_key_file_that_is_a_device_a_pipe_or_too_big_is_refused_at_once
         );
         assert!(started.elapsed() < Duration::from_secs(10));
     }
-    let out = output_within(
-        gatehouse_command()
-            .arg("migrate")
-            .env("DATABASE_URL", &db.url)
-            .env("SECRET_KEY_FILE", &at_limit),
-        "",
-        Duration::from_secs(30),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    starts_with_key_file(&db.url, &at_limit);
 }
