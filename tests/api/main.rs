@@ -6,6 +6,7 @@ mod cli;
 mod docs;
 mod faults;
 mod flood;
+mod hardening;
 mod helpers;
 mod limits;
 mod login;
