@@ -15,7 +15,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::{
-    accounts::{Accounts, Scopes},
+    accounts::{signing_keys, Accounts, AccountsError, Scopes},
     api::{
         self,
         docs::Docs,
@@ -23,9 +23,10 @@ use crate::{
         AppState,
     },
     auth::{
+        keys::{Ed25519Key, KeyError, KeySet},
         password::PasswordHasher,
         throttle,
-        token::{SigningKey, SigningKeyError, TokenAuthority, TokenSettings},
+        token::{JwtAlgorithm, SigningKey, SigningKeyError, TokenAuthority, TokenSettings},
     },
     config::{ServeArgs, Settings},
     db::{self, Db, NewUser},
@@ -63,6 +64,12 @@ pub enum StartupError {
     SecretKeyFile { path: String, source: io::Error },
     #[error("invalid signing key: {0}")]
     SecretKey(#[from] SigningKeyError),
+    #[error("cannot read --jwt-private-key-file {path}: {source}")]
+    PrivateKeyFile { path: String, source: io::Error },
+    #[error("invalid --jwt-private-key-file {path}: {source}")]
+    PrivateKey { path: String, source: KeyError },
+    #[error("cannot load the Ed25519 signing keys: {0}")]
+    SigningKeys(#[source] AccountsError),
     #[error("cannot start password hashing workers: {0}")]
     Workers(#[source] io::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -75,6 +82,8 @@ pub struct App {
     local_addr: SocketAddr,
     limits: Limits,
     db: Db,
+    /// Set when the signing keys live in the database: reloaded every period.
+    key_reload: Option<(Accounts, Duration)>,
 }
 
 impl App {
@@ -85,6 +94,10 @@ impl App {
             seed_demo_users(&db).await.map_err(StartupError::Database)?;
         }
         let state = app_state(settings, db.clone()).await?;
+        let key_reload = state.accounts.reloads_signing_keys().then(|| {
+            let period = signing_keys::reload_period(settings.jwks_max_age());
+            (state.accounts.clone(), period)
+        });
         let bind_error = |source| StartupError::Bind {
             addr: serve.bind,
             source,
@@ -94,6 +107,7 @@ impl App {
         Ok(Self {
             listener,
             db,
+            key_reload,
             endpoint: routes(state, &settings.root_path).boxed(),
             local_addr,
             limits: Limits {
@@ -111,9 +125,15 @@ impl App {
     pub async fn run_until_stopped(self) -> io::Result<()> {
         tracing::info!(addr = %self.local_addr, "gatehouse listening");
         let purge = tokio::spawn(purge_expired_login_failures(self.db));
+        let reload = self
+            .key_reload
+            .map(|(accounts, period)| tokio::spawn(reload_signing_keys(accounts, period)));
         let served =
             server::serve(self.listener, self.endpoint, self.limits, shutdown_signal()).await;
         purge.abort();
+        if let Some(reload) = reload {
+            reload.abort();
+        }
         tracing::info!("gatehouse stopped");
         served
     }
@@ -159,15 +179,9 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StartupError> {
 /// What the handlers need besides the database: the signing key, the hashing pool and
 /// the limits. Only `serve` starts them.
 async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError> {
-    let key = signing_key(settings, &db).await?;
-    let tokens = TokenAuthority::new(
-        &key,
-        TokenSettings {
-            lifetime: settings.token_lifetime(),
-            issuer: settings.jwt_issuer.clone(),
-            audience: settings.jwt_audience.clone(),
-        },
-    );
+    let tokens = token_authority(settings, &db).await?;
+    let reloading =
+        tokens.algorithm() == JwtAlgorithm::EdDsa && settings.jwt_private_key_file.is_none();
     let workers = settings
         .hash_workers
         .map_or_else(PasswordHasher::cores, usize::from);
@@ -175,16 +189,74 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
     let hasher = PasswordHasher::new(workers, queue).map_err(StartupError::Workers)?;
     tracing::debug!(workers, queue, "password hashing pool started");
     Ok(AppState {
-        accounts: Accounts::new(
-            db,
-            tokens,
-            hasher,
-            settings.login_limits(),
-            settings.default_scopes,
-        ),
+        accounts: {
+            let accounts = Accounts::new(
+                db,
+                tokens,
+                hasher,
+                settings.login_limits(),
+                settings.default_scopes,
+            );
+            if reloading {
+                accounts.reloading_signing_keys()
+            } else {
+                accounts
+            }
+        },
+        jwks_max_age: settings.jwks_max_age(),
         client_timeout: settings.client_timeout(),
         trusted_proxies: settings.trusted_proxies.clone().into(),
     })
+}
+
+/// The token rules of `JWT_ALGORITHM` with their keys: under HS256 the shared secret,
+/// under EdDSA the key of `JWT_PRIVATE_KEY_FILE`, else the database's keys.
+async fn token_authority(settings: &Settings, db: &Db) -> Result<TokenAuthority, StartupError> {
+    let token_settings = TokenSettings {
+        lifetime: settings.token_lifetime(),
+        issuer: settings.jwt_issuer.clone(),
+        audience: settings.jwt_audience.clone(),
+    };
+    Ok(match settings.jwt_algorithm {
+        JwtAlgorithm::Hs256 => {
+            TokenAuthority::new(&signing_key(settings, db).await?, token_settings)
+        }
+        JwtAlgorithm::EdDsa => {
+            let keys = match &settings.jwt_private_key_file {
+                Some(path) => KeySet::single(private_key_from_file(path)?),
+                None => signing_keys::load_key_set(db, settings.token_lifetime())
+                    .await
+                    .map_err(StartupError::SigningKeys)?,
+            };
+            TokenAuthority::eddsa(keys, token_settings)
+        }
+    })
+}
+
+/// The Ed25519 key of `--jwt-private-key-file`, with the rules of a secret key file.
+pub fn private_key_from_file(path: &std::path::Path) -> Result<Ed25519Key, StartupError> {
+    let shown = || path.display().to_string();
+    let bytes = read_key_file(path).map_err(|source| StartupError::PrivateKeyFile {
+        path: shown(),
+        source,
+    })?;
+    let pem = String::from_utf8_lossy(&bytes);
+    Ed25519Key::from_pem(&pem).map_err(|source| StartupError::PrivateKey {
+        path: shown(),
+        source,
+    })
+}
+
+/// Rereads the database's signing keys every `period`, so that this replica knows a
+/// rotated key before it starts signing.
+async fn reload_signing_keys(accounts: Accounts, period: Duration) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        ticks.tick().await;
+        if let Err(e) = accounts.reload_signing_keys().await {
+            tracing::warn!(error = %e, "could not reload the signing keys");
+        }
+    }
 }
 
 /// The configured key, else the key generated once into the database so that restarts

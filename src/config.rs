@@ -16,9 +16,15 @@ use secrecy::SecretString;
 
 use crate::{
     accounts::Scopes,
-    auth::throttle::{Limit, LoginLimits},
+    auth::{
+        throttle::{Limit, LoginLimits},
+        token::JwtAlgorithm,
+    },
     db::DEFAULT_DATABASE_URL,
 };
+
+/// How long resource servers may cache `/.well-known/jwks.json`, by default.
+pub const DEFAULT_JWKS_MAX_AGE_SECS: u64 = 300;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -45,6 +51,18 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the Ed25519 signing keys of JWT_ALGORITHM=EdDSA.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key: published at once, signing after JWKS_MAX_AGE_SECS; the
+    /// current key then retires and stays published until its last token has expired.
+    Rotate,
+    /// Show the keys: kid, state (next, active, retired, expired) and their times.
+    List,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -139,6 +157,26 @@ pub struct Settings {
     #[arg(long, env = "DEFAULT_SCOPES", global = true, hide_env_values = true,
           value_parser = parse_scopes)]
     pub default_scopes: Option<Scopes>,
+    /// Token signing algorithm: `HS256` (a shared secret, the tutorial's) or `EdDSA`
+    /// (Ed25519 keys whose public halves `/.well-known/jwks.json` publishes).
+    #[arg(long, env = "JWT_ALGORITHM", default_value = "HS256", value_parser = parse_algorithm,
+          global = true, hide_env_values = true)]
+    pub jwt_algorithm: JwtAlgorithm,
+    /// With EdDSA: a PKCS#8 PEM file holding the Ed25519 private key (e.g. from `openssl
+    /// genpkey -algorithm ed25519`); unset: keys are generated and kept in the database.
+    #[arg(
+        long,
+        env = "JWT_PRIVATE_KEY_FILE",
+        global = true,
+        hide_env_values = true
+    )]
+    pub jwt_private_key_file: Option<PathBuf>,
+    /// Seconds resource servers may cache the JWKS; a rotated key starts signing only
+    /// after this long, so that every cache has fetched it.
+    #[arg(long, env = "JWKS_MAX_AGE_SECS", default_value_t = DEFAULT_JWKS_MAX_AGE_SECS,
+          global = true, hide_env_values = true,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub jwks_max_age_secs: u64,
     /// `iss` claim to issue and require.
     #[arg(long, env = "JWT_ISSUER", global = true, hide_env_values = true)]
     pub jwt_issuer: Option<String>,
@@ -193,6 +231,13 @@ fn parse_proxy(value: &str) -> Result<IpNet, String> {
         .map_err(|_| "must be an IP address or a CIDR range, like 10.0.0.0/8".to_owned())
 }
 
+fn parse_algorithm(value: &str) -> Result<JwtAlgorithm, String> {
+    [JwtAlgorithm::Hs256, JwtAlgorithm::EdDsa]
+        .into_iter()
+        .find(|a| a.as_str() == value)
+        .ok_or_else(|| "must be HS256 or EdDSA".to_owned())
+}
+
 fn parse_scopes(value: &str) -> Result<Scopes, String> {
     Scopes::strict(value).map_err(|e| e.to_string())
 }
@@ -227,6 +272,10 @@ impl Settings {
         Duration::from_secs(self.access_token_expire_minutes * 60)
     }
 
+    pub fn jwks_max_age(&self) -> Duration {
+        Duration::from_secs(self.jwks_max_age_secs)
+    }
+
     pub fn client_timeout(&self) -> Duration {
         Duration::from_secs(self.client_timeout_secs)
     }
@@ -252,6 +301,9 @@ impl Settings {
             secret_key: None,
             access_token_expire_minutes: 30,
             root_path: String::new(),
+            jwt_algorithm: JwtAlgorithm::Hs256,
+            jwt_private_key_file: None,
+            jwks_max_age_secs: DEFAULT_JWKS_MAX_AGE_SECS,
             jwt_issuer: None,
             jwt_audience: None,
             default_scopes: None,

@@ -238,9 +238,9 @@ impl From<AccountsError> for Error {
             AccountsError::Invalid { field, message } => {
                 Error::Validation(vec![ValidationError::value_error(field, &message)])
             }
-            other @ (AccountsError::Hashing(_) | AccountsError::Token(_)) => {
-                Error::Internal(other.to_string())
-            }
+            other @ (AccountsError::Hashing(_)
+            | AccountsError::Token(_)
+            | AccountsError::SigningKey(_)) => Error::Internal(other.to_string()),
         }
     }
 }

@@ -1,10 +1,7 @@
 //! Who a bearer token speaks for, checked against the database on every request.
 
 use super::{Accounts, AccountsError};
-use crate::{
-    auth::token::unix_now,
-    db::{self, user},
-};
+use crate::db::{self, user};
 
 impl Accounts {
     /// The active user `token` was issued to: the token must validate, name an existing
@@ -17,13 +14,10 @@ impl Accounts {
         token: &str,
         required: &[&str],
     ) -> Result<user::Model, AccountsError> {
-        let claims = self
-            .tokens
-            .validate_access_token(token, unix_now())
-            .map_err(|e| {
-                tracing::debug!(error = %e, "bearer token rejected");
-                AccountsError::InvalidToken
-            })?;
+        let claims = self.validate_token(token).await.map_err(|e| {
+            tracing::debug!(error = %e, "bearer token rejected");
+            AccountsError::InvalidToken
+        })?;
         let user = db::find_user(&self.db, &claims.sub)
             .await?
             .ok_or(AccountsError::InvalidToken)?;

@@ -7,11 +7,13 @@ mod current_user;
 mod login;
 pub mod manage;
 mod scopes;
+pub mod signing_keys;
 
 use std::sync::Arc;
 
 use crate::{
     auth::{
+        keys::KeyError,
         password::{HashError, PasswordHasher},
         throttle::LoginLimits,
         token::{TokenAuthority, TokenError},
@@ -61,6 +63,8 @@ pub enum AccountsError {
     Hashing(HashError),
     #[error("issuing a token: {0}")]
     Token(#[from] TokenError),
+    #[error("stored signing key: {0}")]
+    SigningKey(#[from] KeyError),
 }
 
 impl From<HashError> for AccountsError {
@@ -82,6 +86,8 @@ pub struct Accounts {
     limits: LoginLimits,
     /// What a login without `scope` is granted; `None`: every scope the user holds.
     default_scopes: Option<Scopes>,
+    /// Set when the signing keys live in the database and may be rotated under us.
+    key_reload: Option<Arc<signing_keys::KeyReload>>,
 }
 
 impl Accounts {
@@ -98,7 +104,18 @@ impl Accounts {
             hasher,
             limits,
             default_scopes,
+            key_reload: None,
         }
+    }
+
+    /// Reloads the database's signing keys when a token names a key not loaded yet.
+    pub fn reloading_signing_keys(mut self) -> Self {
+        self.key_reload = Some(Arc::default());
+        self
+    }
+
+    pub fn reloads_signing_keys(&self) -> bool {
+        self.key_reload.is_some()
     }
 
     pub fn db(&self) -> &Db {

@@ -10,7 +10,7 @@ use crate::error::{ApiError, ErrorStatuses};
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct Token {
-    /// A signed HS256 JWT.
+    /// A signed JWT: HS256, or EdDSA with a `kid` under `JWT_ALGORITHM=EdDSA`.
     pub access_token: String,
     /// Always `bearer`.
     pub token_type: String,

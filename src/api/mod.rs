@@ -10,6 +10,7 @@ pub mod json_body;
 pub mod routing;
 pub mod security;
 pub mod users;
+pub mod well_known;
 
 /// The README's worked example, "Adding your own protected operation", and its test.
 #[cfg(test)]
@@ -33,6 +34,8 @@ pub struct AppState {
     pub client_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<[IpNet]>,
+    /// How long resource servers may cache the JWKS.
+    pub jwks_max_age: Duration,
 }
 
 /// The state the route table attaches to every request, for extractors that run before
@@ -51,6 +54,7 @@ pub type Api = (
     users::StatusApi,
     admin::AdminUsersApi,
     admin::AdminUserApi,
+    well_known::WellKnownApi,
 );
 
 pub fn service() -> OpenApiService<Api, ()> {

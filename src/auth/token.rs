@@ -1,12 +1,19 @@
-//! HS256 access tokens: the signing key, issuing, and strict validation.
+//! Access tokens: the HS256 signing key, issuing, and strict validation, with HS256 (the
+//! tutorial's shared secret) or EdDSA (the Ed25519 keys of [`super::keys`]).
 
-use std::{fmt, time::Duration};
+use std::{
+    fmt,
+    sync::{Arc, PoisonError, RwLock},
+    time::Duration,
+};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretBox};
 use serde::{Deserialize, Serialize};
+
+use super::keys::KeySet;
 
 /// The key published in the FastAPI tutorial: anyone can forge tokens signed with it.
 const TUTORIAL_SECRET_KEY: &str =
@@ -139,12 +146,48 @@ pub enum TokenError {
     Jwt(#[from] jsonwebtoken::errors::Error),
     #[error("claims could not be encoded: {0}")]
     Encode(#[from] serde_json::Error),
+    #[error("token names no key (`kid`)")]
+    NoKid,
+    /// The `kid` is none of the published keys: perhaps one this replica has not loaded.
+    #[error("token names an unknown key")]
+    UnknownKid,
+    #[error("no signing key")]
+    NoSigningKey,
+}
+
+/// The algorithm tokens are signed with (`JWT_ALGORITHM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JwtAlgorithm {
+    /// HMAC-SHA256 with a shared secret: the tutorial's.
+    #[default]
+    Hs256,
+    /// Ed25519 (RFC 8037): resource servers verify with the published public keys.
+    EdDsa,
+}
+
+impl JwtAlgorithm {
+    /// The JOSE name, as in a token's header and in `JWT_ALGORITHM`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtAlgorithm::Hs256 => "HS256",
+            JwtAlgorithm::EdDsa => super::keys::ALGORITHM,
+        }
+    }
+}
+
+/// What signs and verifies.
+enum Keys {
+    Hs256 {
+        encoding: EncodingKey,
+        decoding: DecodingKey,
+    },
+    /// Swapped whole when a reload finds a rotation: readers hold their copy, never a lock.
+    EdDsa(RwLock<Arc<KeySet>>),
 }
 
 /// Issues and validates access tokens with one key and one set of rules.
 pub struct TokenAuthority {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    keys: Keys,
     validation: Validation,
     settings: TokenSettings,
 }
@@ -158,10 +201,26 @@ impl fmt::Debug for TokenAuthority {
 }
 
 impl TokenAuthority {
+    /// HS256 with the shared secret `key`.
     pub fn new(key: &SigningKey, settings: TokenSettings) -> Self {
         let secret = key.0.expose_secret();
-        // Only HS256 is accepted: `none`, HS512, RS256... fail before the signature check.
-        let mut validation = Validation::new(Algorithm::HS256);
+        let keys = Keys::Hs256 {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        };
+        Self::with_keys(keys, Algorithm::HS256, settings)
+    }
+
+    /// EdDSA with the Ed25519 keys of `keys`; [`Self::replace_key_set`] swaps them.
+    pub fn eddsa(keys: KeySet, settings: TokenSettings) -> Self {
+        let keys = Keys::EdDsa(RwLock::new(Arc::new(keys)));
+        Self::with_keys(keys, Algorithm::EdDSA, settings)
+    }
+
+    fn with_keys(keys: Keys, algorithm: Algorithm, settings: TokenSettings) -> Self {
+        // Only the configured algorithm is accepted: `none`, HS512, RS256, and HS256 under
+        // EdDSA (the public key used as an HMAC secret), fail before the signature check.
+        let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
         let mut required = vec!["exp", "sub"];
@@ -181,10 +240,31 @@ impl TokenAuthority {
         }
         validation.set_required_spec_claims(&required);
         Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            keys,
             validation,
             settings,
+        }
+    }
+
+    pub fn algorithm(&self) -> JwtAlgorithm {
+        match self.keys {
+            Keys::Hs256 { .. } => JwtAlgorithm::Hs256,
+            Keys::EdDsa(_) => JwtAlgorithm::EdDsa,
+        }
+    }
+
+    /// The Ed25519 keys in use; `None` under HS256, whose secret is never published.
+    pub fn key_set(&self) -> Option<Arc<KeySet>> {
+        match &self.keys {
+            Keys::Hs256 { .. } => None,
+            Keys::EdDsa(set) => Some(set.read().unwrap_or_else(PoisonError::into_inner).clone()),
+        }
+    }
+
+    /// Replaces the Ed25519 keys (after a rotation); does nothing under HS256.
+    pub fn replace_key_set(&self, keys: KeySet) {
+        if let Keys::EdDsa(set) = &self.keys {
+            *set.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
         }
     }
 
@@ -212,10 +292,21 @@ impl TokenAuthority {
             aud: self.settings.audience.as_deref(),
         };
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims)?);
-        let message = format!("{HEADER_B64}.{payload}");
-        let signature =
-            jsonwebtoken::crypto::sign(message.as_bytes(), &self.encoding, Algorithm::HS256)?;
-        Ok(format!("{message}.{signature}"))
+        match &self.keys {
+            Keys::Hs256 { encoding, .. } => {
+                let message = format!("{HEADER_B64}.{payload}");
+                let signature =
+                    jsonwebtoken::crypto::sign(message.as_bytes(), encoding, Algorithm::HS256)?;
+                Ok(format!("{message}.{signature}"))
+            }
+            Keys::EdDsa(_) => {
+                let set = self.key_set().ok_or(TokenError::NoSigningKey)?;
+                let key = set.signing(now).ok_or(TokenError::NoSigningKey)?;
+                let message = format!("{}.{payload}", key.header_b64());
+                let signature = key.sign_b64(message.as_bytes());
+                Ok(format!("{message}.{signature}"))
+            }
+        }
     }
 
     /// The claims of `token` if it is ours, unexpired and well formed; `now` in Unix seconds.
@@ -223,8 +314,20 @@ impl TokenAuthority {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLong);
         }
-        let claims =
-            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)?.claims;
+        let claims = match &self.keys {
+            Keys::Hs256 { decoding, .. } => {
+                jsonwebtoken::decode::<Claims>(token, decoding, &self.validation)?.claims
+            }
+            Keys::EdDsa(_) => {
+                // Only a key we published, named by the token: never a key the token brings.
+                let kid = jsonwebtoken::decode_header(token)?
+                    .kid
+                    .ok_or(TokenError::NoKid)?;
+                let set = self.key_set().ok_or(TokenError::UnknownKid)?;
+                let key = set.verifying(&kid, now).ok_or(TokenError::UnknownKid)?;
+                jsonwebtoken::decode::<Claims>(token, key.decoding_key(), &self.validation)?.claims
+            }
+        };
         if claims.iat.is_some_and(|iat| iat > now + LEEWAY_SECS) {
             return Err(TokenError::IssuedInFuture);
         }

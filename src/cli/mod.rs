@@ -1,5 +1,6 @@
-//! Subcommands: `serve` (default), `migrate`, `openapi`, `user ...`.
+//! Subcommands: `serve` (default), `migrate`, `openapi`, `user ...`, `keys ...`.
 
+mod keys;
 mod user;
 
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ pub enum CliError {
     Password(#[source] std::io::Error),
     #[error("cannot start password hashing: {0}")]
     Workers(#[source] std::io::Error),
+    #[error("{0}")]
+    NoStoredKeys(&'static str),
 }
 
 /// Runs the command line; failures are printed as one `error:` line and exit non-zero.
@@ -48,6 +51,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Migrate => {
             async {
                 app::configured_signing_key(&settings)?;
+                if let Some(path) = &settings.jwt_private_key_file {
+                    app::private_key_from_file(path)?;
+                }
                 app::open_database(&settings).await?;
                 tracing::info!("database is up to date");
                 Ok(())
@@ -62,6 +68,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             Ok(())
         }
         Command::User(command) => user::run(&settings, command).await,
+        Command::Keys(command) => keys::run(&settings, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

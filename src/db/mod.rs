@@ -3,6 +3,7 @@
 
 pub mod login_failure;
 pub mod server_secret;
+pub mod signing_key;
 pub mod sqlite_file;
 pub mod url;
 pub mod user;

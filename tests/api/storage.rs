@@ -29,6 +29,7 @@ async fn migrations_go_up_and_down(db: &db::Db) {
             "login_failures",
             "seaql_migrations",
             "server_secrets",
+            "signing_keys",
             "users"
         ]
     );
@@ -41,6 +42,7 @@ async fn migrations_go_up_and_down(db: &db::Db) {
             "login_failures",
             "seaql_migrations",
             "server_secrets",
+            "signing_keys",
             "users"
         ]
     );
@@ -207,8 +209,15 @@ async fn the_scopes_migration_is_reversible_and_gives_existing_users_me_and_item
         .await
         .unwrap();
 
-    // Down: the column goes, the users stay.
-    Migrator::down(&db, Some(1)).await.unwrap();
+    // Down to before the scopes migration (and the ones after it): the column goes, the
+    // users stay.
+    let migrations = Migrator::migrations();
+    let scopes = migrations
+        .iter()
+        .position(|m| m.name() == "m20261130_000005_add_user_scopes")
+        .unwrap();
+    let steps = u32::try_from(migrations.len() - scopes).unwrap();
+    Migrator::down(&db, Some(steps)).await.unwrap();
     let backend = db.get_database_backend();
     let count = db
         .query_one(Statement::from_string(

@@ -1,0 +1,122 @@
+//! `/.well-known/`: what other services need to trust gatehouse's tokens without asking
+//! it: the public keys (`jwks.json`, RFC 7517).
+
+use poem::{http::StatusCode, web::Data};
+use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
+
+use super::AppState;
+use crate::error::{ApiError, ErrorStatuses};
+
+/// A public key (RFC 7517 §4; Ed25519 as RFC 8037 §2 writes it).
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct JsonWebKey {
+    /// Always `OKP` (octet key pair).
+    pub kty: String,
+    /// Always `Ed25519`.
+    pub crv: String,
+    /// The public key, base64url.
+    pub x: String,
+    /// The key id tokens name in their header: the RFC 7638 thumbprint of this key.
+    pub kid: String,
+    /// Always `EdDSA`.
+    pub alg: String,
+    /// Always `sig`.
+    #[oai(rename = "use")]
+    pub key_use: String,
+}
+
+impl JsonWebKey {
+    fn ed25519(kid: String, x: String) -> Self {
+        Self {
+            kty: "OKP".to_owned(),
+            crv: "Ed25519".to_owned(),
+            x,
+            kid,
+            alg: crate::auth::keys::ALGORITHM.to_owned(),
+            key_use: "sig".to_owned(),
+        }
+    }
+}
+
+impl Example for JsonWebKey {
+    fn example() -> Self {
+        // RFC 8037 Appendix A.2 and A.3.
+        Self::ed25519(
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k".to_owned(),
+            "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo".to_owned(),
+        )
+    }
+}
+
+/// The keys that verify gatehouse's tokens (RFC 7517 §5).
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct JsonWebKeySet {
+    /// Every key a live token may be signed with; empty under HS256, whose secret is
+    /// never published.
+    pub keys: Vec<JsonWebKey>,
+}
+
+impl Example for JsonWebKeySet {
+    fn example() -> Self {
+        Self {
+            keys: vec![JsonWebKey::example()],
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum JwksResponse {
+    /// The public keys. Cacheable: a new key is published this long before it signs.
+    #[oai(status = 200)]
+    Ok(
+        Json<JsonWebKeySet>,
+        /// `public, max-age=<JWKS_MAX_AGE_SECS>`
+        #[oai(header = "Cache-Control")]
+        String,
+    ),
+}
+
+pub enum WellKnownErrors {}
+
+impl ErrorStatuses for WellKnownErrors {
+    const STATUSES: &'static [(StatusCode, &'static str)] = &[(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Internal Server Error; the cause is logged, never shown",
+    )];
+}
+
+#[derive(Default)]
+pub struct WellKnownApi;
+
+#[OpenApi]
+impl WellKnownApi {
+    /// Read the public keys (JWKS)
+    ///
+    /// The JSON Web Key Set of RFC 7517 with the Ed25519 keys that sign access tokens
+    /// when `JWT_ALGORITHM=EdDSA`: the active key, the next one (published before it
+    /// signs) and retired ones (until their last token has expired). A resource server
+    /// verifies a token with the key its header's `kid` names. Under HS256, `{"keys":[]}`.
+    #[oai(
+        path = "/.well-known/jwks.json",
+        method = "get",
+        operation_id = "read_jwks_well_known_jwks_json_get"
+    )]
+    async fn read_jwks(
+        &self,
+        state: Data<&AppState>,
+    ) -> Result<JwksResponse, ApiError<WellKnownErrors>> {
+        let keys = state
+            .accounts
+            .published_keys()
+            .await
+            .into_iter()
+            .map(|key| JsonWebKey::ed25519(key.kid, key.x))
+            .collect();
+        Ok(JwksResponse::Ok(
+            Json(JsonWebKeySet { keys }),
+            format!("public, max-age={}", state.jwks_max_age.as_secs()),
+        ))
+    }
+}
