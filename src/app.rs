@@ -204,6 +204,8 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
             }
         },
         jwks_max_age: settings.jwks_max_age(),
+        jwt_issuer: settings.jwt_issuer.clone(),
+        root_path: settings.root_path.as_str().into(),
         client_timeout: settings.client_timeout(),
         trusted_proxies: settings.trusted_proxies.clone().into(),
     })

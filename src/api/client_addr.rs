@@ -34,6 +34,43 @@ pub fn client_ip(req: &Request, trusted: &[IpNet]) -> Option<IpAddr> {
     Some(client)
 }
 
+/// `scheme://host[:port]` of the service as the client addressed it: the `Host` header
+/// (`X-Forwarded-Host` and `X-Forwarded-Proto` when the peer is a trusted proxy). A host
+/// that is not a plain `name[:port]` or `[v6]:port` gives way to the address the request
+/// arrived on, so a client cannot write arbitrary text into the URLs built from it.
+pub fn request_origin(req: &Request, trusted: &[IpNet]) -> String {
+    let from_proxy = req.remote_addr().as_socket_addr().is_some_and(|peer| {
+        trusted
+            .iter()
+            .any(|net| net.contains(&peer.ip().to_canonical()))
+    });
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+    };
+    let scheme = match header("x-forwarded-proto") {
+        Some(proto) if from_proxy && proto.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    let host = from_proxy
+        .then(|| header("x-forwarded-host"))
+        .flatten()
+        .or_else(|| header("host"))
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .map(str::to_owned)
+        .or_else(|| req.local_addr().as_socket_addr().map(ToString::to_string))
+        .unwrap_or_else(|| "localhost".to_owned());
+    format!("{scheme}://{host}")
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;

@@ -36,6 +36,10 @@ pub struct AppState {
     pub trusted_proxies: Arc<[IpNet]>,
     /// How long resource servers may cache the JWKS.
     pub jwks_max_age: Duration,
+    /// `JWT_ISSUER`: the issuer the metadata names.
+    pub jwt_issuer: Option<String>,
+    /// `ROOT_PATH`, for URLs built from the request's origin.
+    pub root_path: Arc<str>,
 }
 
 /// The state the route table attaches to every request, for extractors that run before

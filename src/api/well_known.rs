@@ -1,11 +1,15 @@
 //! `/.well-known/`: what other services need to trust gatehouse's tokens without asking
-//! it: the public keys (`jwks.json`, RFC 7517).
+//! it: the public keys (`jwks.json`, RFC 7517) and the server's metadata
+//! (`oauth-authorization-server`, RFC 8414).
 
-use poem::{http::StatusCode, web::Data};
+use poem::{http::StatusCode, web::Data, Request};
 use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
 
-use super::AppState;
-use crate::error::{ApiError, ErrorStatuses};
+use super::{client_addr::request_origin, AppState};
+use crate::{
+    accounts::Scope,
+    error::{ApiError, ErrorStatuses},
+};
 
 /// A public key (RFC 7517 §4; Ed25519 as RFC 8037 §2 writes it).
 #[derive(Debug, Object)]
@@ -87,6 +91,60 @@ impl ErrorStatuses for WellKnownErrors {
     )];
 }
 
+/// The authorization server's metadata (RFC 8414 §2).
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct AuthorizationServerMetadata {
+    /// `JWT_ISSUER` when set, else the service's own URL (the request's origin and
+    /// `ROOT_PATH`); the other URLs start with it.
+    pub issuer: String,
+    /// `POST /token`.
+    pub token_endpoint: String,
+    /// `GET /.well-known/jwks.json`.
+    pub jwks_uri: String,
+    /// The scopes a token may carry.
+    pub scopes_supported: Vec<String>,
+    /// `["none"]`: gatehouse has no authorization endpoint, so it issues nothing through
+    /// one (RFC 8414 requires a non-empty list).
+    pub response_types_supported: Vec<String>,
+    /// `["password"]`.
+    pub grant_types_supported: Vec<String>,
+    /// `["none"]`: clients do not authenticate (`client_id`/`client_secret` are ignored).
+    pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// The API documentation (Swagger UI).
+    pub service_documentation: String,
+}
+
+impl AuthorizationServerMetadata {
+    fn new(issuer: String) -> Self {
+        let url = |path: &str| format!("{issuer}{path}");
+        let list = |items: &[&str]| items.iter().map(|&s| s.to_owned()).collect();
+        Self {
+            token_endpoint: url("/token"),
+            jwks_uri: url("/.well-known/jwks.json"),
+            scopes_supported: Scope::ALL.iter().map(|s| s.name().to_owned()).collect(),
+            response_types_supported: list(&["none"]),
+            grant_types_supported: list(&["password"]),
+            token_endpoint_auth_methods_supported: list(&["none"]),
+            service_documentation: url("/docs"),
+            issuer,
+        }
+    }
+}
+
+impl Example for AuthorizationServerMetadata {
+    fn example() -> Self {
+        Self::new("https://auth.example.com".to_owned())
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum MetadataResponse {
+    /// The metadata.
+    #[oai(status = 200)]
+    Ok(Json<AuthorizationServerMetadata>),
+}
+
 #[derive(Default)]
 pub struct WellKnownApi;
 
@@ -118,5 +176,35 @@ impl WellKnownApi {
             Json(JsonWebKeySet { keys }),
             format!("public, max-age={}", state.jwks_max_age.as_secs()),
         ))
+    }
+
+    /// Read the authorization server metadata
+    ///
+    /// RFC 8414's document: the issuer, the endpoints, the grant types, scopes and
+    /// authentication methods, for OAuth libraries that configure themselves from it.
+    /// Its URLs start with `JWT_ISSUER` when set, else with the URL the request was
+    /// sent to (`X-Forwarded-Proto`/`X-Forwarded-Host` from a trusted proxy) and
+    /// `ROOT_PATH`.
+    #[oai(
+        path = "/.well-known/oauth-authorization-server",
+        method = "get",
+        operation_id = "read_authorization_server_metadata_well_known_oauth_authorization_server_get"
+    )]
+    async fn read_metadata(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+    ) -> Result<MetadataResponse, ApiError<WellKnownErrors>> {
+        let issuer = match &state.jwt_issuer {
+            Some(issuer) => issuer.trim_end_matches('/').to_owned(),
+            None => format!(
+                "{}{}",
+                request_origin(req, &state.trusted_proxies),
+                state.root_path
+            ),
+        };
+        Ok(MetadataResponse::Ok(Json(
+            AuthorizationServerMetadata::new(issuer),
+        )))
     }
 }

@@ -13,6 +13,7 @@ mod helpers;
 mod jwks;
 mod limits;
 mod login;
+mod metadata;
 mod protected;
 mod replicas;
 mod rotation;
