@@ -87,9 +87,12 @@ impl Accounts {
         if account_seen {
             login_failure::clear(&self.db, Scope::Account, &account).await?;
         }
-        let access_token =
-            self.tokens
-                .issue_access_token(&user.username, user.token_version, unix_now())?;
+        let access_token = self.tokens.issue_access_token(
+            &user.username,
+            user.id,
+            user.token_version,
+            unix_now(),
+        )?;
         Ok(Login {
             user,
             access_token,

@@ -14,3 +14,4 @@ mod replicas;
 mod routing;
 mod storage;
 mod throttle;
+mod user_identity;
