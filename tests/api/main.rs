@@ -6,6 +6,7 @@ mod cli;
 mod docs;
 mod faults;
 mod flood;
+mod guessing;
 mod helpers;
 mod limits;
 mod login;
