@@ -37,11 +37,12 @@ impl Accounts {
         username: &str,
         password: SecretString,
     ) -> Result<Login, AccountsError> {
-        // First, before any database work: a saturated pool must refuse cheaply.
-        let slot = self.hasher.try_reserve()?;
-        let account = account_key(username);
         // Only a non-TCP transport has no peer address; they all count as one client.
         let address = client.map_or_else(|| "unknown".to_owned(), address_key);
+        // First, before any database work: a saturated pool must refuse cheaply. Each
+        // address gets a fair share of it.
+        let slot = self.hasher.try_reserve(&address)?;
+        let account = account_key(username);
         let attempt = match self.reserve_attempt(&account, &address).await {
             Err(AccountsError::TooManyAttempts { retry_after }) => {
                 tracing::info!(user = %username, address = %address, "login refused: too many failures");

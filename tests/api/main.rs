@@ -4,6 +4,7 @@
 
 mod cli;
 mod docs;
+mod fair_share;
 mod faults;
 mod flood;
 mod guessing;
