@@ -8,6 +8,13 @@
 //! account's shared window. Guesses from elsewhere can then lock out unknown clients but
 //! not the owner's, and a guesser on a known address still has its own lockout. Every
 //! attempt also counts against its address's window.
+//!
+//! A database that cannot take the write in time (read-only, locked by another writer,
+//! full) must still serve logins, as it serves every other read: the attempt then goes on
+//! uncounted, checked against the windows as they stand, and a failure is counted after
+//! the password check (which answers 503 if that write fails too).
+
+use std::time::Duration;
 
 use super::{Accounts, AccountsError};
 use crate::{
@@ -18,6 +25,11 @@ use crate::{
     },
 };
 
+/// How long counting an attempt in advance may take before the login goes on uncounted:
+/// far more than the few milliseconds it takes even under a burst, far less than the 5 s
+/// a locked SQLite database makes a writer wait.
+const RESERVE_DEADLINE: Duration = Duration::from_millis(1500);
+
 /// One reserved failure in one window.
 struct Reserved {
     scope: Scope,
@@ -25,12 +37,16 @@ struct Reserved {
     window_start: i64,
 }
 
-/// A login attempt, counted in advance against its account window and its address
-/// window. If the password turns out wrong nothing more is written; a success or an
-/// error that checked no password gives the count back.
+/// A login attempt, normally counted in advance against its account window and its
+/// address window. If the password turns out wrong nothing more is written; a success or
+/// an error that checked no password gives the count back.
 pub(super) struct Attempt {
-    account: Reserved,
-    address: Reserved,
+    /// The account window's scope and subject.
+    account: (Scope, String),
+    address: String,
+    /// The reservations, in the account and the address window; `None` when the database
+    /// could not take them.
+    counted: Option<(Reserved, Reserved)>,
     /// Until when the client is known for the account, if it is.
     known_until: Option<i64>,
 }
@@ -50,32 +66,82 @@ impl Accounts {
             Some(_) => (Scope::KnownClient, format!("{address} {account}")),
             None => (Scope::Account, account.to_owned()),
         };
+        let reserved = tokio::time::timeout(
+            RESERVE_DEADLINE,
+            self.reserve_both(scope, &subject, address, now),
+        )
+        .await;
+        let counted = match reserved {
+            Ok(Ok(counted)) => Some(counted),
+            Ok(Err(AccountsError::Database(e))) => {
+                tracing::warn!(error = %e, "could not count a login attempt in advance; counting it after the check");
+                None
+            }
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                tracing::warn!(
+                    "counting a login attempt in advance timed out; counting it after the check"
+                );
+                None
+            }
+        };
+        if counted.is_none() {
+            self.check_uncounted(scope, &subject, address, now).await?;
+        }
+        Ok(Attempt {
+            account: (scope, subject),
+            address: address.to_owned(),
+            counted,
+            known_until,
+        })
+    }
+
+    /// Reserves the attempt in the address window, then in the account window (`scope`,
+    /// `subject`); both or neither.
+    async fn reserve_both(
+        &self,
+        scope: Scope,
+        subject: &str,
+        address: &str,
+        now: i64,
+    ) -> Result<(Reserved, Reserved), AccountsError> {
         let account_limit = self.limits.per_account;
         let address_limit = self.limits.per_address;
         let Some(address_start) = self
             .reserve(Scope::Address, address, address_limit, now)
             .await?
         else {
-            return Err(self.refusal(&subject, scope, address, now).await?);
+            return Err(self.refusal(subject, scope, address, now).await?);
         };
         let address = Reserved {
             scope: Scope::Address,
             subject: address.to_owned(),
             window_start: address_start,
         };
-        let Some(account_start) = self.reserve(scope, &subject, account_limit, now).await? else {
+        let Some(account_start) = self.reserve(scope, subject, account_limit, now).await? else {
             self.give_back(&address).await;
-            return Err(self.refusal(&subject, scope, &address.subject, now).await?);
+            return Err(self.refusal(subject, scope, &address.subject, now).await?);
         };
-        Ok(Attempt {
-            account: Reserved {
-                scope,
-                subject,
-                window_start: account_start,
-            },
-            address,
-            known_until,
-        })
+        let account = Reserved {
+            scope,
+            subject: subject.to_owned(),
+            window_start: account_start,
+        };
+        Ok((account, address))
+    }
+
+    /// Without a reservation: refuses if either window is used up as it stands.
+    async fn check_uncounted(
+        &self,
+        scope: Scope,
+        subject: &str,
+        address: &str,
+        now: i64,
+    ) -> Result<(), AccountsError> {
+        match self.retry_after(subject, scope, address, now).await? {
+            Some(retry_after) => Err(AccountsError::TooManyAttempts { retry_after }),
+            None => Ok(()),
+        }
     }
 
     async fn reserve(
@@ -96,8 +162,7 @@ impl Accounts {
         .await
     }
 
-    /// The 429 for an attempt refused at `now`: `Retry-After` is when both windows allow
-    /// logins again.
+    /// The 429 for an attempt refused at `now`.
     async fn refusal(
         &self,
         account: &str,
@@ -105,6 +170,21 @@ impl Accounts {
         address: &str,
         now: i64,
     ) -> Result<AccountsError, sea_orm::DbErr> {
+        let retry_after = self.retry_after(account, scope, address, now).await?;
+        // A window that ended in between: try again at once, but not at 0.
+        Ok(AccountsError::TooManyAttempts {
+            retry_after: retry_after.unwrap_or(1),
+        })
+    }
+
+    /// Seconds until both windows allow logins again at `now`; `None` if they do now.
+    async fn retry_after(
+        &self,
+        account: &str,
+        scope: Scope,
+        address: &str,
+        now: i64,
+    ) -> Result<Option<u64>, sea_orm::DbErr> {
         let window = |w: Option<login_failure::Window>| {
             w.map(|w| throttle::FailureWindow {
                 started_at: w.started_at,
@@ -113,38 +193,61 @@ impl Accounts {
         };
         let account_window = login_failure::window(&self.db, scope, account).await?;
         let address_window = login_failure::window(&self.db, Scope::Address, address).await?;
-        let retry_after = self
+        let account_wait = self
             .limits
             .per_account
-            .retry_after(window(account_window), now)
-            .max(
-                self.limits
-                    .per_address
-                    .retry_after(window(address_window), now),
-            )
-            // A window that ended in between: try again at once, but not at 0.
-            .unwrap_or(1);
-        Ok(AccountsError::TooManyAttempts { retry_after })
+            .retry_after(window(account_window), now);
+        let address_wait = self
+            .limits
+            .per_address
+            .retry_after(window(address_window), now);
+        Ok(account_wait.max(address_wait))
+    }
+
+    /// The password was wrong. A counted attempt is a failure already; an uncounted one
+    /// is counted now, and if the database refuses that too, the caller gets its error.
+    pub(super) async fn attempt_failed(&self, attempt: Attempt) -> Result<(), AccountsError> {
+        if attempt.counted.is_some() {
+            return Ok(());
+        }
+        let now = throttle::now();
+        let (scope, subject) = &attempt.account;
+        for (scope, subject, limit) in [
+            (*scope, subject.as_str(), self.limits.per_account),
+            (
+                Scope::Address,
+                attempt.address.as_str(),
+                self.limits.per_address,
+            ),
+        ] {
+            // No limit here: the check before the hash already let this attempt through.
+            let limit = Limit {
+                max_failures: u32::MAX,
+                ..limit
+            };
+            self.reserve(scope, subject, limit, now).await?;
+        }
+        Ok(())
     }
 
     /// The attempt succeeded: it was no failure. The account's window (shared, or the
     /// known client's own) starts afresh, the address gets its one attempt back but keeps
     /// its other failures (a valid login must not wipe a spray of guesses), and the
-    /// address becomes, or stays, known for `user_id`.
+    /// address becomes, or stays, known for `user_id`. An uncounted attempt writes
+    /// nothing: the database would not take it in time.
     pub(super) async fn attempt_succeeded(
         &self,
         attempt: Attempt,
         user_id: i32,
     ) -> Result<(), AccountsError> {
-        let Attempt {
-            account,
-            address,
-            known_until,
-        } = attempt;
+        let Some((account, address)) = attempt.counted else {
+            return Ok(());
+        };
         login_failure::clear(&self.db, account.scope, &account.subject).await?;
         self.give_back(&address).await;
         let now = throttle::now();
         // Refreshed at most daily: a login from a known client then costs no write for it.
+        let known_until = attempt.known_until;
         if known_until.is_none_or(|until| until - now < KNOWN_CLIENT_SECS - 86_400) {
             if let Err(e) =
                 known_client::remember(&self.db, user_id, &address.subject, now + KNOWN_CLIENT_SECS)
@@ -160,8 +263,10 @@ impl Accounts {
     /// The attempt ended without checking a password (a database or hashing error): it
     /// was no failure either.
     pub(super) async fn attempt_abandoned(&self, attempt: Attempt) {
-        self.give_back(&attempt.account).await;
-        self.give_back(&attempt.address).await;
+        if let Some((account, address)) = attempt.counted {
+            self.give_back(&account).await;
+            self.give_back(&address).await;
+        }
     }
 
     /// Takes one reserved failure back; best effort, as the error already answered.

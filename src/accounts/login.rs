@@ -52,9 +52,10 @@ impl Accounts {
         };
         let user = match self.check_password(slot, username, password).await {
             Ok(user) => user,
-            // Counted already, before the hash.
             Err(AccountsError::IncorrectCredentials) => {
-                return Err(AccountsError::IncorrectCredentials)
+                // Counted already, before the hash, unless the database could not then.
+                self.attempt_failed(attempt).await?;
+                return Err(AccountsError::IncorrectCredentials);
             }
             Err(e) => {
                 self.attempt_abandoned(attempt).await;

@@ -13,13 +13,8 @@ use crate::helpers::{spawn_app_with, TestApp};
 
 /// A login through the trusted proxy on behalf of `client`; its status.
 async fn login_from(app: &TestApp, client: &str, username: &str, password: &str) -> u16 {
-    app.client
-        .post(app.url("/token"))
-        .header("X-Forwarded-For", client)
-        .form(&[("username", username), ("password", password)])
-        .send()
+    app.login_from(client, username, password)
         .await
-        .unwrap()
         .status()
         .as_u16()
 }

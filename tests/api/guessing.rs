@@ -16,14 +16,7 @@ async fn login_from(
     username: &str,
     password: &str,
 ) -> (u16, Value, Option<u64>) {
-    let resp = app
-        .client
-        .post(app.url("/token"))
-        .header("X-Forwarded-For", client)
-        .form(&[("username", username), ("password", password)])
-        .send()
-        .await
-        .unwrap();
+    let resp = app.login_from(client, username, password).await;
     let (status, body, headers) = parts(resp, &["retry-after"]).await;
     let retry_after = headers[0].as_deref().map(|v| v.parse().unwrap());
     (status, body, retry_after)
@@ -145,16 +138,21 @@ async fn burst(apps: &[&TestApp], count: usize) -> BTreeMap<u16, usize> {
     tally(answers)
 }
 
-#[tokio::test]
-async fn a_burst_of_concurrent_logins_gets_no_more_password_checks_than_the_limit() {
-    let app = spawn_app_with(|s| {
+/// An app allowing 20 failures per address a minute, with room for a whole burst in its
+/// hashing pool, so that every login of one reaches the limit check.
+async fn app_for_bursts() -> TestApp {
+    spawn_app_with(|s| {
         s.max_failed_logins_per_address = 20;
         s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
-        // Room for the whole burst in the hashing pool: every login reaches the check.
         s.hash_workers = Some(2);
         s.hash_queue_per_worker = 256;
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn a_burst_of_concurrent_logins_gets_no_more_password_checks_than_the_limit() {
+    let app = app_for_bursts().await;
     // Each 401 is one password checked; the rest were refused before hashing.
     assert_eq!(
         burst(&[&app], 64).await,
@@ -164,13 +162,7 @@ async fn a_burst_of_concurrent_logins_gets_no_more_password_checks_than_the_limi
 
 #[tokio::test]
 async fn two_replicas_sharing_the_database_together_check_no_more_than_the_limit() {
-    let first = spawn_app_with(|s| {
-        s.max_failed_logins_per_address = 20;
-        s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
-        s.hash_workers = Some(2);
-        s.hash_queue_per_worker = 256;
-    })
-    .await;
+    let first = app_for_bursts().await;
     let second = start(first.settings.clone()).await;
     assert_eq!(
         burst(&[&first, &second], 64).await,
