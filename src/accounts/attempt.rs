@@ -16,6 +16,8 @@
 
 use std::time::Duration;
 
+use sea_orm::{DatabaseTransaction, TransactionTrait};
+
 use super::{Accounts, AccountsError};
 use crate::{
     auth::throttle::{self, Limit, KNOWN_CLIENT_SECS},
@@ -25,10 +27,11 @@ use crate::{
     },
 };
 
-/// How long counting an attempt in advance may take before the login goes on uncounted:
-/// far more than the few milliseconds it takes even under a burst, far less than the 5 s
-/// a locked SQLite database makes a writer wait.
-const RESERVE_DEADLINE: Duration = Duration::from_millis(1500);
+/// How long the database may take to count an attempt in advance, once a connection is
+/// free, before the login goes on uncounted: far more than the milliseconds two writes
+/// take even under a burst, far less than the 5 s a locked SQLite database makes a writer
+/// wait.
+const RESERVE_DEADLINE: Duration = Duration::from_millis(500);
 
 /// One reserved failure in one window.
 struct Reserved {
@@ -66,18 +69,26 @@ impl Accounts {
             Some(_) => (Scope::KnownClient, format!("{address} {account}")),
             None => (Scope::Account, account.to_owned()),
         };
-        let reserved = tokio::time::timeout(
-            RESERVE_DEADLINE,
-            self.reserve_both(scope, &subject, address, now),
-        )
+        // Waiting for a pooled connection is load, not a stalled database: not timed.
+        let txn = self.db.begin().await?;
+        let reserved = tokio::time::timeout(RESERVE_DEADLINE, async {
+            let counted = self
+                .reserve_both(&txn, scope, &subject, address, now)
+                .await?;
+            // Refused: neither window counts the attempt.
+            if counted.is_some() {
+                txn.commit().await?;
+            }
+            Ok::<_, sea_orm::DbErr>(counted)
+        })
         .await;
         let counted = match reserved {
-            Ok(Ok(counted)) => Some(counted),
-            Ok(Err(AccountsError::Database(e))) => {
+            Ok(Ok(Some(counted))) => Some(counted),
+            Ok(Ok(None)) => return Err(self.refusal(&subject, scope, address, now).await?),
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "could not count a login attempt in advance; counting it after the check");
                 None
             }
-            Ok(Err(e)) => return Err(e),
             Err(_) => {
                 tracing::warn!(
                     "counting a login attempt in advance timed out; counting it after the check"
@@ -97,37 +108,41 @@ impl Accounts {
     }
 
     /// Reserves the attempt in the address window, then in the account window (`scope`,
-    /// `subject`); both or neither.
+    /// `subject`), in `txn`; `None` if either is used up (then roll `txn` back).
     async fn reserve_both(
         &self,
+        txn: &DatabaseTransaction,
         scope: Scope,
         subject: &str,
         address: &str,
         now: i64,
-    ) -> Result<(Reserved, Reserved), AccountsError> {
-        let account_limit = self.limits.per_account;
-        let address_limit = self.limits.per_address;
-        let Some(address_start) = self
-            .reserve(Scope::Address, address, address_limit, now)
-            .await?
+    ) -> Result<Option<(Reserved, Reserved)>, sea_orm::DbErr> {
+        let reserve = |scope, subject, limit: Limit| {
+            login_failure::reserve(
+                txn,
+                scope,
+                subject,
+                now,
+                limit.open_since(now),
+                limit.max_failures,
+            )
+        };
+        let Some(address_start) = reserve(Scope::Address, address, self.limits.per_address).await?
         else {
-            return Err(self.refusal(subject, scope, address, now).await?);
+            return Ok(None);
         };
-        let address = Reserved {
-            scope: Scope::Address,
-            subject: address.to_owned(),
-            window_start: address_start,
+        let Some(account_start) = reserve(scope, subject, self.limits.per_account).await? else {
+            return Ok(None);
         };
-        let Some(account_start) = self.reserve(scope, subject, account_limit, now).await? else {
-            self.give_back(&address).await;
-            return Err(self.refusal(subject, scope, &address.subject, now).await?);
-        };
-        let account = Reserved {
+        let reserved = |scope, subject: &str, window_start| Reserved {
             scope,
             subject: subject.to_owned(),
-            window_start: account_start,
+            window_start,
         };
-        Ok((account, address))
+        Ok(Some((
+            reserved(scope, subject, account_start),
+            reserved(Scope::Address, address, address_start),
+        )))
     }
 
     /// Without a reservation: refuses if either window is used up as it stands.
@@ -142,24 +157,6 @@ impl Accounts {
             Some(retry_after) => Err(AccountsError::TooManyAttempts { retry_after }),
             None => Ok(()),
         }
-    }
-
-    async fn reserve(
-        &self,
-        scope: Scope,
-        subject: &str,
-        limit: Limit,
-        now: i64,
-    ) -> Result<Option<i64>, sea_orm::DbErr> {
-        login_failure::reserve(
-            &self.db,
-            scope,
-            subject,
-            now,
-            limit.open_since(now),
-            limit.max_failures,
-        )
-        .await
     }
 
     /// The 429 for an attempt refused at `now`.
@@ -221,11 +218,15 @@ impl Accounts {
             ),
         ] {
             // No limit here: the check before the hash already let this attempt through.
-            let limit = Limit {
-                max_failures: u32::MAX,
-                ..limit
-            };
-            self.reserve(scope, subject, limit, now).await?;
+            login_failure::reserve(
+                &self.db,
+                scope,
+                subject,
+                now,
+                limit.open_since(now),
+                u32::MAX,
+            )
+            .await?;
         }
         Ok(())
     }

@@ -98,7 +98,7 @@ pub async fn windows(
 /// One conditional upsert, so that however many logins run at once, on however many
 /// replicas, no more than `max_failures` get through a window.
 pub async fn reserve(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     scope: Scope,
     subject: &str,
     now: i64,
