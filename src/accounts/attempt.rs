@@ -75,7 +75,7 @@ impl Accounts {
             let counted = self
                 .reserve_both(&txn, scope, &subject, address, now)
                 .await?;
-            // Refused: neither window counts the attempt.
+            // Refused: `txn` is dropped, rolled back, and neither window counts the attempt.
             if counted.is_some() {
                 txn.commit().await?;
             }
