@@ -4,8 +4,10 @@
 
 mod cli;
 mod docs;
+mod fair_share;
 mod faults;
 mod flood;
+mod guessing;
 mod hardening;
 mod helpers;
 mod limits;
@@ -15,3 +17,4 @@ mod replicas;
 mod routing;
 mod storage;
 mod throttle;
+mod user_identity;
