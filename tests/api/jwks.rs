@@ -64,8 +64,15 @@ async fn stored_pem(app: &TestApp) -> (String, String) {
     (rows[0].kid.clone(), rows[0].private_key.clone())
 }
 
-fn johndoe_claims() -> Value {
-    json!({"sub": "johndoe", "exp": now() + 600, "iat": now(), "ver": 0, "scope": "me items"})
+/// Claims that johndoe's own login would carry.
+async fn johndoe_claims(app: &TestApp) -> Value {
+    let uid = gatehouse::db::find_user(&app.db, "johndoe")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    json!({"sub": "johndoe", "uid": uid, "exp": now() + 600, "iat": now(), "ver": 0,
+           "scope": "me items"})
 }
 
 async fn me_status(app: &TestApp, token: &str) -> (u16, Value, Vec<Option<String>>) {
@@ -194,7 +201,7 @@ async fn a_valid_token_signed_with_the_stored_key_is_accepted() {
     let (kid, pem) = stored_pem(&app).await;
     let token = sign_eddsa(
         &json!({"alg": "EdDSA", "typ": "JWT", "kid": kid}),
-        &johndoe_claims(),
+        &johndoe_claims(&app).await,
         &pem,
     );
     assert_eq!(me_status(&app, &token).await.0, 200);
@@ -228,7 +235,7 @@ async fn hs256_with_the_public_key_as_secret_is_refused_in_every_form() {
         let message = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(johndoe_claims().to_string())
+            URL_SAFE_NO_PAD.encode(johndoe_claims(&app).await.to_string())
         );
         let signature = jsonwebtoken::crypto::sign(
             message.as_bytes(),
@@ -245,7 +252,7 @@ async fn hs256_with_the_public_key_as_secret_is_refused_in_every_form() {
 async fn alg_none_unknown_kid_another_key_and_no_kid_are_refused() {
     let app = spawn_eddsa_app().await;
     let (kid, pem) = stored_pem(&app).await;
-    let claims = johndoe_claims();
+    let claims = johndoe_claims(&app).await;
     let stranger = Ed25519Key::generate();
     let stranger_pem = stranger.to_pem();
     let none = format!(
@@ -295,7 +302,7 @@ async fn under_hs256_an_eddsa_token_is_refused() {
     let key = Ed25519Key::generate();
     let token = sign_eddsa(
         &json!({"alg": "EdDSA", "typ": "JWT", "kid": key.kid()}),
-        &johndoe_claims(),
+        &johndoe_claims(&app).await,
         &key.to_pem(),
     );
     assert_eq!(me_status(&app, &token).await, invalid_token());
