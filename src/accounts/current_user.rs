@@ -1,21 +1,29 @@
-//! Who a bearer token speaks for, checked against the database on every request.
+//! Who a bearer token speaks for, checked against the database on every request, and what
+//! introspection (RFC 7662) tells another service about a token.
 
 use super::{Accounts, AccountsError};
-use crate::db::{self, user};
+use crate::{
+    auth::token::Claims,
+    db::{self, user},
+};
+
+/// What an active token is, for `POST /introspect`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Introspection {
+    /// The username.
+    pub sub: String,
+    /// The scopes the token may use now: those it carries that its user still holds.
+    pub scope: String,
+    pub exp: u64,
+    pub iat: Option<u64>,
+}
 
 impl Accounts {
-    /// The active user `token` was issued to: the token must validate, name an existing
-    /// user, carry that user's id (`uid`: a user deleted and re-created under the same name
-    /// is another user) and that user's current `token_version` (a password change, a
-    /// disable or a revoke bumps it). A disabled user is [`AccountsError::InactiveUser`], as
-    /// in the tutorial. The token must also carry every `required` scope, and the user still
-    /// hold it ([`AccountsError::InsufficientScope`]), checked before the disable as FastAPI
-    /// does.
-    pub async fn current_user(
-        &self,
-        token: &str,
-        required: &[&str],
-    ) -> Result<user::Model, AccountsError> {
+    /// The claims of `token` and the user it names, if it validates and is still that
+    /// user's: it carries the user's id (`uid`: a user deleted and re-created under the
+    /// same name is another user) and current `token_version` (a password change, a
+    /// disable or a revoke bumps it).
+    async fn token_user(&self, token: &str) -> Result<(Claims, user::Model), AccountsError> {
         let claims = self.validate_token(token).await.map_err(|e| {
             tracing::debug!(error = %e, "bearer token rejected");
             AccountsError::InvalidToken
@@ -28,6 +36,19 @@ impl Accounts {
         if claims.uid != Some(user.id) || user.token_version != claims.ver {
             return Err(AccountsError::InvalidToken);
         }
+        Ok((claims, user))
+    }
+
+    /// The active user `token` was issued to (see `token_user`). A disabled user is
+    /// [`AccountsError::InactiveUser`], as in the tutorial. The token must also carry every
+    /// `required` scope, and the user still hold it ([`AccountsError::InsufficientScope`]),
+    /// checked before the disable as FastAPI does.
+    pub async fn current_user(
+        &self,
+        token: &str,
+        required: &[&str],
+    ) -> Result<user::Model, AccountsError> {
+        let (claims, user) = self.token_user(token).await?;
         if !self
             .usable_scopes(&user, claims.scope.as_deref())
             .contains_names(required)
@@ -38,5 +59,27 @@ impl Accounts {
             return Err(AccountsError::InactiveUser);
         }
         Ok(user)
+    }
+
+    /// What `token` is, if it is active now: it would be accepted by a protected
+    /// operation of this service (its user enabled, not revoked), read from the database
+    /// as of this request, so a revocation shows at once. `None` for any other token.
+    pub async fn introspect(&self, token: &str) -> Result<Option<Introspection>, AccountsError> {
+        let (claims, user) = match self.token_user(token).await {
+            Ok(found) => found,
+            Err(AccountsError::InvalidToken) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if user.disabled {
+            return Ok(None);
+        }
+        Ok(Some(Introspection {
+            scope: self
+                .usable_scopes(&user, claims.scope.as_deref())
+                .to_string(),
+            sub: claims.sub,
+            exp: claims.exp,
+            iat: claims.iat,
+        }))
     }
 }

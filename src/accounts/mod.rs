@@ -22,6 +22,7 @@ use crate::{
     db::Db,
 };
 
+pub use current_user::Introspection;
 pub use login::{address_key, Login};
 pub use scopes::{held as held_scopes, Scope, Scopes};
 

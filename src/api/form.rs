@@ -133,7 +133,7 @@ pub(super) async fn read_body(
 }
 
 /// The form fields of a body: urlencoded or multipart, anything else has none.
-async fn parse_fields(content_type: &str, bytes: bytes::Bytes) -> Vec<(String, String)> {
+pub(super) async fn parse_fields(content_type: &str, bytes: bytes::Bytes) -> Vec<(String, String)> {
     let mime = content_type.split(';').next().unwrap_or("").trim();
     if mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         form_urlencoded::parse(&bytes).into_owned().collect()

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod client_addr;
 pub mod docs;
 pub mod form;
+pub mod introspect;
 pub mod json_body;
 pub mod routing;
 pub mod security;
@@ -59,6 +60,7 @@ pub type Api = (
     admin::AdminUsersApi,
     admin::AdminUserApi,
     well_known::WellKnownApi,
+    introspect::IntrospectApi,
 );
 
 pub fn service() -> OpenApiService<Api, ()> {

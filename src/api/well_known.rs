@@ -100,6 +100,10 @@ pub struct AuthorizationServerMetadata {
     pub issuer: String,
     /// `POST /token`.
     pub token_endpoint: String,
+    /// `POST /introspect` (RFC 7662).
+    pub introspection_endpoint: String,
+    /// `["Bearer"]`: the caller presents a bearer token with the `introspect` scope.
+    pub introspection_endpoint_auth_methods_supported: Vec<String>,
     /// `GET /.well-known/jwks.json`.
     pub jwks_uri: String,
     /// The scopes a token may carry.
@@ -121,6 +125,8 @@ impl AuthorizationServerMetadata {
         let list = |items: &[&str]| items.iter().map(|&s| s.to_owned()).collect();
         Self {
             token_endpoint: url("/token"),
+            introspection_endpoint: url("/introspect"),
+            introspection_endpoint_auth_methods_supported: list(&["Bearer"]),
             jwks_uri: url("/.well-known/jwks.json"),
             scopes_supported: Scope::ALL.iter().map(|s| s.name().to_owned()).collect(),
             response_types_supported: list(&["none"]),

@@ -135,6 +135,8 @@ pub struct Claims {
     pub uid: Option<i32>,
     pub ver: i64,
     pub iat: Option<u64>,
+    /// Required by validation.
+    pub exp: u64,
     /// Space-separated scopes; absent in tokens issued before gatehouse had scopes.
     #[serde(default)]
     pub scope: Option<String>,
@@ -270,6 +272,16 @@ impl TokenAuthority {
         if let Keys::EdDsa(set) = &self.keys {
             *set.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
         }
+    }
+
+    /// The `iss` tokens carry (`JWT_ISSUER`).
+    pub fn issuer(&self) -> Option<&str> {
+        self.settings.issuer.as_deref()
+    }
+
+    /// The `aud` tokens carry (`JWT_AUDIENCE`).
+    pub fn audience(&self) -> Option<&str> {
+        self.settings.audience.as_deref()
     }
 
     /// Seconds a new token stays valid.
@@ -438,6 +450,7 @@ mod tests {
                 uid: Some(12),
                 ver: 3,
                 iat: Some(now),
+                exp: now + 1800,
                 scope: Some("me".into()),
             }
         );

@@ -12,6 +12,7 @@ mod flood;
 mod guessing;
 mod hardening;
 mod helpers;
+mod introspect;
 mod jwks;
 mod limits;
 mod login;

@@ -11,6 +11,8 @@ fn metadata_at(issuer: &str) -> Value {
     json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/token"),
+        "introspection_endpoint": format!("{issuer}/introspect"),
+        "introspection_endpoint_auth_methods_supported": ["Bearer"],
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "scopes_supported": ["me", "items", "admin", "introspect"],
         "response_types_supported": ["none"],

@@ -1,0 +1,245 @@
+//! `POST /introspect`: token introspection (RFC 7662), for services that must see a
+//! revocation at once rather than when the token expires.
+//!
+//! Its form has an extractor of its own, like `/token`'s, so that a missing `token` is
+//! FastAPI's 422 entry rather than poem's plain-text 400.
+
+use poem::{http::StatusCode, web::Data, Request, RequestBody};
+use poem_openapi::{
+    payload::Json,
+    registry::{MetaMediaType, MetaRequest, Registry},
+    types::{Example, Password},
+    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{
+    form::{parse_fields, read_body},
+    security::{OAuth2PasswordBearer, Scope},
+    AppState,
+};
+use crate::error::{ApiError, Error, ErrorStatuses, ValidationError};
+
+/// The introspection form as the OpenAPI document describes it.
+#[derive(Debug, Object)]
+#[oai(
+    rename = "Body_introspect_token_introspect_post",
+    example,
+    skip_serializing_if_is_none
+)]
+struct IntrospectFormSchema {
+    /// The access token to look at.
+    #[oai(validator(min_length = 1))]
+    token: Password,
+    /// `access_token` (the only kind there is to introspect); a hint only (RFC 7662
+    /// §2.1), any value is accepted.
+    token_type_hint: Option<String>,
+}
+
+impl Example for IntrospectFormSchema {
+    fn example() -> Self {
+        Self {
+            token: Password("eyJhbGciOiJFZERTQSIsInR5cCI6IkpXVCJ9.e30.c2ln".to_owned()),
+            token_type_hint: Some("access_token".to_owned()),
+        }
+    }
+}
+
+/// A validated introspection request.
+pub struct IntrospectForm {
+    pub token: SecretString,
+}
+
+impl<'a> ApiExtractor<'a> for IntrospectForm {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <IntrospectFormSchema as poem_openapi::types::Type>::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(MetaRequest {
+            description: None,
+            content: vec![MetaMediaType {
+                content_type: "application/x-www-form-urlencoded",
+                schema: <IntrospectFormSchema as poem_openapi::types::Type>::schema_ref(),
+            }],
+            required: true,
+        })
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let bytes = read_body(req, body).await?;
+        let fields = parse_fields(req.content_type().unwrap_or_default(), bytes).await;
+        // As the login form: the last of repeated fields wins, empty counts as missing.
+        let token = fields
+            .iter()
+            .rev()
+            .find(|(name, _)| name == "token")
+            .map(|(_, value)| value.as_str())
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| Error::Validation(vec![ValidationError::missing("token")]))?;
+        Ok(Self {
+            token: SecretString::from(token),
+        })
+    }
+}
+
+/// What a token is (RFC 7662 §2.2). An inactive token is `{"active": false}` and nothing
+/// more, whatever made it inactive.
+#[derive(Debug, Object)]
+#[oai(example, skip_serializing_if_is_none)]
+pub struct IntrospectionResponse {
+    /// Whether the token would be accepted now: valid, unexpired, its user enabled and
+    /// nothing revoked since it was issued.
+    pub active: bool,
+    /// The scopes the token may use now, space separated.
+    pub scope: Option<String>,
+    /// The username.
+    pub username: Option<String>,
+    /// Always `bearer`.
+    pub token_type: Option<String>,
+    /// Expiry, Unix seconds.
+    pub exp: Option<u64>,
+    /// Issue time, Unix seconds.
+    pub iat: Option<u64>,
+    /// The username, as the token's `sub`.
+    pub sub: Option<String>,
+    /// The token's `iss`, when `JWT_ISSUER` is set.
+    pub iss: Option<String>,
+    /// The token's `aud`, when `JWT_AUDIENCE` is set.
+    pub aud: Option<String>,
+}
+
+impl IntrospectionResponse {
+    fn inactive() -> Self {
+        Self {
+            active: false,
+            scope: None,
+            username: None,
+            token_type: None,
+            exp: None,
+            iat: None,
+            sub: None,
+            iss: None,
+            aud: None,
+        }
+    }
+}
+
+impl Example for IntrospectionResponse {
+    fn example() -> Self {
+        Self {
+            active: true,
+            scope: Some("me items".to_owned()),
+            username: Some("johndoe".to_owned()),
+            token_type: Some("bearer".to_owned()),
+            exp: Some(1_796_246_000),
+            iat: Some(1_796_244_200),
+            sub: Some("johndoe".to_owned()),
+            iss: None,
+            aud: None,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum IntrospectResponse {
+    /// What the token is; `{"active": false}` for any token that would be refused.
+    #[oai(status = 200)]
+    Ok(
+        Json<IntrospectionResponse>,
+        /// `no-store`
+        #[oai(header = "Cache-Control")]
+        String,
+    ),
+}
+
+pub enum IntrospectErrors {}
+
+impl ErrorStatuses for IntrospectErrors {
+    const STATUSES: &'static [(StatusCode, &'static str)] = &[
+        (
+            StatusCode::BAD_REQUEST,
+            "Inactive user: the caller's account is disabled",
+        ),
+        (
+            StatusCode::UNAUTHORIZED,
+            "Not authenticated (no bearer token); the caller's token could not be \
+             validated; or Not enough permissions (it lacks the `introspect` scope)",
+        ),
+        (
+            StatusCode::REQUEST_TIMEOUT,
+            "The request body did not arrive in time",
+        ),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request body larger than 16 KiB",
+        ),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Validation Error: `token` is missing or empty",
+        ),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Storage unavailable; retry later",
+        ),
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error; the cause is logged, never shown",
+        ),
+    ];
+}
+
+#[derive(Default)]
+pub struct IntrospectApi;
+
+#[OpenApi]
+impl IntrospectApi {
+    /// Introspect a token
+    ///
+    /// RFC 7662, for a service that must see a revocation at once: send an access token
+    /// as `token`, with your own bearer token holding the `introspect` scope. The answer
+    /// is read from the database as of this request: a token whose user was disabled,
+    /// deleted or had their tokens revoked (password change, `user revoke`) is
+    /// `{"active": false}` at once, on every replica. `scope` lists the scopes the token
+    /// may use now.
+    #[oai(
+        path = "/introspect",
+        method = "post",
+        operation_id = "introspect_token_introspect_post"
+    )]
+    async fn introspect_token(
+        &self,
+        state: Data<&AppState>,
+        #[oai(scope = "Scope::Introspect")] _caller: OAuth2PasswordBearer,
+        form: IntrospectForm,
+    ) -> Result<IntrospectResponse, ApiError<IntrospectErrors>> {
+        let settings = state.accounts.tokens();
+        let answer = match state
+            .accounts
+            .introspect(form.token.expose_secret())
+            .await?
+        {
+            None => IntrospectionResponse::inactive(),
+            Some(token) => IntrospectionResponse {
+                active: true,
+                scope: Some(token.scope),
+                username: Some(token.sub.clone()),
+                token_type: Some("bearer".to_owned()),
+                exp: Some(token.exp),
+                iat: token.iat,
+                sub: Some(token.sub),
+                iss: settings.issuer().map(str::to_owned),
+                aud: settings.audience().map(str::to_owned),
+            },
+        };
+        Ok(IntrospectResponse::Ok(Json(answer), "no-store".to_owned()))
+    }
+}
