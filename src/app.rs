@@ -15,7 +15,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::{
-    accounts::{Accounts, Scopes},
+    accounts::{Accounts, Scopes, SessionRules},
     api::{
         self,
         docs::Docs,
@@ -24,6 +24,7 @@ use crate::{
     },
     auth::{
         password::PasswordHasher,
+        refresh_token::RefreshTokenKey,
         throttle,
         token::{SigningKey, SigningKeyError, TokenAuthority, TokenSettings},
     },
@@ -75,6 +76,7 @@ pub struct App {
     local_addr: SocketAddr,
     limits: Limits,
     db: Db,
+    accounts: Accounts,
 }
 
 impl App {
@@ -85,6 +87,7 @@ impl App {
             seed_demo_users(&db).await.map_err(StartupError::Database)?;
         }
         let state = app_state(settings, db.clone()).await?;
+        let accounts = state.accounts.clone();
         let bind_error = |source| StartupError::Bind {
             addr: serve.bind,
             source,
@@ -94,6 +97,7 @@ impl App {
         Ok(Self {
             listener,
             db,
+            accounts,
             endpoint: routes(state, &settings.root_path).boxed(),
             local_addr,
             limits: Limits {
@@ -110,7 +114,7 @@ impl App {
     /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         tracing::info!(addr = %self.local_addr, "gatehouse listening");
-        let purge = tokio::spawn(purge_expired_login_failures(self.db));
+        let purge = tokio::spawn(purge_expired(self.db, self.accounts));
         let served =
             server::serve(self.listener, self.endpoint, self.limits, shutdown_signal()).await;
         purge.abort();
@@ -164,6 +168,12 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
     let queue = workers * usize::from(settings.hash_queue_per_worker);
     let hasher = PasswordHasher::new(workers, queue).map_err(StartupError::Workers)?;
     tracing::debug!(workers, queue, "password hashing pool started");
+    let sessions = SessionRules {
+        refresh_lifetime: settings.refresh_token_lifetime(),
+        reuse_interval: settings.refresh_reuse_interval(),
+        max_per_user: settings.max_sessions_per_user,
+        key: RefreshTokenKey::new(&key),
+    };
     Ok(AppState {
         accounts: Accounts::new(
             db,
@@ -171,6 +181,7 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
             hasher,
             settings.login_limits(),
             settings.default_scopes,
+            sessions,
         ),
         client_timeout: settings.client_timeout(),
         trusted_proxies: settings.trusted_proxies.clone().into(),
@@ -210,8 +221,9 @@ pub fn configured_signing_key(settings: &Settings) -> Result<Option<SigningKey>,
         .map_err(StartupError::from)
 }
 
-/// Deletes ended failed-login windows now and then, so the table holds only live ones.
-async fn purge_expired_login_failures(db: Db) {
+/// Deletes ended failed-login windows, expired sessions and expired refresh tokens now and
+/// then, so the tables hold only live ones.
+async fn purge_expired(db: Db, accounts: Accounts) {
     const EVERY: Duration = Duration::from_secs(600);
     // Longer than any window: a row this old has ended whatever its scope.
     const AGE: i64 = 2 * 3600;
@@ -224,6 +236,13 @@ async fn purge_expired_login_failures(db: Db) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(rows = n, "purged ended failed-login windows"),
             Err(e) => tracing::warn!(error = %e, "could not purge failed-login windows"),
+        }
+        match accounts.purge_expired_sessions().await {
+            Ok((0, 0)) => {}
+            Ok((sessions, refresh_tokens)) => {
+                tracing::debug!(sessions, refresh_tokens, "purged expired sessions")
+            }
+            Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
         }
     }
 }

@@ -4,12 +4,11 @@ use std::net::IpAddr;
 
 use secrecy::SecretString;
 
-use super::{Accounts, AccountsError, Scopes};
+use super::{Accounts, AccountsError, Origin, Scopes};
 use crate::{
     auth::{
         password::{HashSlot, Verification, DUMMY_HASH},
         throttle::{self, FailureWindow},
-        token::unix_now,
     },
     db::{
         self,
@@ -18,11 +17,13 @@ use crate::{
     },
 };
 
-/// A successful login: the user and the access token issued to them.
+/// A successful login or refresh: the user and the tokens issued to them.
 #[derive(Debug)]
 pub struct Login {
     pub user: user::Model,
     pub access_token: String,
+    /// `None` when refresh tokens are disabled.
+    pub refresh_token: Option<String>,
     /// The scopes the token was granted.
     pub scope: Scopes,
     /// Seconds until `access_token` expires.
@@ -30,19 +31,34 @@ pub struct Login {
 }
 
 impl Accounts {
-    /// Checks `username`'s `password` and issues an access token, unless the account or
-    /// the client address (`client`; `None` for a transport without one) has failed too
-    /// often. The token gets the `requested` scopes the user holds (see `granted_scopes`).
-    ///
-    /// The limit is checked before any hash is computed, and answers the same whether the
-    /// username exists or not, so it neither costs CPU nor tells which accounts exist.
+    /// Checks `username`'s `password` and starts a session with an access token (and a
+    /// refresh token), unless the account or the client address has failed too often (see
+    /// [`Self::check_login`]). The token gets the `requested` scopes the user holds (see
+    /// `granted_scopes`).
     pub async fn login(
         &self,
-        client: Option<IpAddr>,
+        origin: &Origin,
         username: &str,
         password: SecretString,
         requested: &[String],
     ) -> Result<Login, AccountsError> {
+        let user = self.check_login(origin.client, username, password).await?;
+        let scope = self.granted_scopes(&user, requested);
+        self.start_session(user, scope, origin).await
+    }
+
+    /// The user if `password` is `username`'s, unless the account or the client address
+    /// (`client`; `None` for a transport without one) has failed too often. A wrong
+    /// password counts as a failure for both.
+    ///
+    /// The limit is checked before any hash is computed, and answers the same whether the
+    /// username exists or not, so it neither costs CPU nor tells which accounts exist.
+    pub(super) async fn check_login(
+        &self,
+        client: Option<IpAddr>,
+        username: &str,
+        password: SecretString,
+    ) -> Result<user::Model, AccountsError> {
         // First, before any database work: a saturated pool must refuse cheaply.
         let slot = self.hasher.try_reserve()?;
         let limits = &self.limits;
@@ -90,19 +106,7 @@ impl Accounts {
         if account_seen {
             login_failure::clear(&self.db, Scope::Account, &account).await?;
         }
-        let scope = self.granted_scopes(&user, requested);
-        let access_token = self.tokens.issue_access_token(
-            &user.username,
-            user.token_version,
-            &scope.to_string(),
-            unix_now(),
-        )?;
-        Ok(Login {
-            user,
-            access_token,
-            scope,
-            expires_in: self.tokens.lifetime_secs(),
-        })
+        Ok(user)
     }
 
     /// The user if `password` is theirs.
