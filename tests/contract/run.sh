@@ -156,6 +156,12 @@ json.dump(doc, open(sys.argv[2], "w"), indent=2)' "$document" "$out/openapi-urle
       "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$here/python"
 }
 
+# Real OAuth client libraries (Authlib, requests-oauthlib) through the password grant,
+# refresh rotation, reuse detection and revocation (tests/contract/oauth/).
+oauth_clients_run_the_token_lifecycle() {
+  GATEHOUSE_URL=$url "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$here/oauth"
+}
+
 typescript_client_logs_in() {
   local out=$work/typescript
   rm -rf "$out" && mkdir -p "$out"
@@ -195,6 +201,8 @@ check "the document passes the linter (tests/contract/redocly.yaml)" spec_passes
 start_service clients
 check "the Python client (openapi-python-client) logs in" python_client_logs_in
 check "the TypeScript client (openapi-typescript + openapi-fetch) logs in" typescript_client_logs_in
+check "OAuth client libraries (Authlib, requests-oauthlib) log in, refresh and revoke" \
+  oauth_clients_run_the_token_lifecycle
 check "Swagger UI authorizes and tries /users/me/" \
   swagger_ui_logs_in swagger-ui
 
