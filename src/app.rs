@@ -129,6 +129,8 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StartupError> {
     if let Some(problem) = db::sqlite_file_problem(url) {
         return Err(StartupError::SqliteFile(problem));
     }
+    db::sqlite_file::create_private(url)
+        .map_err(|e| StartupError::SqliteFile(format!("cannot create the SQLite file: {e}")))?;
     let db = db::connect(url).await.map_err(|e| {
         if db::is_sqlite_cannot_open(&e) {
             StartupError::SqliteOpen(e)
@@ -138,6 +140,14 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StartupError> {
             StartupError::Database(e)
         }
     })?;
+    for (file, mode) in db::sqlite_file::accessible_to_others(url) {
+        tracing::warn!(
+            "the SQLite file {} has mode {mode:04o}: other local users can read it, and it \
+             holds the signing key unless SECRET_KEY or SECRET_KEY_FILE is set; \
+             run `chmod 600` on it and its -wal and -shm files",
+            file.display()
+        );
+    }
     let lock = db::migration_lock(&db)
         .await
         .map_err(StartupError::Migration)?;
@@ -204,7 +214,7 @@ async fn signing_key(settings: &Settings, db: &Db) -> Result<SigningKey, Startup
 /// checks it too, so a bad key is found before the first `serve`.
 pub fn configured_signing_key(settings: &Settings) -> Result<Option<SigningKey>, StartupError> {
     if let Some(path) = &settings.secret_key_file {
-        let mut bytes = std::fs::read(path).map_err(|source| StartupError::SecretKeyFile {
+        let mut bytes = read_key_file(path).map_err(|source| StartupError::SecretKeyFile {
             path: path.display().to_string(),
             source,
         })?;
@@ -219,6 +229,39 @@ pub fn configured_signing_key(settings: &Settings) -> Result<Option<SigningKey>,
         .map(|key| SigningKey::new(key.expose_secret().as_bytes().to_vec()))
         .transpose()
         .map_err(StartupError::from)
+}
+
+/// A key file holds one key: this many bytes is plenty for any key and its newline.
+const MAX_KEY_FILE_BYTES: u64 = 4096;
+
+/// The bytes of a key file: a regular file (after symlinks) of at most
+/// [`MAX_KEY_FILE_BYTES`], so that `/dev/zero`, a pipe or a log file given by mistake is
+/// refused at once instead of being read without end.
+fn read_key_file(path: &std::path::Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let not_regular = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a device, pipe or directory cannot hold a key)",
+        )
+    };
+    // Checked before opening too: opening a pipe would wait for a writer.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(not_regular());
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {MAX_KEY_FILE_BYTES} bytes; a key file holds one key"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Deletes ended failed-login windows, expired sessions and expired refresh tokens now and
@@ -305,10 +348,11 @@ pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Respon
             poem::Error::from(Error::Internal("handler panicked".to_owned())).into_response()
         }))
         .with(
-            SetHeader::new()
-                .overriding("X-Content-Type-Options", "nosniff")
-                .overriding("X-Frame-Options", "DENY")
-                .overriding("Referrer-Policy", "no-referrer"),
+            server::SECURITY_HEADERS
+                .iter()
+                .fold(SetHeader::new(), |set, (name, value)| {
+                    set.overriding(*name, *value)
+                }),
         )
         .with(RequestLog)
 }

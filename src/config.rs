@@ -172,7 +172,8 @@ pub struct Settings {
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub hash_workers: Option<u16>,
     /// Logins that may wait for a hashing thread, per thread; beyond them the answer is 503.
-    /// 16 waits at most ~1.6 s (a verify is ~100 ms) and lets 16 clients per core log in
+    /// 16 is ~1.6 s of argon2 work when idle (a verify is ~100 ms; a login never waits more
+    /// than `password::MAX_QUEUE_WAIT`) and lets 16 clients per core log in
     /// without a 503 ever: refused clients that retry at once cost CPU the hashes need.
     #[arg(long, env = "HASH_QUEUE_PER_WORKER", default_value_t = 16, global = true,
           hide_env_values = true, value_parser = clap::value_parser!(u16).range(0..=1024))]
@@ -214,15 +215,29 @@ fn parse_scopes(value: &str) -> Result<Scopes, String> {
     Scopes::strict(value).map_err(|e| e.to_string())
 }
 
+/// `ROOT_PATH`: a URL path only, because it ends up in redirect `Location`s and in the
+/// document's `tokenUrl`, where `//evil.example` or `https://…` would send browsers (and
+/// Swagger UI's passwords) to another site. One leading `/`, segments of RFC 3986 path
+/// characters, no empty, `.` or `..` segment; a trailing `/` is dropped.
 fn parse_root_path(value: &str) -> Result<String, String> {
-    let trimmed = value.trim_end_matches('/');
-    if trimmed.is_empty() {
+    const USAGE: &str = "must be a path like /auth: one leading '/' and segments of letters, \
+                         digits and -._~!$&'()*+,;=:@% (no '//', '.' or '..' segment, scheme, \
+                         host, '\\', '?', '#', space or control character)";
+    let path = value.strip_suffix('/').unwrap_or(value);
+    if path.is_empty() {
         return Ok(String::new());
     }
-    if !trimmed.starts_with('/') || trimmed.contains(['?', '#', ' ']) {
-        return Err("must be a path starting with '/', like /auth".to_owned());
+    let Some(segments) = path.strip_prefix('/') else {
+        return Err(USAGE.to_owned());
+    };
+    let path_char = |c: char| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@%".contains(c);
+    for segment in segments.split('/') {
+        let dots = segment.to_ascii_lowercase().replace("%2e", ".");
+        if segment.is_empty() || dots == "." || dots == ".." || !segment.chars().all(path_char) {
+            return Err(USAGE.to_owned());
+        }
     }
-    Ok(trimmed.to_owned())
+    Ok(path.to_owned())
 }
 
 impl Settings {
@@ -291,8 +306,36 @@ mod tests {
         assert_eq!(parse_root_path("").unwrap(), "");
         assert_eq!(parse_root_path("/").unwrap(), "");
         assert_eq!(parse_root_path("/auth/").unwrap(), "/auth");
-        assert!(parse_root_path("auth").is_err());
-        assert!(parse_root_path("/a?b").is_err());
+        assert_eq!(
+            parse_root_path("/a/b-c_d.e~f:g@h").unwrap(),
+            "/a/b-c_d.e~f:g@h"
+        );
+        for refused in [
+            "auth",
+            "/a?b",
+            "/a#b",
+            "/a b",
+            "//evil.example",
+            "///evil.example",
+            "/auth//x",
+            "//",
+            "https://evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/a/../b",
+            "/..",
+            "/a/%2E%2e/b",
+            "/./a",
+            "/a\tb",
+            "/a\nb",
+            "/caf\u{e9}",
+            " /auth",
+        ] {
+            assert!(
+                parse_root_path(refused).is_err(),
+                "{refused:?} was accepted"
+            );
+        }
     }
 
     #[test]

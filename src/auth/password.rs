@@ -7,6 +7,7 @@ use std::{
         mpsc, Arc, Mutex, TryLockError,
     },
     thread,
+    time::{Duration, Instant},
 };
 
 use argon2::{
@@ -22,6 +23,13 @@ const M_COST_KIB: u32 = 65_536;
 const T_COST: u32 = 3;
 const P_COST: u32 = 4;
 const OUTPUT_LEN: usize = 32;
+
+/// Longest a job waits for a hashing thread before it is answered [`HashError::Busy`]
+/// instead of run. A full queue (16 per thread) drains in ~1.6 s of argon2 work on an
+/// idle machine; under CPU contention it can take several times that, and a login that
+/// old is better refused at once (its client may have given up) than hashed late, which
+/// would only delay the logins queued behind it.
+pub const MAX_QUEUE_WAIT: Duration = Duration::from_secs(3);
 
 /// A valid argon2id hash of a random password nobody knows, with the current parameters.
 /// Unknown usernames are verified against it so that they cost as much as a wrong password.
@@ -80,6 +88,8 @@ pub struct PasswordHasher {
     admitted: Arc<AtomicUsize>,
     /// Threads plus queue: how many slots there are.
     capacity: usize,
+    /// [`MAX_QUEUE_WAIT`], shorter in tests.
+    max_wait: Duration,
 }
 
 /// A login's place in the hashing pool, taken before any of its other work (database
@@ -152,6 +162,7 @@ impl PasswordHasher {
             jobs,
             admitted: Arc::new(AtomicUsize::new(0)),
             capacity: workers + queue,
+            max_wait: MAX_QUEUE_WAIT,
         })
     }
 
@@ -185,11 +196,17 @@ impl PasswordHasher {
         f: impl FnOnce(&mut Scratch) -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
         let (tx, rx) = oneshot::channel();
+        let (queued, max_wait) = (Instant::now(), self.max_wait);
         let job: Job = Box::new(move |scratch| {
             // A login whose client has gone (its request future dropped) costs nothing.
-            if !tx.is_closed() {
-                let _ = tx.send(f(scratch));
+            if tx.is_closed() {
+                return;
             }
+            let _ = tx.send(if queued.elapsed() > max_wait {
+                Err(HashError::Busy)
+            } else {
+                f(scratch)
+            });
         });
         self.jobs.try_send(job).map_err(|e| match e {
             mpsc::TrySendError::Full(_) => HashError::Busy,
@@ -422,6 +439,36 @@ mod tests {
         // Jobs run in order: once this one has run, the abandoned one was skipped.
         hasher.run(|_| Ok(())).await.unwrap();
         assert!(!ran.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn job_that_waited_too_long_for_a_thread_is_answered_busy_not_run() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let mut hasher = PasswordHasher::new(1, 4).unwrap();
+        hasher.max_wait = Duration::from_millis(50);
+        let (running, release_tx) = occupy_worker(&hasher).await;
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        let late = tokio::spawn({
+            let hasher = hasher.clone();
+            async move {
+                hasher
+                    .run(move |_| {
+                        flag.store(true, Ordering::SeqCst);
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        // Queued behind the busy worker for longer than it may wait.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        release_tx.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        let answer = late.await.unwrap();
+        assert!(matches!(answer, Err(HashError::Busy)), "{answer:?}");
+        assert!(!ran.load(Ordering::SeqCst), "a job past its wait was run");
+        // A job that has not waited runs as before.
+        assert!(hasher.run(|_| Ok(())).await.is_ok());
     }
 
     #[test]

@@ -32,14 +32,31 @@ pub enum SigningKeyError {
     TooShort(usize),
     #[error("SECRET_KEY is the key published in the FastAPI tutorial; generate your own (e.g. `openssl rand -hex 32`)")]
     Published,
+    #[error("SECRET_KEY starts or ends with whitespace; remove it (only a trailing newline of a --secret-key-file is ignored)")]
+    SurroundingWhitespace,
+    #[error(
+        "SECRET_KEY is wrapped in quotes, as Docker's --env-file leaves them; remove the quotes"
+    )]
+    Quoted,
 }
 
 impl SigningKey {
-    /// Accepts a configured key: at least 32 bytes and not the tutorial's published key.
+    /// Accepts a configured key: at least 32 bytes, not the tutorial's published key in
+    /// any spelling, and without surrounding whitespace or quotes. Those are refused, not
+    /// trimmed: a key that means two different things to two replicas (one trims, one
+    /// does not) would sign tokens the other refuses.
     pub fn new(bytes: Vec<u8>) -> Result<Self, SigningKeyError> {
-        let published = hex::decode(TUTORIAL_SECRET_KEY).unwrap_or_default();
-        if bytes == TUTORIAL_SECRET_KEY.as_bytes() || bytes == published {
+        if is_published(&bytes) {
             return Err(SigningKeyError::Published);
+        }
+        // Only text keys: 32 random bytes from a file may well begin with a space byte.
+        if std::str::from_utf8(&bytes).is_ok() {
+            if bytes.trim_ascii().len() != bytes.len() {
+                return Err(SigningKeyError::SurroundingWhitespace);
+            }
+            if unquoted(&bytes).len() != bytes.len() {
+                return Err(SigningKeyError::Quoted);
+            }
         }
         if bytes.len() < MIN_SECRET_KEY_BYTES {
             return Err(SigningKeyError::TooShort(bytes.len()));
@@ -58,6 +75,25 @@ impl SigningKey {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         hex::encode(bytes)
+    }
+}
+
+/// Whether `key` is the tutorial's key: its hex in any case, its raw bytes, or either
+/// with whitespace or quotes around it.
+fn is_published(key: &[u8]) -> bool {
+    let mut core = key.trim_ascii();
+    while unquoted(core).len() != core.len() {
+        core = unquoted(core).trim_ascii();
+    }
+    let raw = hex::decode(TUTORIAL_SECRET_KEY).unwrap_or_default();
+    core.eq_ignore_ascii_case(TUTORIAL_SECRET_KEY.as_bytes()) || core == raw || key == raw
+}
+
+/// `key` without one pair of matching `"` or `'` around it.
+fn unquoted(key: &[u8]) -> &[u8] {
+    match key {
+        [b'"', inner @ .., b'"'] | [b'\'', inner @ .., b'\''] => inner,
+        _ => key,
     }
 }
 
@@ -276,6 +312,53 @@ mod tests {
         );
         assert!(SigningKey::new(vec![1; 32]).is_ok());
         assert_eq!(SigningKey::generate_hex().len(), 64);
+    }
+
+    #[test]
+    fn tutorial_key_is_refused_in_every_spelling() {
+        let upper = TUTORIAL_SECRET_KEY.to_ascii_uppercase();
+        let raw = hex::decode(TUTORIAL_SECRET_KEY).unwrap();
+        let mut raw_upper_hex_quoted = b"'".to_vec();
+        raw_upper_hex_quoted.extend(upper.as_bytes());
+        raw_upper_hex_quoted.extend(b"'");
+        for variant in [
+            upper.clone().into_bytes(),
+            format!("\"{TUTORIAL_SECRET_KEY}\"").into_bytes(),
+            format!("'{TUTORIAL_SECRET_KEY}'").into_bytes(),
+            format!("{TUTORIAL_SECRET_KEY}\n").into_bytes(),
+            format!(" {TUTORIAL_SECRET_KEY}").into_bytes(),
+            format!("{TUTORIAL_SECRET_KEY} ").into_bytes(),
+            format!(" \"{upper}\"\r\n").into_bytes(),
+            raw_upper_hex_quoted,
+            raw,
+        ] {
+            assert_eq!(
+                SigningKey::new(variant.clone()).unwrap_err(),
+                SigningKeyError::Published,
+                "{}",
+                String::from_utf8_lossy(&variant)
+            );
+        }
+    }
+
+    #[test]
+    fn keys_with_surrounding_whitespace_or_quotes_are_refused() {
+        let key = "k".repeat(40);
+        for (variant, error) in [
+            (format!(" {key}"), SigningKeyError::SurroundingWhitespace),
+            (format!("{key}\n"), SigningKeyError::SurroundingWhitespace),
+            (format!("\t{key}"), SigningKeyError::SurroundingWhitespace),
+            (format!("\"{key}\""), SigningKeyError::Quoted),
+            (format!("'{key}'"), SigningKeyError::Quoted),
+        ] {
+            assert_eq!(SigningKey::new(variant.into_bytes()).unwrap_err(), error);
+        }
+        // Quotes or spaces inside a key, and a binary key that starts with a space byte,
+        // are fine.
+        assert!(SigningKey::new(format!("\"{key} {key}").into_bytes()).is_ok());
+        let mut binary = vec![b' '];
+        binary.extend([0xff; 31]);
+        assert!(SigningKey::new(binary).is_ok());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::{
     api::{self, docs},
     app::{self, App, StartupError},
     config::{Cli, Command, ServeArgs},
-    telemetry,
+    db, telemetry,
 };
 
 /// Why a command failed; printed as one `error:` line.
@@ -66,7 +66,8 @@ pub async fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            let message = db::url::redact_credentials(&e.to_string(), &settings.database_url);
+            eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }

@@ -5,6 +5,8 @@ pub mod login_failure;
 pub mod refresh_token;
 pub mod server_secret;
 pub mod session;
+pub mod sqlite_file;
+pub mod url;
 pub mod user;
 
 use std::{path::Path, str::FromStr, sync::OnceLock, time::Duration};
@@ -66,10 +68,7 @@ pub fn sqlite_file_problem(url: &str) -> Option<String> {
     if !url.starts_with("sqlite:") {
         return None;
     }
-    let query = url.split_once('?').map_or("", |(_, q)| q);
-    let mode = form_urlencoded::parse(query.as_bytes())
-        .find(|(key, _)| key == "mode")
-        .map(|(_, value)| value.into_owned());
+    let mode = sqlite_file::url_mode(url);
     if mode.as_deref() == Some("memory") || url.contains(":memory:") {
         return None;
     }

@@ -453,8 +453,8 @@ impl ServingBinary {
         let sink = Arc::clone(&log);
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((_, addr)) = line.split_once("gatehouse listening addr=") {
-                    let _ = tx.send(addr.trim().to_owned());
+                if let Some(addr) = listening_addr(&line) {
+                    let _ = tx.send(addr);
                 }
                 let mut log = sink.lock().expect("log lock");
                 log.push_str(&line);
@@ -563,6 +563,18 @@ impl ServingBinary {
         .expect("wait for gatehouse");
         (status, self.log())
     }
+}
+
+/// The address of a `gatehouse listening` log line, in the text or the JSON format.
+fn listening_addr(line: &str) -> Option<String> {
+    if let Some((_, addr)) = line.split_once("gatehouse listening addr=") {
+        return Some(addr.trim().to_owned());
+    }
+    let json: Value = serde_json::from_str(line).ok()?;
+    let fields = &json["fields"];
+    (fields["message"] == "gatehouse listening")
+        .then(|| fields["addr"].as_str().map(str::to_owned))
+        .flatten()
 }
 
 impl Drop for ServingBinary {

@@ -123,3 +123,101 @@ async fn idle_keep_alive_connection_is_closed_after_the_timeout() {
     assert!(start.elapsed() >= Duration::from_millis(900));
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 401 Unauthorized"));
 }
+
+/// The head and body of the last answer in `raw`, with the head's header names lower-cased.
+fn last_answer(raw: &str) -> (String, Vec<(String, String)>, String) {
+    let start = raw.rfind("HTTP/1.1 ").expect("an answer");
+    let (head, body) = raw[start..].split_once("\r\n\r\n").expect("a whole head");
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or_default().to_owned();
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+/// `answer` is `status` with `{"detail": detail}`, the security headers and `Connection: close`.
+fn assert_json_error_with_security_headers(answer: &str, status: &str, detail: &str) {
+    let (status_line, headers, body) = last_answer(answer);
+    assert_eq!(status_line, status, "{answer}");
+    let body_json = format!(r#"{{"detail":"{detail}"}}"#);
+    assert_eq!(body, body_json, "{answer}");
+    let length = body_json.len().to_string();
+    for expected in [
+        ("content-type", "application/json"),
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        ("connection", "close"),
+        ("content-length", length.as_str()),
+    ] {
+        assert!(
+            headers
+                .iter()
+                .any(|(n, v)| (n.as_str(), v.as_str()) == expected),
+            "{expected:?} missing: {answer}"
+        );
+    }
+    assert!(headers.iter().any(|(n, _)| n == "date"), "{answer}");
+}
+
+#[tokio::test]
+async fn header_block_over_8_kib_gets_a_json_431_with_the_security_headers() {
+    let app = spawn_app().await;
+    let over = app
+        .raw_exchange(request_head_of(8 * 1024 + 1).as_bytes())
+        .await;
+    assert_json_error_with_security_headers(
+        &over,
+        "HTTP/1.1 431 Request Header Fields Too Large",
+        "Request header fields too large",
+    );
+    // Far over the limit, and without the end of the head ever arriving.
+    let mut endless = "GET / HTTP/1.1\r\nHost: gatehouse\r\nX-Pad: ".to_owned();
+    endless.push_str(&"p".repeat(64 * 1024));
+    let answer = app.raw_exchange(endless.as_bytes()).await;
+    assert_json_error_with_security_headers(
+        &answer,
+        "HTTP/1.1 431 Request Header Fields Too Large",
+        "Request header fields too large",
+    );
+    // The limit itself is unchanged: exactly 8 KiB is served.
+    let at_limit = app.raw_exchange(request_head_of(8 * 1024).as_bytes()).await;
+    assert_eq!(status_line(&at_limit), "HTTP/1.1 401 Unauthorized");
+}
+
+#[tokio::test]
+async fn malformed_requests_get_a_json_400_with_the_security_headers() {
+    let app = spawn_app().await;
+    for malformed in [
+        "GARBAGE\r\n\r\n",
+        "GET /users/me/ HTTP/1.1\r\nHost: gatehouse\r\nNo colon here\r\n\r\n",
+        "GET /users/me/ HTTP/9.9\r\nHost: gatehouse\r\n\r\n",
+        "G\u{1}T / HTTP/1.1\r\n\r\n",
+    ] {
+        let answer = app.raw_exchange(malformed.as_bytes()).await;
+        assert_json_error_with_security_headers(&answer, "HTTP/1.1 400 Bad Request", "Bad Request");
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_request_after_a_good_one_leaves_the_good_answer_untouched() {
+    let app = spawn_app().await;
+    let answer = app
+        .raw_exchange(b"GET /nowhere HTTP/1.1\r\nHost: gatehouse\r\n\r\nGARBAGE\r\n\r\n")
+        .await;
+    let first = r#"{"detail":"Not Found"}"#;
+    assert!(answer.starts_with("HTTP/1.1 404 Not Found\r\n"), "{answer}");
+    let end_of_first = answer.find(first).expect("the 404's body") + first.len();
+    assert_eq!(
+        answer[..end_of_first].matches("HTTP/1.1 ").count(),
+        1,
+        "{answer}"
+    );
+    assert_json_error_with_security_headers(
+        &answer[end_of_first..],
+        "HTTP/1.1 400 Bad Request",
+        "Bad Request",
+    );
+}

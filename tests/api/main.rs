@@ -8,6 +8,7 @@ mod docs;
 mod fastapi_scopes;
 mod faults;
 mod flood;
+mod hardening;
 mod helpers;
 mod limits;
 mod login;

@@ -212,6 +212,48 @@ async fn two_replicas_on_one_postgres_see_a_scope_removal_at_once() {
     .await;
 }
 
+#[tokio::test]
+async fn an_admin_api_change_on_one_replica_applies_on_the_other_at_once() {
+    let db = TestDb::postgres().await;
+    let (a, b) = two_replicas(&db, &[]).await;
+    user_command(&db, &["add", "root", "--scopes", "admin"], "root-pw\n");
+    user_command(&db, &["add", "carol"], "carol-pw\n");
+    let client = reqwest::Client::new();
+    let admin = token(&client, &a, "root", "root-pw").await;
+    let patch = |body: Value| {
+        client
+            .patch(a.at("/admin/users/carol"))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let carols = token(&client, &b, "carol", "carol-pw").await;
+    let items = |server: &ServingBinary| {
+        client
+            .get(server.at("/users/me/items/"))
+            .bearer_auth(&carols)
+            .send()
+    };
+    assert_eq!(items(&b).await.unwrap().status(), 200);
+
+    assert_eq!(
+        patch(json!({"scopes": ["me"]})).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        items(&b).await.unwrap().status(),
+        401,
+        "scope taken away via a"
+    );
+    on_both(&client, &[&a, &b], &carols, 200, "not logged out").await;
+
+    assert_eq!(
+        patch(json!({"disabled": true})).await.unwrap().status(),
+        200
+    );
+    on_both(&client, &[&a, &b], &carols, 401, "disabled via a").await;
+}
+
 /// `POST /token` with the refresh grant on `server`.
 async fn refresh_on(client: &reqwest::Client, server: &ServingBinary, token: &str) -> (u16, Value) {
     let resp = client
