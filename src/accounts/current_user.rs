@@ -16,8 +16,9 @@ pub struct CurrentUser {
 
 impl Accounts {
     /// The active user `token` was issued to: the token must validate, name an existing
-    /// user, carry that user's current `token_version` (a password change, a disable or
-    /// a revoke bumps it) and belong to a live session of theirs (the user and the session
+    /// user, carry that user's id (`uid`: a user deleted and re-created under the same name
+    /// is another user) and current `token_version` (a password change, a disable or a
+    /// revoke bumps it), and belong to a live session of theirs (the user and the session
     /// are read in one query). A disabled user is [`AccountsError::InactiveUser`], as in
     /// the tutorial. The token must also carry every `required` scope, and the user still
     /// hold it ([`AccountsError::InsufficientScope`]), checked before the disable as
@@ -47,7 +48,9 @@ impl Accounts {
                 .await?
                 .ok_or(AccountsError::InvalidToken)?,
         };
-        if user.token_version != claims.ver {
+        // Ids are never reused (AUTOINCREMENT on SQLite, a sequence on PostgreSQL). Tokens
+        // without `uid` predate it and are refused: they expire within the token lifetime.
+        if claims.uid != Some(user.id) || user.token_version != claims.ver {
             return Err(AccountsError::InvalidToken);
         }
         if !self

@@ -137,6 +137,7 @@ impl Accounts {
             tracing::warn!(error = %e, user = %user.username, "could not store a session: access token without one");
             let access_token = self.tokens.issue_access_token(
                 &user.username,
+                user.id,
                 user.token_version,
                 &scope.to_string(),
                 unix_now(),
@@ -161,6 +162,7 @@ impl Accounts {
     ) -> Result<Login, AccountsError> {
         let access_token = self.tokens.issue_session_access_token(
             &user.username,
+            user.id,
             user.token_version,
             &scope.to_string(),
             session_id,

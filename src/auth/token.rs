@@ -114,6 +114,8 @@ pub struct TokenSettings {
 #[derive(Serialize)]
 struct IssuedClaims<'a> {
     sub: &'a str,
+    /// The user's row id: never reused, unlike a username that may be deleted and re-created.
+    uid: i32,
     exp: u64,
     iat: u64,
     /// The user's `token_version` at issue time; a bump revokes the token.
@@ -133,6 +135,8 @@ struct IssuedClaims<'a> {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct Claims {
     pub sub: String,
+    /// Absent in tokens issued before it was introduced; such tokens are refused.
+    pub uid: Option<i32>,
     pub ver: i64,
     pub iat: Option<u64>,
     /// Space-separated scopes; absent in tokens issued before gatehouse had scopes.
@@ -207,33 +211,36 @@ impl TokenAuthority {
         self.settings.lifetime.as_secs()
     }
 
-    /// A signed access token for `username` at `token_version` with the space-separated
-    /// `scope`, issued at `now` (Unix seconds).
+    /// A signed access token for `username` (user id `uid`) at `token_version` with the
+    /// space-separated `scope`, issued at `now` (Unix seconds).
     pub fn issue_access_token(
         &self,
         username: &str,
+        uid: i32,
         token_version: i64,
         scope: &str,
         now: u64,
     ) -> Result<String, TokenError> {
-        self.issue(username, token_version, scope, None, now)
+        self.issue(username, uid, token_version, scope, None, now)
     }
 
     /// [`Self::issue_access_token`] for session `sid`: ending the session revokes it.
     pub fn issue_session_access_token(
         &self,
         username: &str,
+        uid: i32,
         token_version: i64,
         scope: &str,
         sid: &str,
         now: u64,
     ) -> Result<String, TokenError> {
-        self.issue(username, token_version, scope, Some(sid), now)
+        self.issue(username, uid, token_version, scope, Some(sid), now)
     }
 
     fn issue(
         &self,
         username: &str,
+        uid: i32,
         token_version: i64,
         scope: &str,
         sid: Option<&str>,
@@ -241,6 +248,7 @@ impl TokenAuthority {
     ) -> Result<String, TokenError> {
         let claims = IssuedClaims {
             sub: username,
+            uid,
             exp: now + self.lifetime_secs(),
             iat: now,
             ver: token_version,
@@ -365,13 +373,16 @@ mod tests {
     fn issued_token_has_pyjwt_header_and_round_trips() {
         let auth = authority();
         let now = unix_now();
-        let token = auth.issue_access_token("johndoe", 3, "me", now).unwrap();
+        let token = auth
+            .issue_access_token("johndoe", 12, 3, "me", now)
+            .unwrap();
         assert!(token.starts_with("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."));
         let claims = auth.validate_access_token(&token, now).unwrap();
         assert_eq!(
             claims,
             Claims {
                 sub: "johndoe".into(),
+                uid: Some(12),
                 ver: 3,
                 iat: Some(now),
                 scope: Some("me".into()),
@@ -379,7 +390,7 @@ mod tests {
             }
         );
         let in_session = auth
-            .issue_session_access_token("johndoe", 3, "me", "sid1", now)
+            .issue_session_access_token("johndoe", 12, 3, "me", "sid1", now)
             .unwrap();
         let claims = auth.validate_access_token(&in_session, now).unwrap();
         assert_eq!(claims.sid.as_deref(), Some("sid1"));

@@ -5,9 +5,11 @@
 mod admin;
 mod cli;
 mod docs;
+mod fair_share;
 mod fastapi_scopes;
 mod faults;
 mod flood;
+mod guessing;
 mod hardening;
 mod helpers;
 mod limits;
@@ -20,3 +22,4 @@ mod scopes;
 mod sessions;
 mod storage;
 mod throttle;
+mod user_identity;
