@@ -15,7 +15,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::{
-    accounts::{signing_keys, Accounts, AccountsError, Scopes},
+    accounts::{signing_keys, Accounts, AccountsError, Scopes, SessionRules},
     api::{
         self,
         docs::Docs,
@@ -25,6 +25,7 @@ use crate::{
     auth::{
         keys::{Ed25519Key, KeyError, KeySet},
         password::PasswordHasher,
+        refresh_token::RefreshTokenKey,
         throttle,
         token::{JwtAlgorithm, SigningKey, SigningKeyError, TokenAuthority, TokenSettings},
     },
@@ -82,8 +83,9 @@ pub struct App {
     local_addr: SocketAddr,
     limits: Limits,
     db: Db,
-    /// Set when the signing keys live in the database: reloaded every period.
-    key_reload: Option<(Accounts, Duration)>,
+    accounts: Accounts,
+    /// Set when the signing keys live in the database: reloaded this often.
+    key_reload_period: Option<Duration>,
 }
 
 impl App {
@@ -94,10 +96,11 @@ impl App {
             seed_demo_users(&db).await.map_err(StartupError::Database)?;
         }
         let state = app_state(settings, db.clone()).await?;
-        let key_reload = state.accounts.reloads_signing_keys().then(|| {
-            let period = signing_keys::reload_period(settings.jwks_max_age());
-            (state.accounts.clone(), period)
-        });
+        let accounts = state.accounts.clone();
+        let key_reload_period = state
+            .accounts
+            .reloads_signing_keys()
+            .then(|| signing_keys::reload_period(settings.jwks_max_age()));
         let bind_error = |source| StartupError::Bind {
             addr: serve.bind,
             source,
@@ -107,7 +110,8 @@ impl App {
         Ok(Self {
             listener,
             db,
-            key_reload,
+            accounts,
+            key_reload_period,
             endpoint: routes(state, &settings.root_path).boxed(),
             local_addr,
             limits: Limits {
@@ -124,10 +128,10 @@ impl App {
     /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         tracing::info!(addr = %self.local_addr, "gatehouse listening");
-        let purge = tokio::spawn(purge_expired_login_failures(self.db));
         let reload = self
-            .key_reload
-            .map(|(accounts, period)| tokio::spawn(reload_signing_keys(accounts, period)));
+            .key_reload_period
+            .map(|period| tokio::spawn(reload_signing_keys(self.accounts.clone(), period)));
+        let purge = tokio::spawn(purge_expired(self.db, self.accounts));
         let served =
             server::serve(self.listener, self.endpoint, self.limits, shutdown_signal()).await;
         purge.abort();
@@ -179,7 +183,9 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StartupError> {
 /// What the handlers need besides the database: the signing key, the hashing pool and
 /// the limits. Only `serve` starts them.
 async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError> {
-    let tokens = token_authority(settings, &db).await?;
+    // Under EdDSA too: refresh tokens are keyed from it.
+    let key = signing_key(settings, &db).await?;
+    let tokens = token_authority(settings, &key, &db).await?;
     let reloading =
         tokens.algorithm() == JwtAlgorithm::EdDsa && settings.jwt_private_key_file.is_none();
     let workers = settings
@@ -188,6 +194,12 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
     let queue = workers * usize::from(settings.hash_queue_per_worker);
     let hasher = PasswordHasher::new(workers, queue).map_err(StartupError::Workers)?;
     tracing::debug!(workers, queue, "password hashing pool started");
+    let sessions = SessionRules {
+        refresh_lifetime: settings.refresh_token_lifetime(),
+        reuse_interval: settings.refresh_reuse_interval(),
+        max_per_user: settings.max_sessions_per_user,
+        key: RefreshTokenKey::new(&key),
+    };
     Ok(AppState {
         accounts: {
             let accounts = Accounts::new(
@@ -196,6 +208,7 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
                 hasher,
                 settings.login_limits(),
                 settings.default_scopes,
+                sessions,
             );
             if reloading {
                 accounts.reloading_signing_keys()
@@ -211,18 +224,20 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
     })
 }
 
-/// The token rules of `JWT_ALGORITHM` with their keys: under HS256 the shared secret,
-/// under EdDSA the key of `JWT_PRIVATE_KEY_FILE`, else the database's keys.
-async fn token_authority(settings: &Settings, db: &Db) -> Result<TokenAuthority, StartupError> {
+/// The token rules of `JWT_ALGORITHM` with their keys: under HS256 the shared secret
+/// `key`, under EdDSA the key of `JWT_PRIVATE_KEY_FILE`, else the database's keys.
+async fn token_authority(
+    settings: &Settings,
+    key: &SigningKey,
+    db: &Db,
+) -> Result<TokenAuthority, StartupError> {
     let token_settings = TokenSettings {
         lifetime: settings.token_lifetime(),
         issuer: settings.jwt_issuer.clone(),
         audience: settings.jwt_audience.clone(),
     };
     Ok(match settings.jwt_algorithm {
-        JwtAlgorithm::Hs256 => {
-            TokenAuthority::new(&signing_key(settings, db).await?, token_settings)
-        }
+        JwtAlgorithm::Hs256 => TokenAuthority::new(key, token_settings),
         JwtAlgorithm::EdDsa => {
             let keys = match &settings.jwt_private_key_file {
                 Some(path) => KeySet::single(private_key_from_file(path)?),
@@ -327,9 +342,9 @@ fn read_key_file(path: &std::path::Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Deletes ended failed-login windows and expired known clients now and then, so the
-/// tables hold only live rows.
-async fn purge_expired_login_failures(db: Db) {
+/// Deletes ended failed-login windows, expired known clients, sessions and refresh
+/// tokens now and then, so the tables hold only live rows.
+async fn purge_expired(db: Db, accounts: Accounts) {
     const EVERY: Duration = Duration::from_secs(600);
     // Longer than any window: a row this old has ended whatever its scope.
     const AGE: i64 = 2 * 3600;
@@ -347,6 +362,13 @@ async fn purge_expired_login_failures(db: Db) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(rows = n, "purged expired known clients"),
             Err(e) => tracing::warn!(error = %e, "could not purge known clients"),
+        }
+        match accounts.purge_expired_sessions().await {
+            Ok((0, 0)) => {}
+            Ok((sessions, refresh_tokens)) => {
+                tracing::debug!(sessions, refresh_tokens, "purged expired sessions")
+            }
+            Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
         }
     }
 }

@@ -4,8 +4,16 @@
 use super::{Accounts, AccountsError};
 use crate::{
     auth::token::Claims,
-    db::{self, user},
+    db::{self, session, user},
 };
+
+/// The user a valid bearer token speaks for, and the session it belongs to.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub user: user::Model,
+    /// `None` for a token issued before gatehouse had sessions.
+    pub session_id: Option<String>,
+}
 
 /// What an active token is, for `POST /introspect`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,21 +24,34 @@ pub struct Introspection {
     pub scope: String,
     pub exp: u64,
     pub iat: Option<u64>,
+    /// The session; `None` for a token issued before gatehouse had sessions.
+    pub sid: Option<String>,
 }
 
 impl Accounts {
     /// The claims of `token` and the user it names, if it validates and is still that
     /// user's: it carries the user's id (`uid`: a user deleted and re-created under the
     /// same name is another user) and current `token_version` (a password change, a
-    /// disable or a revoke bumps it).
+    /// disable or a revoke bumps it), and belongs to a live session of theirs (the user and
+    /// the session are read in one query).
     async fn token_user(&self, token: &str) -> Result<(Claims, user::Model), AccountsError> {
         let claims = self.validate_token(token).await.map_err(|e| {
             tracing::debug!(error = %e, "bearer token rejected");
             AccountsError::InvalidToken
         })?;
-        let user = db::find_user(&self.db, &claims.sub)
-            .await?
-            .ok_or(AccountsError::InvalidToken)?;
+        let user = match &claims.sid {
+            Some(sid) => {
+                let (user, last_used_at) =
+                    session::find_user_in_session(&self.db, &claims.sub, sid)
+                        .await?
+                        .ok_or(AccountsError::InvalidToken)?;
+                self.note_session_use(sid, last_used_at);
+                user
+            }
+            None => db::find_user(&self.db, &claims.sub)
+                .await?
+                .ok_or(AccountsError::InvalidToken)?,
+        };
         // Ids are never reused (AUTOINCREMENT on SQLite, a sequence on PostgreSQL). Tokens
         // without `uid` predate it and are refused: they expire within the token lifetime.
         if claims.uid != Some(user.id) || user.token_version != claims.ver {
@@ -47,7 +68,7 @@ impl Accounts {
         &self,
         token: &str,
         required: &[&str],
-    ) -> Result<user::Model, AccountsError> {
+    ) -> Result<CurrentUser, AccountsError> {
         let (claims, user) = self.token_user(token).await?;
         if !self
             .usable_scopes(&user, claims.scope.as_deref())
@@ -58,12 +79,16 @@ impl Accounts {
         if user.disabled {
             return Err(AccountsError::InactiveUser);
         }
-        Ok(user)
+        Ok(CurrentUser {
+            user,
+            session_id: claims.sid,
+        })
     }
 
     /// What `token` is, if it is active now: it would be accepted by a protected
-    /// operation of this service (its user enabled, not revoked), read from the database
-    /// as of this request, so a revocation shows at once. `None` for any other token.
+    /// operation of this service (its user enabled, its session live, nothing revoked),
+    /// read from the database as of this request, so a revocation shows at once. `None`
+    /// for any other token.
     pub async fn introspect(&self, token: &str) -> Result<Option<Introspection>, AccountsError> {
         let (claims, user) = match self.token_user(token).await {
             Ok(found) => found,
@@ -80,6 +105,7 @@ impl Accounts {
             sub: claims.sub,
             exp: claims.exp,
             iat: claims.iat,
+            sid: claims.sid,
         }))
     }
 }

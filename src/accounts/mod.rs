@@ -8,6 +8,8 @@ mod current_user;
 mod login;
 pub mod manage;
 mod scopes;
+mod self_service;
+mod sessions;
 pub mod signing_keys;
 
 use std::sync::Arc;
@@ -22,9 +24,13 @@ use crate::{
     db::Db,
 };
 
-pub use current_user::Introspection;
+pub use current_user::{CurrentUser, Introspection};
 pub use login::{address_key, Login};
 pub use scopes::{held as held_scopes, Scope, Scopes};
+pub use sessions::{
+    GrantError, Origin, SessionInfo, SessionRules, DEFAULT_MAX_SESSIONS_PER_USER,
+    DEFAULT_REFRESH_REUSE_INTERVAL_SECS, DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
+};
 
 /// Longest username accepted, in characters.
 pub const MAX_USERNAME_CHARS: usize = 128;
@@ -44,6 +50,9 @@ pub enum AccountsError {
     InsufficientScope,
     #[error("user is disabled")]
     InactiveUser,
+    /// A wrong current password where a signed-in user changes theirs.
+    #[error("incorrect current password")]
+    IncorrectPassword,
     #[error("too many failed logins; retry in {retry_after} s")]
     TooManyAttempts { retry_after: u64 },
     #[error("password hashing pool is saturated")]
@@ -88,6 +97,7 @@ pub struct Accounts {
     limits: LoginLimits,
     /// What a login without `scope` is granted; `None`: every scope the user holds.
     default_scopes: Option<Scopes>,
+    sessions: Arc<SessionRules>,
     /// Set when the signing keys live in the database and may be rotated under us.
     key_reload: Option<Arc<signing_keys::KeyReload>>,
 }
@@ -99,6 +109,7 @@ impl Accounts {
         hasher: PasswordHasher,
         limits: LoginLimits,
         default_scopes: Option<Scopes>,
+        sessions: SessionRules,
     ) -> Self {
         Self {
             db,
@@ -106,6 +117,7 @@ impl Accounts {
             hasher,
             limits,
             default_scopes,
+            sessions: Arc::new(sessions),
             key_reload: None,
         }
     }
@@ -114,6 +126,11 @@ impl Accounts {
     pub fn reloading_signing_keys(mut self) -> Self {
         self.key_reload = Some(Arc::default());
         self
+    }
+
+    /// Whether logins also return a refresh token (`REFRESH_TOKEN_EXPIRE_DAYS` > 0).
+    pub fn issues_refresh_tokens(&self) -> bool {
+        self.sessions.refresh_lifetime.is_some()
     }
 
     pub fn reloads_signing_keys(&self) -> bool {

@@ -69,14 +69,24 @@ impl From<user::Model> for AdminUser {
 #[oai(example)]
 pub struct AdminUserCreate {
     /// 1 to 128 characters, no control characters; unique.
-    #[oai(validator(min_length = 1, max_length = 128))]
+    #[oai(validator(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*$"
+    ))]
     pub username: String,
     /// 1 to 1024 bytes.
     #[oai(validator(min_length = 1, max_length = 1024))]
     pub password: Password,
-    #[oai(nullable, validator(max_length = 256))]
+    #[oai(
+        nullable,
+        validator(max_length = 256, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub email: Option<String>,
-    #[oai(nullable, validator(max_length = 256))]
+    #[oai(
+        nullable,
+        validator(max_length = 256, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub full_name: Option<String>,
     /// Create the user disabled.
     #[oai(default)]
@@ -103,9 +113,15 @@ impl Example for AdminUserCreate {
 #[derive(Debug, Object)]
 #[oai(example, skip_serializing_if_is_none)]
 pub struct AdminUserUpdate {
-    #[oai(nullable, validator(max_length = 256))]
+    #[oai(
+        nullable,
+        validator(max_length = 256, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub email: MaybeUndefined<String>,
-    #[oai(nullable, validator(max_length = 256))]
+    #[oai(
+        nullable,
+        validator(max_length = 256, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub full_name: MaybeUndefined<String>,
     pub disabled: Option<bool>,
     /// The scopes the user holds from the next request on.

@@ -28,7 +28,8 @@ use crate::error::{ApiError, Error, ErrorStatuses, ValidationError};
     skip_serializing_if_is_none
 )]
 struct IntrospectFormSchema {
-    /// The access token to look at.
+    /// The access token to look at (a refresh token is `{"active": false}`: only
+    /// gatehouse itself uses those).
     #[oai(validator(min_length = 1))]
     token: Password,
     /// `access_token` (the only kind there is to introspect); a hint only (RFC 7662
@@ -115,6 +116,8 @@ pub struct IntrospectionResponse {
     pub iss: Option<String>,
     /// The token's `aud`, when `JWT_AUDIENCE` is set.
     pub aud: Option<String>,
+    /// The session the token belongs to (`sid`); ending it ends the token.
+    pub sid: Option<String>,
 }
 
 impl IntrospectionResponse {
@@ -129,6 +132,7 @@ impl IntrospectionResponse {
             sub: None,
             iss: None,
             aud: None,
+            sid: None,
         }
     }
 }
@@ -145,6 +149,7 @@ impl Example for IntrospectionResponse {
             sub: Some("johndoe".to_owned()),
             iss: None,
             aud: None,
+            sid: Some("Jq3r6m2bYV0n5i8xQ1fWcA".to_owned()),
         }
     }
 }
@@ -207,9 +212,10 @@ impl IntrospectApi {
     /// RFC 7662, for a service that must see a revocation at once: send an access token
     /// as `token`, with your own bearer token holding the `introspect` scope. The answer
     /// is read from the database as of this request: a token whose user was disabled,
-    /// deleted or had their tokens revoked (password change, `user revoke`) is
-    /// `{"active": false}` at once, on every replica. `scope` lists the scopes the token
-    /// may use now.
+    /// deleted or had their tokens revoked (password change, `user revoke`), or whose
+    /// session ended (`POST /revoke`, a reused refresh token, `DELETE
+    /// /users/me/sessions/{id}`), is `{"active": false}` at once, on every replica.
+    /// `scope` lists the scopes the token may use now.
     #[oai(
         path = "/introspect",
         method = "post",
@@ -238,6 +244,7 @@ impl IntrospectApi {
                 sub: Some(token.sub),
                 iss: settings.issuer().map(str::to_owned),
                 aud: settings.audience().map(str::to_owned),
+                sid: token.sid,
             },
         };
         Ok(IntrospectResponse::Ok(Json(answer), "no-store".to_owned()))

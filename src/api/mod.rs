@@ -1,6 +1,7 @@
 //! The HTTP API: one poem-openapi service gives the routes, the bearer extraction, the
 //! OpenAPI document and the documentation pages.
 
+pub mod account;
 pub mod admin;
 pub mod auth;
 pub mod client_addr;
@@ -8,6 +9,7 @@ pub mod docs;
 pub mod form;
 pub mod introspect;
 pub mod json_body;
+pub mod revoke;
 pub mod routing;
 pub mod security;
 pub mod users;
@@ -54,9 +56,13 @@ fn app_state(req: &Request) -> Result<&AppState, Error> {
 /// built from this one list.
 pub type Api = (
     auth::TokenApi,
+    revoke::RevokeApi,
     users::MeApi,
     users::MyItemsApi,
     users::StatusApi,
+    account::MyPasswordApi,
+    account::MySessionsApi,
+    account::MySessionApi,
     admin::AdminUsersApi,
     admin::AdminUserApi,
     well_known::WellKnownApi,

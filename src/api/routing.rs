@@ -102,7 +102,7 @@ impl RouteTable {
         for page in [DOCS_PATH, REDOC_PATH, OPENAPI_PATH] {
             routes.insert(page.to_owned(), vec![(Method::GET, Arc::from([]))]);
         }
-        let routes = routes
+        let mut routes: Vec<Route> = routes
             .into_iter()
             .map(|(path, methods)| Route {
                 segments: path
@@ -112,6 +112,8 @@ impl RouteTable {
                 methods,
             })
             .collect();
+        // A fixed segment wins over a parameter: `/a/b` before `/a/{x}`.
+        routes.sort_by_key(|r| r.segments.iter().filter(|s| s.is_none()).count());
         Self {
             routes,
             root_path: root_path.to_owned(),
@@ -230,6 +232,13 @@ mod tests {
         );
         assert_eq!(table.other_slash("/token/").as_deref(), Some("/token"));
         assert_eq!(table.other_slash("/"), None);
+        assert!(table.route("/admin/users/carol").is_some());
+        assert!(table.route("/admin/users/").is_some());
+        assert!(table.route("/admin/users/carol/x").is_none());
+        assert_eq!(
+            table.other_slash("/admin/users/carol/").as_deref(),
+            Some("/admin/users/carol")
+        );
         assert_eq!(table.other_slash("/nope"), None);
     }
 }

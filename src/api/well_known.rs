@@ -100,6 +100,10 @@ pub struct AuthorizationServerMetadata {
     pub issuer: String,
     /// `POST /token`.
     pub token_endpoint: String,
+    /// `POST /revoke` (RFC 7009).
+    pub revocation_endpoint: String,
+    /// `["none"]`: as for the token endpoint.
+    pub revocation_endpoint_auth_methods_supported: Vec<String>,
     /// `POST /introspect` (RFC 7662).
     pub introspection_endpoint: String,
     /// `["Bearer"]`: the caller presents a bearer token with the `introspect` scope.
@@ -111,7 +115,8 @@ pub struct AuthorizationServerMetadata {
     /// `["none"]`: gatehouse has no authorization endpoint, so it issues nothing through
     /// one (RFC 8414 requires a non-empty list).
     pub response_types_supported: Vec<String>,
-    /// `["password"]`.
+    /// `["password", "refresh_token"]`; `["password"]` when `REFRESH_TOKEN_EXPIRE_DAYS`
+    /// is 0.
     pub grant_types_supported: Vec<String>,
     /// `["none"]`: clients do not authenticate (`client_id`/`client_secret` are ignored).
     pub token_endpoint_auth_methods_supported: Vec<String>,
@@ -120,17 +125,23 @@ pub struct AuthorizationServerMetadata {
 }
 
 impl AuthorizationServerMetadata {
-    fn new(issuer: String) -> Self {
+    fn new(issuer: String, refresh_tokens: bool) -> Self {
         let url = |path: &str| format!("{issuer}{path}");
         let list = |items: &[&str]| items.iter().map(|&s| s.to_owned()).collect();
         Self {
             token_endpoint: url("/token"),
+            revocation_endpoint: url("/revoke"),
+            revocation_endpoint_auth_methods_supported: list(&["none"]),
             introspection_endpoint: url("/introspect"),
             introspection_endpoint_auth_methods_supported: list(&["Bearer"]),
             jwks_uri: url("/.well-known/jwks.json"),
             scopes_supported: Scope::ALL.iter().map(|s| s.name().to_owned()).collect(),
             response_types_supported: list(&["none"]),
-            grant_types_supported: list(&["password"]),
+            grant_types_supported: if refresh_tokens {
+                list(&["password", "refresh_token"])
+            } else {
+                list(&["password"])
+            },
             token_endpoint_auth_methods_supported: list(&["none"]),
             service_documentation: url("/docs"),
             issuer,
@@ -140,7 +151,7 @@ impl AuthorizationServerMetadata {
 
 impl Example for AuthorizationServerMetadata {
     fn example() -> Self {
-        Self::new("https://auth.example.com".to_owned())
+        Self::new("https://auth.example.com".to_owned(), true)
     }
 }
 
@@ -209,8 +220,9 @@ impl WellKnownApi {
                 state.root_path
             ),
         };
+        let refresh_tokens = state.accounts.issues_refresh_tokens();
         Ok(MetadataResponse::Ok(Json(
-            AuthorizationServerMetadata::new(issuer),
+            AuthorizationServerMetadata::new(issuer, refresh_tokens),
         )))
     }
 }

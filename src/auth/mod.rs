@@ -3,5 +3,6 @@
 
 pub mod keys;
 pub mod password;
+pub mod refresh_token;
 pub mod throttle;
 pub mod token;

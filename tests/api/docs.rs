@@ -70,7 +70,9 @@ async fn document_declares_the_tutorial_contract() {
             "/token",
             "post",
             "login_for_access_token_token_post",
-            vec!["200", "401", "408", "413", "422", "429", "503", "500"],
+            vec![
+                "200", "400", "401", "408", "413", "422", "429", "503", "500",
+            ],
         ),
         (
             "/users/me/",
@@ -111,6 +113,14 @@ async fn document_declares_the_tutorial_contract() {
     assert_eq!(
         example("/users/me/", "get", "400"),
         json!({"detail": "Inactive user"})
+    );
+    assert_eq!(
+        example("/token", "post", "400"),
+        json!({"error": "invalid_grant", "error_description": "The refresh token is invalid, expired or revoked"})
+    );
+    assert_eq!(
+        op("/token", "post")["responses"]["400"]["content"]["application/json"]["schema"],
+        json!({"$ref": "#/components/schemas/OAuthError"})
     );
     assert_eq!(
         example("/token", "post", "429"),

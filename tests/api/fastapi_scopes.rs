@@ -19,6 +19,9 @@
 //!   gatehouse's two further scopes `admin` and `introspect`; the parts of the snapshot
 //!   that are the chapter's (scopes, their descriptions, each operation's `security`,
 //!   operationIds, the form's `scope`) are asserted as FastAPI's.
+//! - Not asserted by the test, but a difference from the chapter's app: `GET /status/`
+//!   answers a disabled user 400 "Inactive user" (SPEC §1: every protected endpoint does),
+//!   where the chapter's `read_system_status` depends on `get_current_user` and answers 200.
 //! - `test_verify_password`, `test_get_password_hash` and `test_create_access_token` call
 //!   the tutorial module's functions; their counterparts are gatehouse's unit tests
 //!   (`auth::password`, `auth::token`), and over HTTP: the seed hash of "secret" logs in.

@@ -109,7 +109,7 @@ async fn an_active_token_is_described_and_any_other_is_only_inactive() {
         body,
         json!({"active": true, "scope": "me items", "username": "johndoe",
                "token_type": "bearer", "exp": claims["exp"], "iat": claims["iat"],
-               "sub": "johndoe"})
+               "sub": "johndoe", "sid": claims["sid"]})
     );
     for other in ["garbage", "a.b.c", &format!("{token}x")] {
         assert_eq!(
@@ -201,6 +201,35 @@ async fn revocations_show_at_once() {
 }
 
 #[tokio::test]
+async fn a_revoked_session_is_inactive_at_once_whichever_token_revoked_it() {
+    let app = spawn_app().await;
+    let caller = introspector(&app).await;
+    for revoked in ["access_token", "refresh_token"] {
+        let login = app.login_with_scope("johndoe", "secret", "me").await;
+        let access = login["access_token"].as_str().unwrap();
+        let body = introspect(&app, Some(&caller), &[("token", access)])
+            .await
+            .1;
+        assert_eq!(body["active"], true);
+        let resp = app
+            .post_form("/revoke", &[("token", login[revoked].as_str().unwrap())])
+            .await;
+        assert_eq!(resp.status(), 200);
+        assert_eq!(
+            introspect(&app, Some(&caller), &[("token", access)]).await,
+            inactive(),
+            "after revoking the {revoked}"
+        );
+        // A refresh token is not something other services introspect.
+        let refresh = login["refresh_token"].as_str().unwrap();
+        assert_eq!(
+            introspect(&app, Some(&caller), &[("token", refresh)]).await,
+            inactive()
+        );
+    }
+}
+
+#[tokio::test]
 async fn eddsa_tokens_are_introspected_too() {
     let app = spawn_app_with(|s| {
         s.jwt_algorithm = JwtAlgorithm::EdDsa;
@@ -219,7 +248,7 @@ async fn eddsa_tokens_are_introspected_too() {
 }
 
 #[tokio::test]
-async fn two_postgres_replicas_see_a_revocation_made_elsewhere_at_once() {
+async fn two_postgres_replicas_see_a_revocation_made_through_either_or_the_cli_at_once() {
     let db = TestDb::postgres().await;
     let a = ServingBinary::start(&db.url, &["serve", "--demo"], &[]).await;
     let b = ServingBinary::start(&db.url, &["serve", "--demo"], &[]).await;
@@ -257,6 +286,19 @@ async fn two_postgres_replicas_see_a_revocation_made_elsewhere_at_once() {
             body["active"].as_bool().unwrap()
         }
     };
+    // POST /revoke on replica a.
+    let token = login(&a, "johndoe", "secret").await;
+    assert!(active_on(&a, &token).await && active_on(&b, &token).await);
+    let resp = client
+        .post(a.at("/revoke"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(!active_on(&a, &token).await, "revoke: replica a");
+    assert!(!active_on(&b, &token).await, "revoke: replica b");
+    // The CLI, as an operator runs it next to the replicas.
     for command in ["revoke", "disable"] {
         let token = login(&a, "johndoe", "secret").await;
         assert!(active_on(&a, &token).await && active_on(&b, &token).await);

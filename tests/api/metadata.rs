@@ -11,12 +11,14 @@ fn metadata_at(issuer: &str) -> Value {
     json!({
         "issuer": issuer,
         "token_endpoint": format!("{issuer}/token"),
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "revocation_endpoint_auth_methods_supported": ["none"],
         "introspection_endpoint": format!("{issuer}/introspect"),
         "introspection_endpoint_auth_methods_supported": ["Bearer"],
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "scopes_supported": ["me", "items", "admin", "introspect"],
         "response_types_supported": ["none"],
-        "grant_types_supported": ["password"],
+        "grant_types_supported": ["password", "refresh_token"],
         "token_endpoint_auth_methods_supported": ["none"],
         "service_documentation": format!("{issuer}/docs"),
     })
@@ -99,4 +101,12 @@ async fn a_host_header_that_is_not_a_host_gives_way_to_the_listening_address() {
         .await;
     let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
     assert_eq!(body, metadata_at(&app.address));
+}
+
+#[tokio::test]
+async fn without_refresh_tokens_the_only_grant_is_password() {
+    let app = spawn_app_with(|s| s.refresh_token_expire_days = 0).await;
+    let mut expected = metadata_at(&app.address);
+    expected["grant_types_supported"] = json!(["password"]);
+    assert_eq!(metadata(&app, &[]).await, expected);
 }

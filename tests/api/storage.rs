@@ -28,8 +28,10 @@ async fn migrations_go_up_and_down(db: &db::Db) {
         [
             "known_clients",
             "login_failures",
+            "refresh_tokens",
             "seaql_migrations",
             "server_secrets",
+            "sessions",
             "signing_keys",
             "users"
         ]
@@ -42,8 +44,10 @@ async fn migrations_go_up_and_down(db: &db::Db) {
         [
             "known_clients",
             "login_failures",
+            "refresh_tokens",
             "seaql_migrations",
             "server_secrets",
+            "sessions",
             "signing_keys",
             "users"
         ]

@@ -44,6 +44,7 @@ fn login_form(username: &str, password: &str) -> types::BodyLoginForAccessTokenT
         username: username.parse().expect("valid username"),
         password: password.parse().expect("valid password"),
         grant_type: Some("password".parse().expect("valid grant_type")),
+        refresh_token: None,
         scope: String::new(),
         client_id: None,
         client_secret: None,
