@@ -156,6 +156,30 @@ async fn eddsa_tokens_name_the_published_key_that_verifies_them() {
 }
 
 #[tokio::test]
+async fn the_readme_resource_server_verifies_a_token_with_only_the_jwks_url() {
+    let app = spawn_eddsa_app().await;
+    let login = app.login_with_scope("johndoe", "secret", "me items").await;
+    let token = login["access_token"].as_str().unwrap();
+    let jwks_url = app.url("/.well-known/jwks.json");
+    let claims = crate::jwks_snippet::verify(&jwks_url, token).await.unwrap();
+    assert_eq!(
+        (claims.sub.as_str(), claims.scope.as_str()),
+        ("johndoe", "me items")
+    );
+    assert_eq!(claims.exp, segment(token, 1)["exp"].as_u64().unwrap());
+    // And it refuses what gatehouse refuses: another key under the published kid.
+    let (kid, _) = stored_pem(&app).await;
+    let forged = sign_eddsa(
+        &json!({"alg": "EdDSA", "typ": "JWT", "kid": kid}),
+        &johndoe_claims(&app).await,
+        &Ed25519Key::generate().to_pem(),
+    );
+    assert!(crate::jwks_snippet::verify(&jwks_url, &forged)
+        .await
+        .is_err());
+}
+
+#[tokio::test]
 async fn eddsa_key_is_generated_once_and_shared_by_restarts() {
     let test_db = TestDb::new().await;
     let mut settings = test_db.settings();

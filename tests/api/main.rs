@@ -14,6 +14,7 @@ mod hardening;
 mod helpers;
 mod introspect;
 mod jwks;
+mod jwks_snippet;
 mod limits;
 mod login;
 mod metadata;

@@ -139,6 +139,13 @@ async fn a_rotated_key_is_published_at_once_signs_after_the_max_age_and_old_toke
     assert_eq!(listed_state(&db, &new_kid), "active");
     // The slow replica has not reloaded on its timer yet: the unknown kid makes it reload.
     assert_eq!(me_status(&client, &slow, &new_token).await, 200);
+    // A resource server with only the JWKS URL verifies both, old and new.
+    for token in [&old_token, &new_token] {
+        let claims = crate::jwks_snippet::verify(&fast.at("/.well-known/jwks.json"), token)
+            .await
+            .unwrap();
+        assert_eq!(claims.sub, "johndoe");
+    }
     // Old tokens keep working on both, and the retired key stays published.
     for server in [&fast, &slow] {
         assert_eq!(me_status(&client, server, &old_token).await, 200);

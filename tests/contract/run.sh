@@ -162,6 +162,16 @@ oauth_clients_run_the_token_lifecycle() {
   GATEHOUSE_URL=$url "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$here/oauth"
 }
 
+# A resource server with only the JWKS URL (PyJWT's PyJWKClient), before and after
+# `gatehouse keys rotate`; Authlib validates the RFC 8414 metadata
+# (tests/contract/resource_server/).
+resource_server_verifies_with_the_jwks() {
+  GATEHOUSE_URL=$url GATEHOUSE_BIN=$bin \
+    DATABASE_URL="sqlite://$work/db/eddsa/gatehouse.db?mode=rwc" \
+    PYTHONPATH=$here/resource_server \
+    "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$here/resource_server"
+}
+
 typescript_client_logs_in() {
   local out=$work/typescript
   rm -rf "$out" && mkdir -p "$out"
@@ -205,6 +215,10 @@ check "OAuth client libraries (Authlib, requests-oauthlib) log in, refresh and r
   oauth_clients_run_the_token_lifecycle
 check "Swagger UI authorizes and tries /users/me/" \
   swagger_ui_logs_in swagger-ui
+
+start_service eddsa JWT_ALGORITHM=EdDSA JWKS_MAX_AGE_SECS=2
+check "a resource server verifies tokens with only the JWKS URL, across keys rotate" \
+  resource_server_verifies_with_the_jwks
 
 start_service behind-proxy ROOT_PATH=/auth
 start_proxy /auth "$url"

@@ -9,6 +9,8 @@ const SNIPPETS: &[&str] = &[
     "tests/client-rust/tests/snippet/mod.rs",
     "tests/contract/python/snippet.py",
     "tests/contract/typescript/snippet.ts",
+    "tests/contract/resource_server/verify_with_jwks.py",
+    "tests/api/jwks_snippet.rs",
 ];
 
 /// The fenced block after each `<!-- snippet: PATH -->` line, as (PATH, block text).
@@ -49,7 +51,7 @@ fn readme_client_snippets_are_the_files_the_tests_run() {
     let shown: Vec<&str> = snippets.iter().map(|(path, _)| path.as_str()).collect();
     assert_eq!(
         shown, SNIPPETS,
-        "README shows one snippet per client, in this order"
+        "README shows one snippet per client and per resource server, in this order"
     );
     for (path, block) in &snippets {
         let file = fs::read_to_string(Path::new(ROOT).join(path)).expect("snippet file");
