@@ -14,7 +14,7 @@ use poem_openapi::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    form::{parse_fields, read_body},
+    form::{field, parse_fields, read_body},
     security::{OAuth2PasswordBearer, Scope},
     AppState,
 };
@@ -78,13 +78,7 @@ impl<'a> ApiExtractor<'a> for IntrospectForm {
     ) -> poem::Result<Self> {
         let bytes = read_body(req, body).await?;
         let fields = parse_fields(req.content_type().unwrap_or_default(), bytes).await;
-        // As the login form: the last of repeated fields wins, empty counts as missing.
-        let token = fields
-            .iter()
-            .rev()
-            .find(|(name, _)| name == "token")
-            .map(|(_, value)| value.as_str())
-            .filter(|value| !value.is_empty())
+        let token = field(&fields, "token")
             .ok_or_else(|| Error::Validation(vec![ValidationError::missing("token")]))?;
         Ok(Self {
             token: SecretString::from(token),

@@ -360,17 +360,28 @@ impl TestApp {
 
 /// A token with exactly this header and claims, signed with HS256 and `secret`.
 pub fn forge(header: &Value, claims: &Value, secret: &str) -> String {
+    forge_with(
+        header,
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+        Algorithm::HS256,
+    )
+}
+
+/// A token with exactly this header and claims, signed by `algorithm` with `key`
+/// (whatever the header says).
+pub fn forge_with(
+    header: &Value,
+    claims: &Value,
+    key: &EncodingKey,
+    algorithm: Algorithm,
+) -> String {
     let message = format!(
         "{}.{}",
         URL_SAFE_NO_PAD.encode(header.to_string()),
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
-    let signature = jsonwebtoken::crypto::sign(
-        message.as_bytes(),
-        &EncodingKey::from_secret(secret.as_bytes()),
-        Algorithm::HS256,
-    )
-    .expect("sign");
+    let signature = jsonwebtoken::crypto::sign(message.as_bytes(), key, algorithm).expect("sign");
     format!("{message}.{signature}")
 }
 

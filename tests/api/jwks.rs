@@ -13,7 +13,7 @@ use jsonwebtoken::{jwk::JwkSet, Algorithm, DecodingKey, EncodingKey, Validation}
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    forge, now, parts, segment, spawn_app, spawn_app_with, start, TestApp, TestDb,
+    forge, forge_with, now, parts, segment, spawn_app, spawn_app_with, start, TestApp, TestDb,
 };
 
 /// RFC 8410 §10.3's example key; its public key is RFC 8410 §10.1's.
@@ -43,18 +43,12 @@ fn pem_der(pem: &str) -> Vec<u8> {
 
 /// A token with exactly this header and claims, signed with Ed25519 key `pem`.
 pub fn sign_eddsa(header: &Value, claims: &Value, pem: &str) -> String {
-    let message = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
-    let signature = jsonwebtoken::crypto::sign(
-        message.as_bytes(),
+    forge_with(
+        header,
+        claims,
         &EncodingKey::from_ed_der(&pem_der(pem)),
         Algorithm::EdDSA,
     )
-    .unwrap();
-    format!("{message}.{signature}")
 }
 
 /// The private key the app signs with now (the only stored one).
@@ -256,18 +250,9 @@ async fn hs256_with_the_public_key_as_secret_is_refused_in_every_form() {
         spki,
     ];
     for secret in secrets {
-        let message = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(johndoe_claims(&app).await.to_string())
-        );
-        let signature = jsonwebtoken::crypto::sign(
-            message.as_bytes(),
-            &EncodingKey::from_secret(&secret),
-            Algorithm::HS256,
-        )
-        .unwrap();
-        let token = format!("{message}.{signature}");
+        let claims = johndoe_claims(&app).await;
+        let key = EncodingKey::from_secret(&secret);
+        let token = forge_with(&header, &claims, &key, Algorithm::HS256);
         assert_eq!(me_status(&app, &token).await, invalid_token());
     }
 }
