@@ -108,18 +108,10 @@ impl<'a> ApiExtractor<'a> for TokenRequestForm {
     }
 
     fn request_meta() -> Option<MetaRequest> {
-        let media = |content_type| MetaMediaType {
-            content_type,
-            schema: <LoginFormSchema as poem_openapi::types::Type>::schema_ref(),
-        };
-        Some(MetaRequest {
-            description: None,
-            content: vec![
-                media("application/x-www-form-urlencoded"),
-                media("multipart/form-data"),
-            ],
-            required: true,
-        })
+        Some(form_request::<LoginFormSchema>(&[
+            "application/x-www-form-urlencoded",
+            "multipart/form-data",
+        ]))
     }
 
     async fn from_request(
@@ -163,6 +155,23 @@ impl TokenRequestForm {
             refresh_token: SecretString::from(refresh_token),
             scopes: scopes(fields),
         }))
+    }
+}
+
+/// A required form body of schema `T` in each of `content_types`, for the document.
+pub(super) fn form_request<T: poem_openapi::types::Type>(
+    content_types: &[&'static str],
+) -> MetaRequest {
+    MetaRequest {
+        description: None,
+        content: content_types
+            .iter()
+            .map(|content_type| MetaMediaType {
+                content_type,
+                schema: T::schema_ref(),
+            })
+            .collect(),
+        required: true,
     }
 }
 
