@@ -253,7 +253,8 @@ fn read_key_file(path: &std::path::Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Deletes ended failed-login windows now and then, so the table holds only live ones.
+/// Deletes ended failed-login windows and expired known clients now and then, so the
+/// tables hold only live rows.
 async fn purge_expired_login_failures(db: Db) {
     const EVERY: Duration = Duration::from_secs(600);
     // Longer than any window: a row this old has ended whatever its scope.
@@ -267,6 +268,11 @@ async fn purge_expired_login_failures(db: Db) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(rows = n, "purged ended failed-login windows"),
             Err(e) => tracing::warn!(error = %e, "could not purge failed-login windows"),
+        }
+        match db::known_client::purge_expired(&db, throttle::now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "purged expired known clients"),
+            Err(e) => tracing::warn!(error = %e, "could not purge known clients"),
         }
     }
 }

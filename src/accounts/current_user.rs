@@ -8,8 +8,9 @@ use crate::{
 
 impl Accounts {
     /// The active user `token` was issued to: the token must validate, name an existing
-    /// user and carry that user's current `token_version` (a password change, a disable or
-    /// a revoke bumps it). A disabled user is [`AccountsError::InactiveUser`], as in the
+    /// user, carry that user's id (`uid`: a user deleted and re-created under the same name
+    /// is another user) and that user's current `token_version` (a password change, a
+    /// disable or a revoke bumps it). A disabled user is [`AccountsError::InactiveUser`], as in the
     /// tutorial. The token must also carry every `required` scope, and the user still hold
     /// it ([`AccountsError::InsufficientScope`]), checked before the disable as FastAPI does.
     pub async fn current_user(
@@ -27,7 +28,9 @@ impl Accounts {
         let user = db::find_user(&self.db, &claims.sub)
             .await?
             .ok_or(AccountsError::InvalidToken)?;
-        if user.token_version != claims.ver {
+        // Ids are never reused (AUTOINCREMENT on SQLite, a sequence on PostgreSQL). Tokens
+        // without `uid` predate it and are refused: they expire within the token lifetime.
+        if claims.uid != Some(user.id) || user.token_version != claims.ver {
             return Err(AccountsError::InvalidToken);
         }
         if !self

@@ -8,14 +8,9 @@ use super::{Accounts, AccountsError, Scopes};
 use crate::{
     auth::{
         password::{HashSlot, Verification, DUMMY_HASH},
-        throttle::{self, FailureWindow},
         token::unix_now,
     },
-    db::{
-        self,
-        login_failure::{self, Scope},
-        user,
-    },
+    db::{self, user},
 };
 
 /// A successful login: the user and the access token issued to them.
@@ -34,8 +29,10 @@ impl Accounts {
     /// the client address (`client`; `None` for a transport without one) has failed too
     /// often. The token gets the `requested` scopes the user holds (see `granted_scopes`).
     ///
-    /// The limit is checked before any hash is computed, and answers the same whether the
-    /// username exists or not, so it neither costs CPU nor tells which accounts exist.
+    /// The attempt is counted as a failure before any hash is computed (and given back if
+    /// it succeeds), and the limits answer the same whether the username exists or not, so
+    /// a burst gets no more password checks than the limit, and no hint which accounts
+    /// exist. See `attempt.rs` for which windows an attempt counts against.
     pub async fn login(
         &self,
         client: Option<IpAddr>,
@@ -43,56 +40,36 @@ impl Accounts {
         password: SecretString,
         requested: &[String],
     ) -> Result<Login, AccountsError> {
-        // First, before any database work: a saturated pool must refuse cheaply.
-        let slot = self.hasher.try_reserve()?;
-        let limits = &self.limits;
-        let account = account_key(username);
         // Only a non-TCP transport has no peer address; they all count as one client.
         let address = client.map_or_else(|| "unknown".to_owned(), address_key);
-        let now = throttle::now();
-        let (account_window, address_window) =
-            login_failure::windows(&self.db, &account, &address).await?;
-        let window = |w: Option<login_failure::Window>| {
-            w.map(|w| FailureWindow {
-                started_at: w.started_at,
-                failures: w.failures,
-            })
-        };
-        let account_seen = account_window.is_some();
-        let retry_after = limits
-            .per_account
-            .retry_after(window(account_window), now)
-            .max(limits.per_address.retry_after(window(address_window), now));
-        if let Some(retry_after) = retry_after {
-            tracing::info!(user = %username, address = %address, "login refused: too many failures");
-            return Err(AccountsError::TooManyAttempts { retry_after });
-        }
-        let user = match self.check_password(slot, username, password).await {
-            Err(AccountsError::IncorrectCredentials) => {
-                let now = throttle::now();
-                for (scope, subject, limit) in [
-                    (Scope::Account, &account, limits.per_account),
-                    (Scope::Address, &address, limits.per_address),
-                ] {
-                    login_failure::record_failure(
-                        &self.db,
-                        scope,
-                        subject,
-                        now,
-                        limit.open_since(now),
-                    )
-                    .await?;
-                }
-                return Err(AccountsError::IncorrectCredentials);
+        // First, before any database work: a saturated pool must refuse cheaply. Each
+        // address gets a fair share of it.
+        let slot = self.hasher.try_reserve(&address)?;
+        let account = account_key(username);
+        let attempt = match self.reserve_attempt(&account, &address).await {
+            Err(AccountsError::TooManyAttempts { retry_after }) => {
+                tracing::info!(user = %username, address = %address, "login refused: too many failures");
+                return Err(AccountsError::TooManyAttempts { retry_after });
             }
             other => other?,
         };
-        if account_seen {
-            login_failure::clear(&self.db, Scope::Account, &account).await?;
-        }
+        let user = match self.check_password(slot, username, password).await {
+            Ok(user) => user,
+            Err(AccountsError::IncorrectCredentials) => {
+                // Counted already, before the hash, unless the database could not then.
+                self.attempt_failed(attempt).await?;
+                return Err(AccountsError::IncorrectCredentials);
+            }
+            Err(e) => {
+                self.attempt_abandoned(attempt).await;
+                return Err(e);
+            }
+        };
+        self.attempt_succeeded(attempt, user.id).await?;
         let scope = self.granted_scopes(&user, requested);
         let access_token = self.tokens.issue_access_token(
             &user.username,
+            user.id,
             user.token_version,
             &scope.to_string(),
             unix_now(),

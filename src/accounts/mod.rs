@@ -3,6 +3,7 @@
 //!
 //! `api` maps [`AccountsError`] onto its HTTP `Error`; `cli` prints it.
 
+mod attempt;
 mod current_user;
 mod login;
 pub mod manage;

@@ -2,10 +2,8 @@
 //! run on a small dedicated thread pool so the async workers never do it.
 
 use std::{
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        mpsc, Arc, Mutex, TryLockError,
-    },
+    collections::HashMap,
+    sync::{mpsc, Arc, Mutex, PoisonError, TryLockError},
     thread,
     time::{Duration, Instant},
 };
@@ -84,12 +82,19 @@ impl Scratch {
 #[derive(Clone)]
 pub struct PasswordHasher {
     jobs: mpsc::SyncSender<Job>,
-    /// Logins holding a [`HashSlot`]: running or waiting for a thread.
-    admitted: Arc<AtomicUsize>,
+    /// Who holds the [`HashSlot`]s: logins running or waiting for a thread.
+    admitted: Arc<Mutex<Admitted>>,
     /// Threads plus queue: how many slots there are.
     capacity: usize,
     /// [`MAX_QUEUE_WAIT`], shorter in tests.
     max_wait: Duration,
+}
+
+/// The slots taken, in all and per client.
+#[derive(Default)]
+struct Admitted {
+    total: usize,
+    by_client: HashMap<String, usize>,
 }
 
 /// A login's place in the hashing pool, taken before any of its other work (database
@@ -97,11 +102,19 @@ pub struct PasswordHasher {
 /// flood the refusals must not eat the CPU the running hashes need. Given back on drop.
 pub struct HashSlot {
     hasher: PasswordHasher,
+    client: String,
 }
 
 impl Drop for HashSlot {
     fn drop(&mut self) {
-        self.hasher.admitted.fetch_sub(1, Ordering::AcqRel);
+        let mut admitted = self.hasher.admitted();
+        admitted.total -= 1;
+        if let Some(held) = admitted.by_client.get_mut(&self.client) {
+            *held -= 1;
+            if *held == 0 {
+                admitted.by_client.remove(&self.client);
+            }
+        }
     }
 }
 
@@ -160,7 +173,7 @@ impl PasswordHasher {
         }
         Ok(Self {
             jobs,
-            admitted: Arc::new(AtomicUsize::new(0)),
+            admitted: Arc::default(),
             capacity: workers + queue,
             max_wait: MAX_QUEUE_WAIT,
         })
@@ -172,17 +185,39 @@ impl PasswordHasher {
         thread::available_parallelism().map_or(1, |n| n.get())
     }
 
-    /// A place in the pool for one verify, or [`HashError::Busy`] when every thread is
-    /// running and the queue is full.
-    pub fn try_reserve(&self) -> Result<HashSlot, HashError> {
-        self.admitted
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.capacity).then_some(n + 1)
-            })
-            .map_err(|_| HashError::Busy)?;
+    /// A place in the pool for one verify by `client` (any key naming who asks, such as
+    /// an address), or [`HashError::Busy`] when every thread is running and the queue is
+    /// full, or when `client` holds its share of a pool that is at least half full.
+    ///
+    /// The share, a quarter of the slots, keeps the pool fair: one client alone may use
+    /// half of it (all of its CPU: far more slots than threads), but once it is that busy
+    /// a client holding its share waits for its own logins to finish, and the other half
+    /// stays free for everyone else.
+    pub fn try_reserve(&self, client: &str) -> Result<HashSlot, HashError> {
+        let mut admitted = self.admitted();
+        if admitted.total >= self.capacity {
+            return Err(HashError::Busy);
+        }
+        let held = admitted.by_client.get(client).copied().unwrap_or(0);
+        if held >= self.share() && admitted.total >= self.capacity / 2 {
+            return Err(HashError::Busy);
+        }
+        admitted.total += 1;
+        *admitted.by_client.entry(client.to_owned()).or_insert(0) += 1;
         Ok(HashSlot {
             hasher: self.clone(),
+            client: client.to_owned(),
         })
+    }
+
+    /// Slots one client may hold once the pool is half full.
+    fn share(&self) -> usize {
+        (self.capacity / 4).max(1)
+    }
+
+    fn admitted(&self) -> std::sync::MutexGuard<'_, Admitted> {
+        // The counts stay consistent whatever panicked while holding the lock.
+        self.admitted.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A new argon2id hash of `password` with the current parameters, off the async runtime.
@@ -474,11 +509,30 @@ mod tests {
     #[test]
     fn slots_are_threads_plus_queue_and_come_back_when_dropped() {
         let hasher = PasswordHasher::new(1, 1).unwrap();
-        let first = hasher.try_reserve().unwrap();
-        let _second = hasher.try_reserve().unwrap();
-        assert!(matches!(hasher.try_reserve(), Err(HashError::Busy)));
+        let first = hasher.try_reserve("a").unwrap();
+        let _second = hasher.try_reserve("b").unwrap();
+        assert!(matches!(hasher.try_reserve("c"), Err(HashError::Busy)));
         drop(first);
-        assert!(hasher.try_reserve().is_ok());
+        assert!(hasher.try_reserve("c").is_ok());
+    }
+
+    #[test]
+    fn one_client_gets_half_the_pool_and_then_only_its_share() {
+        // 8 slots: alone, a client may fill half (4); past half, each client only its
+        // share (2), so the rest stays open to others.
+        let hasher = PasswordHasher::new(2, 6).unwrap();
+        let hog: Vec<_> = (0..4).map(|_| hasher.try_reserve("hog").unwrap()).collect();
+        assert!(matches!(hasher.try_reserve("hog"), Err(HashError::Busy)));
+        let others: Vec<_> = ["a", "a", "b", "c"]
+            .iter()
+            .map(|c| hasher.try_reserve(c).unwrap())
+            .collect();
+        assert!(matches!(hasher.try_reserve("d"), Err(HashError::Busy)));
+        drop(others);
+        drop(hog);
+        // Everything came back, per client too.
+        let again: Vec<_> = (0..4).map(|_| hasher.try_reserve("hog").unwrap()).collect();
+        assert_eq!(again.len(), 4);
     }
 
     #[tokio::test]

@@ -9,6 +9,10 @@ pub fn now() -> i64 {
     i64::try_from(super::token::unix_now()).unwrap_or(i64::MAX)
 }
 
+/// How long a client address stays known for a user after a successful login from it:
+/// logins from it are then not subject to the account's shared lockout (30 days).
+pub const KNOWN_CLIENT_SECS: i64 = 30 * 86_400;
+
 /// At most `max_failures` failed logins per `window_secs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
@@ -26,8 +30,10 @@ pub struct FailureWindow {
 /// What `/token` enforces before it spends a password hash.
 ///
 /// Per account: at most 100 failures an hour by default (OWASP ASVS v4 2.2.1), so an
-/// online guesser gets a handful of tries a minute wherever it comes from. Per address: a
-/// short burst limit (20 a minute), so one client cannot spray many accounts.
+/// online guesser gets a handful of tries a minute wherever it comes from; counted apart
+/// for each address the user has logged in from before, so that guessing elsewhere does
+/// not lock the owner out. Per address: a short burst limit (20 a minute), so one client
+/// cannot spray many accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginLimits {
     pub per_account: Limit,

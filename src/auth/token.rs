@@ -106,6 +106,8 @@ pub struct TokenSettings {
 #[derive(Serialize)]
 struct IssuedClaims<'a> {
     sub: &'a str,
+    /// The user's row id: never reused, unlike a username that may be deleted and re-created.
+    uid: i32,
     exp: u64,
     iat: u64,
     /// The user's `token_version` at issue time; a bump revokes the token.
@@ -122,6 +124,8 @@ struct IssuedClaims<'a> {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct Claims {
     pub sub: String,
+    /// Absent in tokens issued before it was introduced; such tokens are refused.
+    pub uid: Option<i32>,
     pub ver: i64,
     pub iat: Option<u64>,
     /// Space-separated scopes; absent in tokens issued before gatehouse had scopes.
@@ -193,17 +197,19 @@ impl TokenAuthority {
         self.settings.lifetime.as_secs()
     }
 
-    /// A signed access token for `username` at `token_version` with the space-separated
-    /// `scope`, issued at `now` (Unix seconds).
+    /// A signed access token for `username` (user id `uid`) at `token_version` with the
+    /// space-separated `scope`, issued at `now` (Unix seconds).
     pub fn issue_access_token(
         &self,
         username: &str,
+        uid: i32,
         token_version: i64,
         scope: &str,
         now: u64,
     ) -> Result<String, TokenError> {
         let claims = IssuedClaims {
             sub: username,
+            uid,
             exp: now + self.lifetime_secs(),
             iat: now,
             ver: token_version,
@@ -317,13 +323,16 @@ mod tests {
     fn issued_token_has_pyjwt_header_and_round_trips() {
         let auth = authority();
         let now = unix_now();
-        let token = auth.issue_access_token("johndoe", 3, "me", now).unwrap();
+        let token = auth
+            .issue_access_token("johndoe", 12, 3, "me", now)
+            .unwrap();
         assert!(token.starts_with("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."));
         let claims = auth.validate_access_token(&token, now).unwrap();
         assert_eq!(
             claims,
             Claims {
                 sub: "johndoe".into(),
+                uid: Some(12),
                 ver: 3,
                 iat: Some(now),
                 scope: Some("me".into()),

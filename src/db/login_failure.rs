@@ -1,10 +1,10 @@
 //! The `login_failures` table and its queries: failed-login counts in fixed windows,
-//! per account and per client address, shared by every replica on the database.
+//! per account, per client address and per account on a known client, shared by every
+//! replica on the database.
 
 use sea_orm::{
     entity::prelude::*,
-    sea_query::{Expr, OnConflict},
-    ActiveValue::Set,
+    sea_query::{Expr, OnConflict, Query},
     Condition,
 };
 
@@ -29,6 +29,8 @@ impl ActiveModelBehavior for ActiveModel {}
 pub enum Scope {
     Account,
     Address,
+    /// One account on one known client address (subject `"<address> <account>"`).
+    KnownClient,
 }
 
 impl Scope {
@@ -36,6 +38,7 @@ impl Scope {
         match self {
             Scope::Account => "account",
             Scope::Address => "address",
+            Scope::KnownClient => "known",
         }
     }
 }
@@ -87,22 +90,21 @@ pub async fn windows(
     Ok(found)
 }
 
-/// Counts one failure of `subject` at `now`; a window that opened before `open_since`
-/// has ended, and the failure opens a new one. One statement, so concurrent failures on
-/// any replica are all counted.
-pub async fn record_failure(
-    db: &DatabaseConnection,
+/// Counts one failed login of `subject` at `now` in advance, unless its window, still
+/// open (it opened after `open_since`), already holds `max_failures`: the start of the
+/// window it was counted in, or `None` when the limit is reached. A window that opened
+/// before `open_since` has ended, and the attempt opens a new one.
+///
+/// One conditional upsert, so that however many logins run at once, on however many
+/// replicas, no more than `max_failures` get through a window.
+pub async fn reserve(
+    db: &impl ConnectionTrait,
     scope: Scope,
     subject: &str,
     now: i64,
     open_since: i64,
-) -> Result<(), DbErr> {
-    let row = ActiveModel {
-        scope: Set(scope.as_str().to_owned()),
-        subject: Set(subject.to_owned()),
-        window_start: Set(now),
-        failures: Set(1),
-    };
+    max_failures: u32,
+) -> Result<Option<i64>, DbErr> {
     let still_open = Expr::col((Entity, Column::WindowStart)).gt(open_since);
     let on_conflict = OnConflict::columns([Column::Scope, Column::Subject])
         .value(
@@ -115,14 +117,70 @@ pub async fn record_failure(
         )
         .value(
             Column::WindowStart,
-            Expr::case(still_open, Expr::col((Entity, Column::WindowStart))).finally(now),
+            Expr::case(still_open.clone(), Expr::col((Entity, Column::WindowStart))).finally(now),
+        )
+        .action_and_where(
+            still_open
+                .not()
+                .or(Expr::col((Entity, Column::Failures)).lt(i64::from(max_failures))),
         )
         .to_owned();
-    Entity::insert(row)
+    let insert = Query::insert()
+        .into_table(Entity)
+        .columns([
+            Column::Scope,
+            Column::Subject,
+            Column::WindowStart,
+            Column::Failures,
+        ])
+        .values_panic([
+            scope.as_str().into(),
+            subject.into(),
+            now.into(),
+            1i64.into(),
+        ])
         .on_conflict(on_conflict)
-        .exec_without_returning(db)
+        .returning_col(Column::WindowStart)
+        .to_owned();
+    let row = db
+        .query_one(db.get_database_backend().build(&insert))
+        .await?;
+    row.map(|row| row.try_get::<i64>("", Column::WindowStart.as_str()))
+        .transpose()
+}
+
+/// Takes back one attempt [`reserve`]d in the window that started at `window_start` (a
+/// login that turned out not to be a failure). A window that has since been replaced is
+/// left alone.
+pub async fn release(
+    db: &DatabaseConnection,
+    scope: Scope,
+    subject: &str,
+    window_start: i64,
+) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::Failures, Expr::col(Column::Failures).sub(1))
+        .filter(Column::Scope.eq(scope.as_str()))
+        .filter(Column::Subject.eq(subject))
+        .filter(Column::WindowStart.eq(window_start))
+        .filter(Column::Failures.gt(0))
+        .exec(db)
         .await?;
     Ok(())
+}
+
+/// The current window of `subject`, if any.
+pub async fn window(
+    db: &DatabaseConnection,
+    scope: Scope,
+    subject: &str,
+) -> Result<Option<Window>, DbErr> {
+    Ok(
+        Entity::find_by_id((scope.as_str().to_owned(), subject.to_owned()))
+            .one(db)
+            .await?
+            .map(Window::from),
+    )
 }
 
 /// Forgets the failures of `subject` (an account that just logged in).

@@ -1,6 +1,7 @@
 //! Storage: the connection, the entities, and the few queries gatehouse needs.
 //! Knows nothing of HTTP or tokens.
 
+pub mod known_client;
 pub mod login_failure;
 pub mod server_secret;
 pub mod sqlite_file;

@@ -278,6 +278,23 @@ impl TestApp {
             .await
     }
 
+    /// `POST /token` as if from `client`, named in `X-Forwarded-For` (for an app that
+    /// trusts 127.0.0.0/8 as its proxy).
+    pub async fn login_from(
+        &self,
+        client: &str,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url("/token"))
+            .header("X-Forwarded-For", client)
+            .form(&[("username", username), ("password", password)])
+            .send()
+            .await
+            .expect("login request")
+    }
+
     /// `POST path` with `fields` as an urlencoded form.
     pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
         self.client

@@ -5,9 +5,11 @@
 mod admin;
 mod cli;
 mod docs;
+mod fair_share;
 mod fastapi_scopes;
 mod faults;
 mod flood;
+mod guessing;
 mod hardening;
 mod helpers;
 mod limits;
@@ -18,3 +20,4 @@ mod routing;
 mod scopes;
 mod storage;
 mod throttle;
+mod user_identity;

@@ -36,7 +36,7 @@ fn header() -> Value {
 }
 
 fn claims(sub: &str) -> Value {
-    json!({"sub": sub, "exp": now() + 600, "iat": now(), "ver": 0})
+    json!({"sub": sub, "uid": 1, "exp": now() + 600, "iat": now(), "ver": 0})
 }
 
 #[tokio::test]
@@ -350,7 +350,7 @@ async fn expiry_has_a_few_seconds_of_leeway_and_no_more() {
     let t = now();
     let just_expired = forge(
         &header(),
-        &json!({"sub": "johndoe", "exp": t - 1, "iat": t - 60, "ver": 0}),
+        &json!({"sub": "johndoe", "uid": 1, "exp": t - 1, "iat": t - 60, "ver": 0}),
         TEST_SECRET,
     );
     assert_eq!(

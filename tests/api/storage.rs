@@ -26,6 +26,7 @@ async fn migrations_go_up_and_down(db: &db::Db) {
     assert_eq!(
         table_names(db).await,
         [
+            "known_clients",
             "login_failures",
             "seaql_migrations",
             "server_secrets",
@@ -38,6 +39,7 @@ async fn migrations_go_up_and_down(db: &db::Db) {
     assert_eq!(
         table_names(db).await,
         [
+            "known_clients",
             "login_failures",
             "seaql_migrations",
             "server_secrets",
@@ -146,25 +148,33 @@ async fn postgres_serves_the_same_login() {
     .unwrap());
 }
 
-/// One failure window's lifecycle, on `db`: counted, shared, reopened, cleared, purged.
+/// One failure window's lifecycle, on `db`: reserved up to its limit, shared, reopened,
+/// given back, cleared, purged.
 async fn failure_windows_count_and_expire(db: &db::Db) {
-    use gatehouse::db::login_failure::{clear, purge_before, record_failure, windows, Scope};
+    use gatehouse::db::login_failure::{clear, purge_before, release, reserve, windows, Scope};
     Migrator::up(db, None).await.unwrap();
     for now in [1000, 1001, 1030] {
-        record_failure(db, Scope::Account, "johndoe", now, now - 60)
-            .await
-            .unwrap();
+        let reserved = reserve(db, Scope::Account, "johndoe", now, now - 60, 3).await;
+        assert_eq!(reserved.unwrap(), Some(1000));
     }
-    record_failure(db, Scope::Address, "10.0.0.1", 1030, 970)
+    // The limit is reached: refused, and not counted.
+    let refused = reserve(db, Scope::Account, "johndoe", 1031, 971, 3).await;
+    assert_eq!(refused.unwrap(), None);
+    reserve(db, Scope::Address, "10.0.0.1", 1030, 970, 3)
         .await
         .unwrap();
     let (account, address) = windows(db, "johndoe", "10.0.0.1").await.unwrap();
     assert_eq!(account.map(|w| (w.started_at, w.failures)), Some((1000, 3)));
     assert_eq!(address.map(|w| (w.started_at, w.failures)), Some((1030, 1)));
-    // A failure after the window has ended opens a new one.
-    record_failure(db, Scope::Account, "johndoe", 1061, 1001)
-        .await
-        .unwrap();
+    // Giving one back makes room for one more.
+    release(db, Scope::Account, "johndoe", 1000).await.unwrap();
+    let again = reserve(db, Scope::Account, "johndoe", 1032, 972, 3).await;
+    assert_eq!(again.unwrap(), Some(1000));
+    // An attempt after the window has ended opens a new one, even at the limit; a give-back
+    // for the old window leaves the new one alone.
+    let reopened = reserve(db, Scope::Account, "johndoe", 1061, 1001, 3).await;
+    assert_eq!(reopened.unwrap(), Some(1061));
+    release(db, Scope::Account, "johndoe", 1000).await.unwrap();
     let (account, _) = windows(db, "johndoe", "10.0.0.1").await.unwrap();
     assert_eq!(account.map(|w| (w.started_at, w.failures)), Some((1061, 1)));
     clear(db, Scope::Account, "johndoe").await.unwrap();

@@ -110,13 +110,8 @@ async fn refused_logins_are_not_counted_as_failures() {
 
 /// A wrong login claiming to come from `forwarded_for`; its status.
 async fn wrong_login_via(app: &TestApp, forwarded_for: &str) -> u16 {
-    app.client
-        .post(app.url("/token"))
-        .header("X-Forwarded-For", forwarded_for)
-        .form(&[("username", "johndoe"), ("password", "wrong")])
-        .send()
+    app.login_from(forwarded_for, "johndoe", "wrong")
         .await
-        .unwrap()
         .status()
         .as_u16()
 }
