@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use crate::{
     api::{
         self,
+        assets::DocAssets,
         docs::Docs,
         routing::{RouteGuard, RouteTable, DOCS_PATH, OPENAPI_PATH, REDOC_PATH},
     },
@@ -257,7 +258,11 @@ pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Respon
         redoc_html,
     } = Docs::new(&service, root_path);
 
-    Route::new()
+    let mut route = Route::new();
+    for asset in DocAssets::get().all() {
+        route = route.at(&asset.path, asset.endpoint());
+    }
+    route
         .nest("/", service)
         .at(DOCS_PATH, make_sync(move |_| Html(swagger_ui_html.clone())))
         .at(REDOC_PATH, make_sync(move |_| Html(redoc_html.clone())))

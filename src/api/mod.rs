@@ -1,6 +1,7 @@
 //! The HTTP API: one poem-openapi service gives the routes, the bearer extraction, the
 //! OpenAPI document and the documentation pages.
 
+pub mod assets;
 pub mod auth;
 pub mod client_addr;
 pub mod docs;

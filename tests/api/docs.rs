@@ -216,3 +216,123 @@ fn external_reference_check_catches_an_off_site_link() {
         vec![r#"<link href="https://fonts.example/x.css" rel="stylesheet""#]
     );
 }
+
+/// The `src` or `href` of the page's tags that load from `prefix`.
+fn asset_links(html: &str, prefix: &str) -> Vec<String> {
+    ["src=\"", "href=\""]
+        .iter()
+        .flat_map(|attr| html.split(attr).skip(1))
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|link| link.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn docs_pages_are_small_and_their_assets_cached_for_good() {
+    let app = spawn_app().await;
+    let client = &app.client;
+    for (page, count, limit) in [("/docs", 2, 40_000), ("/redoc", 1, 40_000)] {
+        let html = app.get(page, None).await.text().await.unwrap();
+        assert!(html.len() < limit, "{page} is {} bytes", html.len());
+        let links = asset_links(&html, "/assets/");
+        assert_eq!(links.len(), count, "{page} links {links:?}");
+        for link in links {
+            let plain = client.get(app.url(&link)).send().await.unwrap();
+            assert_eq!(plain.status(), 200, "{link}");
+            let h = plain.headers().clone();
+            let expected_type = if link.ends_with(".css") {
+                "text/css; charset=utf-8"
+            } else {
+                "text/javascript; charset=utf-8"
+            };
+            assert_eq!(h["content-type"], expected_type, "{link}");
+            assert_eq!(
+                h["cache-control"], "public, max-age=31536000, immutable",
+                "{link}"
+            );
+            assert_eq!(h["vary"], "Accept-Encoding", "{link}");
+            assert!(h.get("content-encoding").is_none(), "{link}");
+            assert_eq!(h["x-content-type-options"], "nosniff", "{link}");
+            let content = plain.bytes().await.unwrap();
+            assert!(content.len() > 100_000, "{link}: {} bytes", content.len());
+
+            let gzipped = client
+                .get(app.url(&link))
+                .header("Accept-Encoding", "br;q=1.0, gzip;q=0.8")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(gzipped.status(), 200, "{link}");
+            let h = gzipped.headers().clone();
+            assert_eq!(h["content-encoding"], "gzip", "{link}");
+            assert_eq!(h["vary"], "Accept-Encoding", "{link}");
+            assert_eq!(h["content-type"], expected_type, "{link}");
+            let compressed = gzipped.bytes().await.unwrap();
+            assert!(
+                compressed.len() * 3 < content.len(),
+                "{link}: {} of {} bytes",
+                compressed.len(),
+                content.len()
+            );
+            let mut unzipped = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(&compressed[..]),
+                &mut unzipped,
+            )
+            .unwrap();
+            assert!(unzipped == content, "{link}: gzip decodes to the asset");
+
+            let refused = client
+                .get(app.url(&link))
+                .header("Accept-Encoding", "gzip;q=0")
+                .send()
+                .await
+                .unwrap();
+            assert!(refused.headers().get("content-encoding").is_none());
+        }
+    }
+}
+
+#[tokio::test]
+async fn behind_a_proxy_the_pages_load_their_assets_under_the_root_path() {
+    let app = spawn_app_with(|s| s.root_path = "/auth".into()).await;
+    for page in ["/docs", "/redoc"] {
+        let html = app.get(page, None).await.text().await.unwrap();
+        let links = asset_links(&html, "/");
+        assert!(!links.is_empty(), "{page}");
+        for link in links {
+            let served = link.strip_prefix("/auth/assets/").expect("prefixed link");
+            // The proxy strips the prefix: the service answers the path without it.
+            let resp = app.get(&format!("/assets/{served}"), None).await;
+            assert_eq!(resp.status(), 200, "{link}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn asset_paths_follow_the_route_guard() {
+    let app = spawn_app().await;
+    let html = app.get("/docs", None).await.text().await.unwrap();
+    let css = asset_links(&html, "/assets/")
+        .into_iter()
+        .find(|l| l.ends_with(".css"))
+        .unwrap();
+
+    let stale = app
+        .get("/assets/swagger-ui.0000000000000000.css", None)
+        .await;
+    assert_eq!(stale.status(), 404);
+    assert_eq!(
+        stale.json::<Value>().await.unwrap(),
+        json!({"detail": "Not Found"})
+    );
+
+    let post = app.client.post(app.url(&css)).send().await.unwrap();
+    assert_eq!(post.status(), 405);
+    assert_eq!(post.headers()["allow"], "GET, HEAD");
+    assert_eq!(
+        post.json::<Value>().await.unwrap(),
+        json!({"detail": "Method Not Allowed"})
+    );
+}
