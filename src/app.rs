@@ -30,6 +30,7 @@ use crate::{
     config::{ServeArgs, Settings},
     db::{self, Db, NewUser},
     error::Error,
+    metrics::{HttpMetrics, Metrics},
     server::{self, Limits},
     telemetry::RequestLog,
 };
@@ -50,6 +51,7 @@ pub struct AppState {
     pub client_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<[IpNet]>,
+    pub metrics: Metrics,
 }
 
 /// Why the service could not start; each says what to fix.
@@ -86,6 +88,8 @@ pub struct App {
     listener: TcpListener,
     endpoint: BoxEndpoint<'static>,
     local_addr: SocketAddr,
+    /// The Prometheus listener, when `METRICS_BIND` is set.
+    metrics: Option<(TcpListener, BoxEndpoint<'static>, SocketAddr)>,
     limits: Limits,
     db: Db,
 }
@@ -99,17 +103,21 @@ impl App {
                 .await
                 .map_err(StartupError::Database)?;
         }
-        let bind_error = |source| StartupError::Bind {
-            addr: serve.bind,
-            source,
+        let (listener, local_addr) = bind(serve.bind).await?;
+        let metrics = match settings.metrics_bind {
+            Some(addr) => {
+                let (listener, local_addr) = bind(addr).await?;
+                let endpoint = state.metrics.endpoint(state.hasher.clone()).boxed();
+                Some((listener, endpoint, local_addr))
+            }
+            None => None,
         };
-        let listener = TcpListener::bind(serve.bind).await.map_err(bind_error)?;
-        let local_addr = listener.local_addr().map_err(bind_error)?;
         Ok(Self {
             listener,
             db: state.db.clone(),
             endpoint: routes(state, &settings.root_path).boxed(),
             local_addr,
+            metrics,
             limits: Limits {
                 header_read_timeout: settings.client_timeout(),
                 shutdown_grace: SHUTDOWN_GRACE,
@@ -121,16 +129,42 @@ impl App {
         self.local_addr
     }
 
+    /// Where the Prometheus metrics are served, if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, _, addr)| *addr)
+    }
+
     /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         tracing::info!(addr = %self.local_addr, "gatehouse listening");
         let purge = tokio::spawn(purge_expired_login_failures(self.db));
+        // Metrics are served until the API stops; a scrape in flight is simply cut off.
+        let metrics = self.metrics.map(|(listener, endpoint, addr)| {
+            tracing::info!(%addr, "metrics listening");
+            let limits = Limits { ..self.limits };
+            tokio::spawn(server::serve(
+                listener,
+                endpoint,
+                limits,
+                std::future::pending(),
+            ))
+        });
         let served =
             server::serve(self.listener, self.endpoint, self.limits, shutdown_signal()).await;
         purge.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         tracing::info!("gatehouse stopped");
         served
     }
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let bind_error = |source| StartupError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local_addr))
 }
 
 /// Connects, migrates and loads the signing key: the state every command shares.
@@ -179,6 +213,7 @@ pub async fn prepare(settings: &Settings) -> Result<AppState, StartupError> {
         login_limits: settings.login_limits(),
         client_timeout: settings.client_timeout(),
         trusted_proxies: settings.trusted_proxies.clone().into(),
+        metrics: Metrics::new(),
     })
 }
 
@@ -274,8 +309,9 @@ pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Respon
                     .body(openapi_json.clone())
             }),
         )
-        .data(state)
+        .data(state.clone())
         .with(RouteGuard::new(RouteTable::new(root_path)))
+        .with(HttpMetrics(state.metrics))
         // From here outwards every answer, errors included, is a response the layers
         // below can add headers to and log.
         .catch_all_error(|err| async move { err.into_response() })

@@ -182,23 +182,23 @@ impl Error {
     }
 
     /// The body an operation answers with `status`, as an example for the OpenAPI
-    /// document; `authenticated` operations need a bearer token, the others (`/token`)
-    /// hash a password.
-    pub fn example_body(status: StatusCode, authenticated: bool) -> Option<Value> {
+    /// document; a `login` (`/token`) checks a password, the other operations a bearer
+    /// token or nothing.
+    pub fn example_body(status: StatusCode, login: bool) -> Option<Value> {
         let error = match status {
             StatusCode::BAD_REQUEST => Error::InactiveUser,
-            StatusCode::UNAUTHORIZED if authenticated => Error::InvalidToken,
-            StatusCode::UNAUTHORIZED => Error::IncorrectCredentials,
+            StatusCode::UNAUTHORIZED if login => Error::IncorrectCredentials,
+            StatusCode::UNAUTHORIZED => Error::InvalidToken,
             StatusCode::REQUEST_TIMEOUT => Error::RequestTimeout,
             StatusCode::PAYLOAD_TOO_LARGE => Error::BodyTooLarge,
             StatusCode::UNPROCESSABLE_ENTITY => {
                 Error::Validation(vec![ValidationError::missing("username")])
             }
             StatusCode::TOO_MANY_REQUESTS => Error::TooManyAttempts { retry_after: 60 },
-            StatusCode::SERVICE_UNAVAILABLE if authenticated => {
+            StatusCode::SERVICE_UNAVAILABLE if login => Error::Busy,
+            StatusCode::SERVICE_UNAVAILABLE => {
                 Error::Database(sea_orm::DbErr::Custom(String::new()))
             }
-            StatusCode::SERVICE_UNAVAILABLE => Error::Busy,
             StatusCode::INTERNAL_SERVER_ERROR => Error::Internal(String::new()),
             _ => return None,
         };

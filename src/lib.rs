@@ -2,7 +2,7 @@
 //!
 //! Data flows one way: `api` (HTTP) uses `auth` (passwords, tokens; no HTTP, no database)
 //! and `db` (storage; no tokens). `app` wires them into a server (`server`: the HTTP/1.1
-//! connection loop and its limits), `cli` into commands.
+//! connection loop and its limits; `metrics`: what Prometheus scrapes), `cli` into commands.
 
 pub mod api;
 pub mod app;
@@ -11,5 +11,6 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod metrics;
 pub mod server;
 pub mod telemetry;

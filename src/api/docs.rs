@@ -98,7 +98,8 @@ fn add_error_examples(doc: &mut Value) {
         .filter_map(Value::as_object_mut)
         .flat_map(|methods| methods.values_mut())
     {
-        let authenticated = operation.get("security").is_some();
+        // The login is the one operation with a body and no bearer token.
+        let login = operation.get("security").is_none() && operation.get("requestBody").is_some();
         let Some(responses) = operation["responses"].as_object_mut() else {
             continue;
         };
@@ -109,7 +110,7 @@ fn add_error_examples(doc: &mut Value) {
                 .and_then(|s| StatusCode::from_u16(s).ok());
             let Some(example) = status
                 .filter(|s| s.is_client_error() || s.is_server_error())
-                .and_then(|s| Error::example_body(s, authenticated))
+                .and_then(|s| Error::example_body(s, login))
             else {
                 continue;
             };

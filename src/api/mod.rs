@@ -6,6 +6,7 @@ pub mod auth;
 pub mod client_addr;
 pub mod docs;
 pub mod form;
+pub mod health;
 pub mod routing;
 pub mod security;
 pub mod users;
@@ -23,11 +24,21 @@ fn app_state(req: &Request) -> Result<&AppState, Error> {
 }
 
 /// Every operation of gatehouse.
-pub type Api = (auth::TokenApi, users::MeApi, users::MyItemsApi);
+pub type Api = (
+    auth::TokenApi,
+    users::MeApi,
+    users::MyItemsApi,
+    health::HealthApi,
+);
 
 pub fn service() -> OpenApiService<Api, ()> {
     OpenApiService::new(
-        (auth::TokenApi, users::MeApi, users::MyItemsApi),
+        (
+            auth::TokenApi,
+            users::MeApi,
+            users::MyItemsApi,
+            health::HealthApi,
+        ),
         "gatehouse",
         env!("CARGO_PKG_VERSION"),
     )

@@ -80,6 +80,7 @@ pub struct PasswordHasher {
     admitted: Arc<AtomicUsize>,
     /// Threads plus queue: how many slots there are.
     capacity: usize,
+    workers: usize,
 }
 
 /// A login's place in the hashing pool, taken before any of its other work (database
@@ -152,6 +153,7 @@ impl PasswordHasher {
             jobs,
             admitted: Arc::new(AtomicUsize::new(0)),
             capacity: workers + queue,
+            workers,
         })
     }
 
@@ -159,6 +161,18 @@ impl PasswordHasher {
     /// add memory (64 MiB each) and latency, and fewer leave throughput unused.
     pub fn cores() -> usize {
         thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
+    /// Logins waiting for a hashing thread (those beyond one per thread).
+    pub fn waiting(&self) -> usize {
+        self.admitted
+            .load(Ordering::Acquire)
+            .saturating_sub(self.workers)
+    }
+
+    /// How many logins may wait before the pool answers [`HashError::Busy`].
+    pub fn queue_capacity(&self) -> usize {
+        self.capacity - self.workers
     }
 
     /// A place in the pool for one verify, or [`HashError::Busy`] when every thread is

@@ -93,6 +93,16 @@ start_service() {
     return 1
   fi
   url=http://$addr
+  # With METRICS_BIND, the metrics listener's address follows in the log.
+  metrics_url=""
+  if [[ " $* " == *" METRICS_BIND="* ]]; then
+    for _ in $(seq 100); do
+      addr=$(grep '"metrics listening"' "$log" | sed -n 's/.*"addr":"\([0-9.:]*\)".*/\1/p' || true)
+      [ -n "$addr" ] && break
+      sleep 0.1
+    done
+    metrics_url=http://$addr
+  fi
 }
 
 # start_proxy PREFIX UPSTREAM_URL: serves the upstream under PREFIX; sets $url.
@@ -184,6 +194,10 @@ swagger_ui_logs_in() {
   (cd "$here" && GATEHOUSE_URL=$url SCREENSHOTS=$artifacts/$1 node --test browser/swagger-ui.mjs)
 }
 
+metrics_parse_and_count_logins() {
+  "$work/venv/bin/python" "$here/metrics.py" "$url" "$metrics_url"
+}
+
 schemathesis_finds_nothing() {
   local report=$artifacts/schemathesis
   rm -rf "$report" && mkdir -p "$report"
@@ -200,13 +214,14 @@ install_tools
 echo "tools: $(/usr/bin/chromium --version 2>/dev/null | head -n1); node $(node --version);" \
   "$("$work/venv/bin/schemathesis" --version)"
 
-start_service clients
+start_service clients METRICS_BIND=127.0.0.1:0
 check "the served document is valid OpenAPI 3" spec_is_valid_openapi
 check "the served document passes the linter (tests/contract/redocly.yaml)" spec_passes_the_linter
 check "the Python client (openapi-python-client) logs in" python_client_logs_in
 check "the Python client (openapi-generator, python) logs in" \
   openapi_generator_python_client_logs_in
 check "the TypeScript client (openapi-typescript + openapi-fetch) logs in" typescript_client_logs_in
+check "the metrics parse with prometheus_client and count logins" metrics_parse_and_count_logins
 check "Swagger UI authorizes and tries /users/me/" \
   swagger_ui_logs_in swagger-ui
 
