@@ -224,3 +224,38 @@ async fn the_binary_serves_metrics_on_metrics_bind_and_only_at_metrics() {
         assert_eq!(post.status(), 405);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_shed_by_a_saturated_hashing_pool_are_counted_as_busy() {
+    // One hashing thread and no queue: concurrent logins beyond the first are shed.
+    let app = spawn_app_with_metrics(|s| {
+        s.hash_workers = Some(1);
+        s.hash_queue_per_worker = 0;
+    })
+    .await;
+    let logins = (0..8).map(|_| app.login("johndoe", "secret"));
+    let statuses: Vec<u16> = futures_util::future::join_all(logins)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    let shed = statuses.iter().filter(|s| **s == 503).count() as f64;
+    let issued = statuses.iter().filter(|s| **s == 200).count() as f64;
+    assert!(shed > 0.0 && issued > 0.0, "{statuses:?}");
+
+    let after = samples(&scrape_text(&app.client, app.metrics_address.as_deref().unwrap()).await);
+    assert_eq!(value(&after, "gatehouse_logins_total{outcome=busy}"), shed);
+    assert_eq!(
+        value(&after, "gatehouse_logins_total{outcome=success}"),
+        issued
+    );
+    assert_eq!(
+        value(
+            &after,
+            "gatehouse_unavailable_responses_total{reason=hashing_busy}"
+        ),
+        shed
+    );
+    assert_eq!(value(&after, "gatehouse_hash_queue_capacity{}"), 0.0);
+    assert_eq!(value(&after, "gatehouse_hash_queue_depth{}"), 0.0);
+}
