@@ -141,11 +141,10 @@ impl App {
         // Metrics are served until the API stops; a scrape in flight is simply cut off.
         let metrics = self.metrics.map(|(listener, endpoint, addr)| {
             tracing::info!(%addr, "metrics listening");
-            let limits = Limits { ..self.limits };
             tokio::spawn(server::serve(
                 listener,
                 endpoint,
-                limits,
+                self.limits,
                 std::future::pending(),
             ))
         });

@@ -29,6 +29,7 @@ use tokio::net::TcpListener;
 /// Request line plus headers, the whole block: 8 KiB, what nginx and most proxies allow.
 pub const MAX_HEADER_BLOCK_BYTES: usize = 8 * 1024;
 
+#[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Longest a client may take to send a request's header block, and longest a
     /// keep-alive connection may sit idle.
