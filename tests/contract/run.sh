@@ -198,6 +198,10 @@ metrics_parse_and_count_logins() {
   "$work/venv/bin/python" "$here/metrics.py" "$url" "$metrics_url"
 }
 
+redoc_renders() {
+  (cd "$here" && GATEHOUSE_URL=$url SCREENSHOTS=$artifacts/$1 node --test browser/redoc.mjs)
+}
+
 schemathesis_finds_nothing() {
   local report=$artifacts/schemathesis
   rm -rf "$report" && mkdir -p "$report"
@@ -229,6 +233,7 @@ start_service behind-proxy ROOT_PATH=/auth
 start_proxy /auth "$url"
 check "Swagger UI behind a proxy under /auth" \
   swagger_ui_logs_in swagger-ui-behind-proxy
+check "ReDoc behind a proxy under /auth" redoc_renders behind-proxy
 
 # schemathesis sends many wrong logins: the brute-force limits must not stop it.
 start_service fuzzing MAX_FAILED_LOGINS_PER_ACCOUNT=1000000 MAX_FAILED_LOGINS_PER_ADDRESS=1000000
