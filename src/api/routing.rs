@@ -1,11 +1,10 @@
 //! The front door: answers what the inner routers would get wrong for FastAPI clients.
 //!
 //! One route table, taken from the API's own metadata plus the documentation pages and
-//! their assets, decides
-//! before any handler runs: a known path with another method is 405 with `Allow`, the
-//! same path with the other trailing slash is a 307 to the declared form (as FastAPI's
-//! `redirect_slashes`), anything else unknown is 404, and a declared body over the limit
-//! is 413. All of them in FastAPI's `{"detail": ...}` shape.
+//! their assets, decides before any handler runs: a known path with another method is 405
+//! with `Allow`, the same path with the other trailing slash is a 307 to the declared form
+//! (as FastAPI's `redirect_slashes`), anything else unknown is 404, and a declared body
+//! over the limit is 413. All of them in FastAPI's `{"detail": ...}` shape.
 
 use std::{collections::HashMap, sync::Arc};
 
