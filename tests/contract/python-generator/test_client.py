@@ -5,7 +5,12 @@ import os
 
 import pytest
 from gatehouse_openapi_client import ApiClient, Configuration, DefaultApi
-from gatehouse_openapi_client.exceptions import BadRequestException, UnauthorizedException
+from gatehouse_openapi_client.exceptions import (
+    BadRequestException,
+    UnauthorizedException,
+    UnprocessableEntityException,
+)
+from gatehouse_openapi_client.models import HTTPValidationError
 
 from snippet import read_me
 
@@ -70,3 +75,17 @@ def test_a_disabled_user_raises_a_typed_400_inactive_user():
             DefaultApi(client).read_users_me_users_me_get()
 
     assert raised.value.data.detail == "Inactive user"
+
+
+def test_a_too_long_password_raises_a_typed_422():
+    # 600 two-byte characters: within the document's maxLength, over the 1024-byte limit.
+    with ApiClient(Configuration(host=BASE_URL)) as client:
+        with pytest.raises(UnprocessableEntityException) as raised:
+            DefaultApi(client).login_for_access_token_token_post(
+                username="johndoe", password="é" * 600
+            )
+
+    body = raised.value.data.actual_instance
+    assert isinstance(body, HTTPValidationError)
+    [problem] = body.detail
+    assert (problem.type, problem.loc) == ("string_too_long", ["body", "password"])
