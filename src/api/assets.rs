@@ -65,11 +65,16 @@ impl Asset {
             .header(header::CACHE_CONTROL, IMMUTABLE)
             .header(header::VARY, "Accept-Encoding");
         if accepts_gzip(req.headers()) {
-            // Compressing the first time takes a moment: not on the async workers.
-            let asset = Arc::clone(&self);
-            let gzipped = tokio::task::spawn_blocking(move || asset.gzipped())
-                .await
-                .unwrap_or_default();
+            let gzipped = match self.gzipped.get() {
+                Some(gzipped) => gzipped.clone(),
+                // Compressing the first time takes a moment: not on the async workers.
+                None => {
+                    let asset = Arc::clone(&self);
+                    tokio::task::spawn_blocking(move || asset.gzipped())
+                        .await
+                        .unwrap_or_default()
+                }
+            };
             if !gzipped.is_empty() {
                 return resp.header(header::CONTENT_ENCODING, "gzip").body(gzipped);
             }
