@@ -95,4 +95,9 @@ impl Accounts {
     pub fn tokens(&self) -> &TokenAuthority {
         &self.tokens
     }
+
+    /// The hashing pool, whose queue the metrics report.
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
 }

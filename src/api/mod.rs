@@ -1,10 +1,12 @@
 //! The HTTP API: one poem-openapi service gives the routes, the bearer extraction, the
 //! OpenAPI document and the documentation pages.
 
+pub mod assets;
 pub mod auth;
 pub mod client_addr;
 pub mod docs;
 pub mod form;
+pub mod health;
 pub mod routing;
 pub mod security;
 pub mod users;
@@ -15,7 +17,7 @@ use ipnet::IpNet;
 use poem::Request;
 use poem_openapi::OpenApiService;
 
-use crate::{accounts::Accounts, error::Error};
+use crate::{accounts::Accounts, error::Error, metrics::Metrics};
 
 /// What every request handler may use.
 #[derive(Clone)]
@@ -25,6 +27,8 @@ pub struct AppState {
     pub client_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<[IpNet]>,
+    /// What `/metrics` reports.
+    pub metrics: Metrics,
 }
 
 /// The state the route table attaches to every request, for extractors that run before
@@ -35,11 +39,21 @@ fn app_state(req: &Request) -> Result<&AppState, Error> {
 }
 
 /// Every operation of gatehouse.
-pub type Api = (auth::TokenApi, users::MeApi, users::MyItemsApi);
+pub type Api = (
+    auth::TokenApi,
+    users::MeApi,
+    users::MyItemsApi,
+    health::HealthApi,
+);
 
 pub fn service() -> OpenApiService<Api, ()> {
     OpenApiService::new(
-        (auth::TokenApi, users::MeApi, users::MyItemsApi),
+        (
+            auth::TokenApi,
+            users::MeApi,
+            users::MyItemsApi,
+            health::HealthApi,
+        ),
         "gatehouse",
         env!("CARGO_PKG_VERSION"),
     )
