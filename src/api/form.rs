@@ -4,7 +4,9 @@
 //! A request-body extractor of our own instead of `Form<T>`/`Multipart<T>`: those answer
 //! a missing field or a JSON body with a plain-text 400/415, while FastAPI clients expect
 //! 422 with one pydantic-style entry per field. The body schema is still declared to
-//! poem-openapi, so the document shows both media types.
+//! poem-openapi. The document declares the urlencoded form only, as FastAPI does: several
+//! generators cannot take one body in two media types (openapi-python-client generates
+//! code that does not import, progenitor panics). Multipart is accepted all the same.
 
 use futures_util::stream;
 use poem::{Request, RequestBody};
@@ -44,9 +46,11 @@ struct LoginFormSchema {
     /// At most 1024 bytes of UTF-8.
     #[oai(validator(min_length = 1, max_length = 1024))]
     password: Password,
-    /// Space-separated scopes wanted; the token gets those the user holds.
-    #[oai(default)]
-    scope: String,
+    /// Space-separated scopes wanted; the token gets those the user holds. Absent or
+    /// empty: the configured `DEFAULT_SCOPES`, else every scope the user holds.
+    // No `default: ""` as FastAPI declares: openapi-typescript would make the field
+    // required in the request type unless run with `--default-non-nullable false`.
+    scope: Option<String>,
     client_id: Option<String>,
     client_secret: Option<Password>,
 }
@@ -59,7 +63,7 @@ impl Example for LoginFormSchema {
             grant_type: Some("password".to_owned()),
             username: "johndoe".to_owned(),
             password: Password("secret".to_owned()),
-            scope: String::new(),
+            scope: None,
             client_id: None,
             client_secret: None,
         }
@@ -86,16 +90,12 @@ impl<'a> ApiExtractor<'a> for OAuth2PasswordRequestForm {
     }
 
     fn request_meta() -> Option<MetaRequest> {
-        let media = |content_type| MetaMediaType {
-            content_type,
-            schema: <LoginFormSchema as poem_openapi::types::Type>::schema_ref(),
-        };
         Some(MetaRequest {
             description: None,
-            content: vec![
-                media("application/x-www-form-urlencoded"),
-                media("multipart/form-data"),
-            ],
+            content: vec![MetaMediaType {
+                content_type: "application/x-www-form-urlencoded",
+                schema: <LoginFormSchema as poem_openapi::types::Type>::schema_ref(),
+            }],
             required: true,
         })
     }

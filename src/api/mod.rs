@@ -2,10 +2,12 @@
 //! OpenAPI document and the documentation pages.
 
 pub mod admin;
+pub mod assets;
 pub mod auth;
 pub mod client_addr;
 pub mod docs;
 pub mod form;
+pub mod health;
 pub mod json_body;
 pub mod routing;
 pub mod security;
@@ -23,7 +25,7 @@ use ipnet::IpNet;
 use poem::Request;
 use poem_openapi::OpenApiService;
 
-use crate::{accounts::Accounts, error::Error};
+use crate::{accounts::Accounts, error::Error, metrics::Metrics};
 
 /// What every request handler may use.
 #[derive(Clone)]
@@ -33,6 +35,8 @@ pub struct AppState {
     pub client_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<[IpNet]>,
+    /// What `/metrics` reports.
+    pub metrics: Metrics,
 }
 
 /// The state the route table attaches to every request, for extractors that run before
@@ -51,6 +55,7 @@ pub type Api = (
     users::StatusApi,
     admin::AdminUsersApi,
     admin::AdminUserApi,
+    health::HealthApi,
 );
 
 pub fn service() -> OpenApiService<Api, ()> {
