@@ -123,6 +123,7 @@ impl Accounts {
         &self.tokens
     }
 
+    /// The hashing pool, whose queue the metrics report.
     pub fn hasher(&self) -> &PasswordHasher {
         &self.hasher
     }

@@ -3,10 +3,12 @@
 
 pub mod account;
 pub mod admin;
+pub mod assets;
 pub mod auth;
 pub mod client_addr;
 pub mod docs;
 pub mod form;
+pub mod health;
 pub mod json_body;
 pub mod revoke;
 pub mod routing;
@@ -25,7 +27,7 @@ use ipnet::IpNet;
 use poem::Request;
 use poem_openapi::OpenApiService;
 
-use crate::{accounts::Accounts, error::Error};
+use crate::{accounts::Accounts, error::Error, metrics::Metrics};
 
 /// What every request handler may use.
 #[derive(Clone)]
@@ -35,6 +37,8 @@ pub struct AppState {
     pub client_timeout: Duration,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<[IpNet]>,
+    /// What `/metrics` reports.
+    pub metrics: Metrics,
 }
 
 /// The state the route table attaches to every request, for extractors that run before
@@ -57,6 +61,7 @@ pub type Api = (
     account::MySessionApi,
     admin::AdminUsersApi,
     admin::AdminUserApi,
+    health::HealthApi,
 );
 
 pub fn service() -> OpenApiService<Api, ()> {

@@ -106,6 +106,7 @@ async fn readme_example_operation_answers_only_tokens_with_its_new_scope() {
         accounts: Accounts::new(db, tokens, hasher, limits, None, sessions),
         client_timeout: Duration::from_secs(10),
         trusted_proxies: Vec::new().into(),
+        metrics: crate::metrics::Metrics::new(),
     };
     type Served = (TokenApi, ReportsApi);
     let ep = Route::new()

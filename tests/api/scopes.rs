@@ -165,9 +165,10 @@ async fn default_scopes_apply_to_logins_and_to_tokens_without_a_scope_claim() {
     );
     // A token issued before gatehouse had scopes (no `scope` claim) gets what a login
     // without `scope` gets.
+    let uid = db::find_user(&app.db, "johndoe").await.unwrap().unwrap().id;
     let old = forge(
         &json!({"alg": "HS256", "typ": "JWT"}),
-        &json!({"sub": "johndoe", "uid": 1, "exp": now() + 600, "iat": now(), "ver": 0}),
+        &json!({"sub": "johndoe", "uid": uid, "exp": now() + 600, "iat": now(), "ver": 0}),
         TEST_SECRET,
     );
     assert_eq!(get_with(&app, "/users/me/", &old).await.0, 200);

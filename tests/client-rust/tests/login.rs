@@ -45,7 +45,7 @@ fn login_form(username: &str, password: &str) -> types::BodyLoginForAccessTokenT
         password: password.parse().expect("valid password"),
         grant_type: Some("password".parse().expect("valid grant_type")),
         refresh_token: None,
-        scope: String::new(),
+        scope: None,
         client_id: None,
         client_secret: None,
     }
@@ -99,10 +99,10 @@ async fn generated_client_reports_a_wrong_password_as_a_typed_401() {
     };
     assert_eq!(response.status(), 401);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
-    assert_eq!(
-        response.into_inner().detail,
-        "Incorrect username or password"
-    );
+    let types::OAuthErrorOrHttpError::HttpError(body) = response.into_inner() else {
+        panic!("expected an HTTPError body");
+    };
+    assert_eq!(body.detail, "Incorrect username or password");
 }
 
 #[tokio::test]
@@ -121,11 +121,11 @@ async fn generated_client_reports_a_missing_token_as_a_typed_401() {
     assert_eq!(response.into_inner().detail, "Not authenticated");
 }
 
-/// progenitor keeps one error schema per operation (see build.rs), so `/token`'s 422 is not
-/// typed: it arrives as the raw response. 600 two-byte characters pass the document's
-/// `maxLength` in characters but not the service's 1024-byte limit.
+/// `/token`'s errors share one schema, so its 422 arrives typed like the others. 600
+/// two-byte characters pass the document's `maxLength` in characters but not the
+/// service's 1024-byte limit.
 #[tokio::test]
-async fn generated_client_sees_a_422_as_an_unexpected_response_with_its_body() {
+async fn generated_client_reports_a_too_long_password_as_a_typed_422() {
     let service = start_service().await;
 
     let err = Client::new(&service.base_url)
@@ -133,16 +133,16 @@ async fn generated_client_sees_a_422_as_an_unexpected_response_with_its_body() {
         .await
         .expect_err("password too long");
 
-    let Error::UnexpectedResponse(response) = err else {
-        panic!("expected the raw 422, got {err:?}");
+    let Error::ErrorResponse(response) = err else {
+        panic!("expected a documented error response, got {err:?}");
     };
     assert_eq!(response.status(), 422);
-    let body: serde_json::Value = response.json().await.expect("json body");
-    assert_eq!(body["detail"][0]["type"], "string_too_long");
-    assert_eq!(
-        body["detail"][0]["loc"],
-        serde_json::json!(["body", "password"])
-    );
+    let types::OAuthErrorOrHttpError::HttpValidationError(body) = response.into_inner() else {
+        panic!("expected an HTTPValidationError body");
+    };
+    assert_eq!(body.detail.len(), 1);
+    assert_eq!(body.detail[0].type_, "string_too_long");
+    assert_eq!(body.detail[0].loc, ["body", "password"]);
 }
 
 #[test]

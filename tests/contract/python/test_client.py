@@ -7,7 +7,12 @@ from gatehouse_client.api.default import (
     login_for_access_token_token_post as login,
     read_users_me_users_me_get as read_me_endpoint,
 )
-from gatehouse_client.models import BodyLoginForAccessTokenTokenPost, HTTPError, Token
+from gatehouse_client.models import (
+    BodyLoginForAccessTokenTokenPost,
+    HTTPError,
+    HTTPValidationError,
+    Token,
+)
 
 from snippet import read_me
 
@@ -54,3 +59,14 @@ def test_a_forged_token_is_a_parsed_401_error():
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer scope="me", error="invalid_token"'
     assert response.parsed == HTTPError(detail="Could not validate credentials")
+
+
+def test_a_too_long_password_is_a_parsed_422_validation_error():
+    # 600 two-byte characters: within the document's maxLength, over the 1024-byte limit.
+    form = BodyLoginForAccessTokenTokenPost(username="johndoe", password="é" * 600)
+    response = login.sync_detailed(client=Client(base_url=BASE_URL), body=form)
+
+    assert response.status_code == 422
+    assert isinstance(response.parsed, HTTPValidationError)
+    [problem] = response.parsed.detail
+    assert (problem.type_, problem.loc) == ("string_too_long", ["body", "password"])
