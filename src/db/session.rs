@@ -66,53 +66,56 @@ pub struct NewRefreshToken {
     pub expires_at: i64,
 }
 
-/// Stores a new session (and its first refresh token) and ends the user's oldest
-/// sessions beyond `max_live`; one transaction.
+/// Stores a new session (and its first refresh token), then ends the user's oldest
+/// sessions beyond `max_live`.
+///
+/// Autocommit statements, no transaction: on SQLite a transaction that fails for a full
+/// disk can stay open on its pooled connection and hold the write lock, so that every
+/// later write waits out the busy timeout. A refresh token that cannot be stored takes
+/// its session with it (best effort: a session without one only lives until its access
+/// token expires).
 pub async fn start(
     db: &DatabaseConnection,
     session: Model,
     refresh: Option<NewRefreshToken>,
     max_live: u64,
 ) -> Result<(), DbErr> {
-    in_transaction(db, move |txn| {
-        Box::pin(async move {
-            let user_id = session.user_id;
-            let session_id = session.id.clone();
-            let generation = session.generation;
-            Entity::insert(ActiveModel::from(session))
-                .exec_without_returning(txn)
-                .await?;
-            if let Some(refresh) = refresh {
-                insert_refresh_token(txn, &session_id, generation, refresh).await?;
-            }
-            // At most `max_live + 1` rows: the bound is kept at every login. (SQLite has
-            // no `OFFSET` without `LIMIT`, hence the skip here.)
-            let newest_first: Vec<String> = Entity::find()
-                .select_only()
-                .column(Column::Id)
-                .filter(Column::UserId.eq(user_id))
-                .order_by_desc(Column::CreatedAt)
-                .order_by_desc(Column::Id)
-                .into_tuple()
-                .all(txn)
-                .await?;
-            let keep = usize::try_from(max_live).unwrap_or(usize::MAX);
-            let beyond: Vec<String> = newest_first.into_iter().skip(keep).collect();
-            if !beyond.is_empty() {
-                Entity::delete_many()
-                    .filter(Column::Id.is_in(beyond))
-                    .exec(txn)
-                    .await?;
-            }
-            Ok(())
-        })
-    })
-    .await
+    let user_id = session.user_id;
+    let session_id = session.id.clone();
+    let generation = session.generation;
+    Entity::insert(ActiveModel::from(session))
+        .exec_without_returning(db)
+        .await?;
+    if let Some(refresh) = refresh {
+        if let Err(e) = insert_refresh_token(db, &session_id, generation, refresh).await {
+            let _ = end(db, &session_id).await;
+            return Err(e);
+        }
+    }
+    // At most `max_live + 1` rows: the bound is kept at every login. (SQLite has no
+    // `OFFSET` without `LIMIT`, hence the skip here.)
+    let newest_first: Vec<String> = Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .filter(Column::UserId.eq(user_id))
+        .order_by_desc(Column::CreatedAt)
+        .order_by_desc(Column::Id)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let keep = usize::try_from(max_live).unwrap_or(usize::MAX);
+    let beyond: Vec<String> = newest_first.into_iter().skip(keep).collect();
+    if !beyond.is_empty() {
+        Entity::delete_many()
+            .filter(Column::Id.is_in(beyond))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Runs `work` in a transaction that SeaORM commits on `Ok` and rolls back, explicitly,
-/// on `Err`: a connection whose statement failed (a full disk, say) goes back to the pool
-/// with no transaction left open.
+/// on `Err`.
 async fn in_transaction<T, F>(db: &DatabaseConnection, work: F) -> Result<T, DbErr>
 where
     T: Send,
