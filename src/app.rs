@@ -18,6 +18,7 @@ use crate::{
     accounts::{signing_keys, Accounts, AccountsError, Scopes, SessionRules},
     api::{
         self,
+        assets::DocAssets,
         docs::Docs,
         routing::{RouteGuard, RouteTable, DOCS_PATH, OPENAPI_PATH, REDOC_PATH},
         AppState,
@@ -32,6 +33,7 @@ use crate::{
     config::{ServeArgs, Settings},
     db::{self, Db, NewUser},
     error::Error,
+    metrics::{HttpMetrics, Metrics},
     server::{self, Limits},
     telemetry::RequestLog,
 };
@@ -81,6 +83,8 @@ pub struct App {
     listener: TcpListener,
     endpoint: BoxEndpoint<'static>,
     local_addr: SocketAddr,
+    /// The Prometheus listener, when `METRICS_BIND` is set.
+    metrics: Option<(TcpListener, BoxEndpoint<'static>, SocketAddr)>,
     limits: Limits,
     db: Db,
     accounts: Accounts,
@@ -101,12 +105,18 @@ impl App {
             .accounts
             .reloads_signing_keys()
             .then(|| signing_keys::reload_period(settings.jwks_max_age()));
-        let bind_error = |source| StartupError::Bind {
-            addr: serve.bind,
-            source,
+        let (listener, local_addr) = bind(serve.bind).await?;
+        let metrics = match settings.metrics_bind {
+            Some(addr) => {
+                let (listener, local_addr) = bind(addr).await?;
+                let endpoint = state
+                    .metrics
+                    .endpoint(state.accounts.hasher().clone())
+                    .boxed();
+                Some((listener, endpoint, local_addr))
+            }
+            None => None,
         };
-        let listener = TcpListener::bind(serve.bind).await.map_err(bind_error)?;
-        let local_addr = listener.local_addr().map_err(bind_error)?;
         Ok(Self {
             listener,
             db,
@@ -114,6 +124,7 @@ impl App {
             key_reload_period,
             endpoint: routes(state, &settings.root_path).boxed(),
             local_addr,
+            metrics,
             limits: Limits {
                 header_read_timeout: settings.client_timeout(),
                 shutdown_grace: SHUTDOWN_GRACE,
@@ -125,6 +136,11 @@ impl App {
         self.local_addr
     }
 
+    /// Where the Prometheus metrics are served, if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, _, addr)| *addr)
+    }
+
     /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         tracing::info!(addr = %self.local_addr, "gatehouse listening");
@@ -132,15 +148,35 @@ impl App {
             .key_reload_period
             .map(|period| tokio::spawn(reload_signing_keys(self.accounts.clone(), period)));
         let purge = tokio::spawn(purge_expired(self.db, self.accounts));
+        // Metrics are served until the API stops; a scrape in flight is simply cut off.
+        let metrics = self.metrics.map(|(listener, endpoint, addr)| {
+            tracing::info!(%addr, "metrics listening");
+            tokio::spawn(server::serve(
+                listener,
+                endpoint,
+                self.limits,
+                std::future::pending(),
+            ))
+        });
         let served =
             server::serve(self.listener, self.endpoint, self.limits, shutdown_signal()).await;
         purge.abort();
         if let Some(reload) = reload {
             reload.abort();
         }
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         tracing::info!("gatehouse stopped");
         served
     }
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let bind_error = |source| StartupError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local_addr))
 }
 
 /// Connects and migrates: what every command that touches the database needs first.
@@ -221,6 +257,7 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
         root_path: settings.root_path.as_str().into(),
         client_timeout: settings.client_timeout(),
         trusted_proxies: settings.trusted_proxies.clone().into(),
+        metrics: Metrics::new(),
     })
 }
 
@@ -410,7 +447,11 @@ pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Respon
         redoc_html,
     } = Docs::new(&service, root_path);
 
-    Route::new()
+    let mut route = Route::new();
+    for asset in DocAssets::get().all() {
+        route = route.at(&asset.path, asset.endpoint());
+    }
+    route
         .nest("/", service)
         .at(DOCS_PATH, make_sync(move |_| Html(swagger_ui_html.clone())))
         .at(REDOC_PATH, make_sync(move |_| Html(redoc_html.clone())))
@@ -422,8 +463,9 @@ pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Respon
                     .body(openapi_json.clone())
             }),
         )
-        .data(state)
+        .data(state.clone())
         .with(RouteGuard::new(RouteTable::new(root_path)))
+        .with(HttpMetrics(state.metrics))
         // From here outwards every answer, errors included, is a response the layers
         // below can add headers to and log.
         .catch_all_error(|err| async move { err.into_response() })

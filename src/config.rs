@@ -234,6 +234,10 @@ pub struct Settings {
     #[arg(long, env = "TRUSTED_PROXIES", global = true, hide_env_values = true,
           value_delimiter = ',', value_parser = parse_proxy)]
     pub trusted_proxies: Vec<IpNet>,
+    /// Address of a separate listener serving Prometheus metrics at `/metrics` (`serve`
+    /// only); no metrics listener when unset.
+    #[arg(long, env = "METRICS_BIND", global = true, hide_env_values = true)]
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 /// `SECRET_KEY` when set, even empty: an empty key is refused at start, not ignored.
@@ -345,6 +349,7 @@ impl Settings {
             max_failed_logins_per_address: 20,
             client_timeout_secs: 10,
             trusted_proxies: Vec::new(),
+            metrics_bind: None,
         }
     }
 }

@@ -12,9 +12,9 @@ use poem::{
     Body, Response,
 };
 use poem_openapi::{
-    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, Registry},
+    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry},
     types::{Example, ToJSON, Type},
-    ApiResponse, Enum, Object,
+    ApiResponse, Enum, Object, Union,
 };
 use serde_json::Value;
 
@@ -208,6 +208,31 @@ pub struct HttpValidationError {
     pub detail: Vec<ValidationError>,
 }
 
+// An operation that validates its request documents every error status with this one
+// schema, and the status's own body as its example: progenitor, the Rust generator,
+// accepts only one error type per operation. The validation shape comes first: clients
+// that try each shape in turn would take `{"detail": [...]}` for an `HTTPError` too.
+/// An error body: `HTTPValidationError` for 422, `HTTPError` for every other status.
+#[derive(Debug, Clone, Union)]
+#[oai(rename = "HTTPErrorOrValidationError", one_of)]
+pub enum AnyHttpError {
+    Validation(HttpValidationError),
+    Http(HttpError),
+}
+
+// The same for the operations that answer OAuth errors (`/token`, `/revoke`): their 400 is
+// RFC 6749 §5.2's shape, the rest FastAPI's. The three shapes are told apart by their
+// required fields (`error`; `detail` as a list or a string).
+/// An error body: `OAuthError` for 400, `HTTPValidationError` for 422, `HTTPError` for
+/// every other status.
+#[derive(Debug, Clone, Union)]
+#[oai(rename = "OAuthErrorOrHTTPError", one_of)]
+pub enum AnyOAuthError {
+    Validation(HttpValidationError),
+    OAuth(OAuthError),
+    Http(HttpError),
+}
+
 /// Everything that can go wrong while answering a request.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -352,16 +377,16 @@ impl Error {
     }
 
     /// The body an operation answers with `status`, as an example for the OpenAPI
-    /// document; `authenticated` operations need a bearer token, the others (`/token`)
-    /// hash a password or answer OAuth errors.
-    pub fn example_body(status: StatusCode, authenticated: bool) -> Option<Value> {
+    /// document; a `login` (`/token`) checks a password, the other operations a bearer
+    /// token or nothing.
+    pub fn example_body(status: StatusCode, login: bool) -> Option<Value> {
         let error = match status {
-            StatusCode::BAD_REQUEST if !authenticated => GrantError::InvalidGrant.into(),
+            StatusCode::BAD_REQUEST if login => GrantError::InvalidGrant.into(),
             StatusCode::BAD_REQUEST => Error::InactiveUser,
-            StatusCode::UNAUTHORIZED if authenticated => Error::InvalidToken {
+            StatusCode::UNAUTHORIZED if login => Error::IncorrectCredentials,
+            StatusCode::UNAUTHORIZED => Error::InvalidToken {
                 required: String::new(),
             },
-            StatusCode::UNAUTHORIZED => Error::IncorrectCredentials,
             StatusCode::REQUEST_TIMEOUT => Error::RequestTimeout,
             // Only the admin API documents these.
             StatusCode::NOT_FOUND => Error::UserNotFound,
@@ -371,10 +396,10 @@ impl Error {
                 Error::Validation(vec![ValidationError::missing("username")])
             }
             StatusCode::TOO_MANY_REQUESTS => Error::TooManyAttempts { retry_after: 60 },
-            StatusCode::SERVICE_UNAVAILABLE if authenticated => {
+            StatusCode::SERVICE_UNAVAILABLE if login => Error::Busy,
+            StatusCode::SERVICE_UNAVAILABLE => {
                 Error::Database(sea_orm::DbErr::Custom(String::new()))
             }
-            StatusCode::SERVICE_UNAVAILABLE => Error::Busy,
             StatusCode::INTERNAL_SERVER_ERROR => Error::Internal(String::new()),
             _ => return None,
         };
@@ -525,7 +550,14 @@ impl<S: ErrorStatuses> ApiResponse for ApiError<S> {
         MetaResponses {
             responses: S::STATUSES
                 .iter()
-                .map(|(status, description)| documented(*status, description, S::OAUTH_400))
+                .map(|(status, description)| {
+                    documented(
+                        *status,
+                        description,
+                        error_schema::<S>(*status),
+                        S::OAUTH_400,
+                    )
+                })
                 .collect(),
         }
     }
@@ -534,13 +566,42 @@ impl<S: ErrorStatuses> ApiResponse for ApiError<S> {
         HttpError::register(registry);
         HttpValidationError::register(registry);
         if S::OAUTH_400 {
-            OAuthError::register(registry);
+            AnyOAuthError::register(registry);
+        } else if validates::<S>() {
+            AnyHttpError::register(registry);
         }
     }
 }
 
+/// Whether an operation answers 422 besides other errors.
+fn validates<S: ErrorStatuses>() -> bool {
+    S::STATUSES
+        .iter()
+        .any(|(status, _)| *status == StatusCode::UNPROCESSABLE_ENTITY)
+        && S::STATUSES.len() > 1
+}
+
+/// The schema of an error status: one schema for all of them, see [`AnyHttpError`] and
+/// [`AnyOAuthError`].
+fn error_schema<S: ErrorStatuses>(status: StatusCode) -> MetaSchemaRef {
+    if S::OAUTH_400 {
+        AnyOAuthError::schema_ref()
+    } else if validates::<S>() {
+        AnyHttpError::schema_ref()
+    } else if status == StatusCode::UNPROCESSABLE_ENTITY {
+        HttpValidationError::schema_ref()
+    } else {
+        HttpError::schema_ref()
+    }
+}
+
 /// An error status in the OpenAPI document: its body schema and the headers it carries.
-fn documented(status: StatusCode, description: &'static str, oauth_400: bool) -> MetaResponse {
+fn documented(
+    status: StatusCode,
+    description: &'static str,
+    schema: MetaSchemaRef,
+    oauth_400: bool,
+) -> MetaResponse {
     let header = match status {
         StatusCode::UNAUTHORIZED => Some((
             "WWW-Authenticate",
@@ -554,13 +615,6 @@ fn documented(status: StatusCode, description: &'static str, oauth_400: bool) ->
         }
         StatusCode::BAD_REQUEST if oauth_400 => Some(("Cache-Control", "`no-store`")),
         _ => None,
-    };
-    let schema = if status == StatusCode::UNPROCESSABLE_ENTITY {
-        HttpValidationError::schema_ref()
-    } else if status == StatusCode::BAD_REQUEST && oauth_400 {
-        OAuthError::schema_ref()
-    } else {
-        HttpError::schema_ref()
     };
     MetaResponse {
         description,

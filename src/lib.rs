@@ -3,7 +3,8 @@
 //! Data flows one way: `api` (HTTP) and `cli` (commands) call `accounts` (logins, bearer
 //! checks, user management; no HTTP), which uses `auth` (passwords, tokens, limits; no
 //! HTTP, no database) and `db` (storage; no tokens). `app` wires them into a server
-//! (`server`: the HTTP/1.1 connection loop and its limits).
+//! (`server`: the HTTP/1.1 connection loop and its limits; `metrics`: what Prometheus
+//! scrapes).
 
 pub mod accounts;
 pub mod api;
@@ -13,5 +14,6 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod metrics;
 pub mod server;
 pub mod telemetry;

@@ -55,6 +55,7 @@ pub const SECURITY_HEADERS: [(&str, &str); 3] = [
     ("Referrer-Policy", "no-referrer"),
 ];
 
+#[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Longest a client may take to send a request's header block, and longest a
     /// keep-alive connection may sit idle.

@@ -145,6 +145,7 @@ impl Accounts {
         &self.tokens
     }
 
+    /// The hashing pool, whose queue the metrics report.
     pub fn hasher(&self) -> &PasswordHasher {
         &self.hasher
     }

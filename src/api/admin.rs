@@ -88,9 +88,10 @@ pub struct AdminUserCreate {
         validator(max_length = 256, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
     )]
     pub full_name: Option<String>,
-    /// Create the user disabled.
-    #[oai(default)]
-    pub disabled: bool,
+    /// Create the user disabled; absent: `false`.
+    // No `default: false` in the schema: openapi-typescript would make the field required
+    // in the request type (see docs/api.md on the form's `scope`).
+    pub disabled: Option<bool>,
     /// The scopes the user holds; default `["me", "items"]`.
     pub scopes: Option<Vec<Scope>>,
 }
@@ -102,7 +103,7 @@ impl Example for AdminUserCreate {
             password: Password("correct horse battery staple".to_owned()),
             email: Some("carol@example.com".to_owned()),
             full_name: Some("Carol Cooper".to_owned()),
-            disabled: false,
+            disabled: None,
             scopes: Some(vec![Scope::Me, Scope::Items]),
         }
     }
@@ -293,7 +294,7 @@ impl AdminUsersApi {
             username: new.username,
             email: new.email,
             full_name: new.full_name,
-            disabled: new.disabled,
+            disabled: new.disabled.unwrap_or(false),
             scopes,
         };
         let db = state.accounts.db();

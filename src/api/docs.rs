@@ -1,14 +1,15 @@
 //! The OpenAPI document and the pages that render it, built once at start-up.
+//!
+//! The pages are small: they embed the served document and load Swagger UI's or ReDoc's
+//! JavaScript and CSS from [`super::assets`], which the browser then caches for good.
 
 use poem_openapi::OpenApiService;
 use serde_json::{json, Value};
 
 use poem::http::StatusCode;
 
-use super::{security, Api};
+use super::{assets::DocAssets, security, Api};
 use crate::error::Error;
-
-const REDOC_WEB_FONTS: &str = r#"<link href="https://fonts.googleapis.com/css?family=Montserrat:300,400,700|Roboto:300,400,700" rel="stylesheet">"#;
 
 /// The served OpenAPI document and the Swagger UI and ReDoc pages that embed it.
 pub struct Docs {
@@ -19,21 +20,71 @@ pub struct Docs {
 
 impl Docs {
     /// Behind a proxy that serves gatehouse under `root_path`, the document names that
-    /// prefix as its server and in the password flow's `tokenUrl`, so Swagger UI's
-    /// Authorize button and "Try it out" reach the service through the proxy.
+    /// prefix as its server and in the password flow's `tokenUrl`, and the pages load
+    /// their assets under it, so Swagger UI's Authorize button and "Try it out" reach
+    /// the service through the proxy.
     pub fn new(service: &OpenApiService<Api, ()>, root_path: &str) -> Self {
-        let generated = service.spec();
-        let openapi_json = document(&generated, root_path);
-        // The pages embed the generated document verbatim; swap in the served one.
-        let embed = |html: String| html.replacen(&generated, &openapi_json, 1);
+        let openapi_json = document(&service.spec(), root_path);
+        let assets = DocAssets::get();
+        // In a <script>, the document must not close the element: `</` becomes `<\/`.
+        let embedded = openapi_json.replace("</", "<\\/");
+        let url = |path: &str| format!("{root_path}{path}");
         Self {
-            swagger_ui_html: embed(service.swagger_ui_html()),
-            // ReDoc's template fetches web fonts from Google; the page works offline without them.
-            redoc_html: embed(service.redoc_html()).replacen(REDOC_WEB_FONTS, "", 1),
+            swagger_ui_html: SWAGGER_UI_PAGE
+                .replace("{css}", &url(&assets.swagger_ui_css.path))
+                .replace("{js}", &url(&assets.swagger_ui_js.path))
+                .replace("{spec}", &embedded),
+            redoc_html: REDOC_PAGE
+                .replace("{js}", &url(&assets.redoc_js.path))
+                .replace("{spec}", &embedded),
             openapi_json,
         }
     }
 }
+
+/// poem-openapi's Swagger UI page, with its assets linked instead of inlined.
+const SWAGGER_UI_PAGE: &str = r##"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>gatehouse - Swagger UI</title>
+<link rel="stylesheet" href="{css}">
+<script src="{js}"></script>
+</head>
+<body>
+<div id="ui"></div>
+<script>
+SwaggerUIBundle({
+  dom_id: "#ui",
+  spec: {spec},
+  filter: false,
+  deepLinking: true,
+});
+</script>
+</body>
+</html>
+"##;
+
+/// poem-openapi's ReDoc page without its web fonts from Google (the page works offline
+/// without them), its script linked instead of inlined.
+const REDOC_PAGE: &str = r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>gatehouse - ReDoc</title>
+<style>body { margin: 0; padding: 0; }</style>
+<script src="{js}"></script>
+</head>
+<body>
+<div id="redoc-container"></div>
+<script>
+Redoc.init({spec}, { scrollYOffset: 50 }, document.getElementById("redoc-container"));
+</script>
+</body>
+</html>
+"#;
 
 /// Each documented error response gets the body that operation really answers as its
 /// example: poem-openapi can only give the shared `HTTPError` schema one example, which
@@ -47,7 +98,8 @@ fn add_error_examples(doc: &mut Value) {
         .filter_map(Value::as_object_mut)
         .flat_map(|methods| methods.values_mut())
     {
-        let authenticated = operation.get("security").is_some();
+        // The login is the one operation with a body and no bearer token.
+        let login = operation.get("security").is_none() && operation.get("requestBody").is_some();
         let Some(responses) = operation["responses"].as_object_mut() else {
             continue;
         };
@@ -58,7 +110,7 @@ fn add_error_examples(doc: &mut Value) {
                 .and_then(|s| StatusCode::from_u16(s).ok());
             let Some(example) = status
                 .filter(|s| s.is_client_error() || s.is_server_error())
-                .and_then(|s| Error::example_body(s, authenticated))
+                .and_then(|s| Error::example_body(s, login))
             else {
                 continue;
             };

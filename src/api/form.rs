@@ -5,7 +5,9 @@
 //! A request-body extractor of our own instead of `Form<T>`/`Multipart<T>`: those answer
 //! a missing field or a JSON body with a plain-text 400/415, while FastAPI clients expect
 //! 422 with one pydantic-style entry per field. The body schema is still declared to
-//! poem-openapi, so the document shows both media types.
+//! poem-openapi. The document declares the urlencoded form only, as FastAPI does: several
+//! generators cannot take one body in two media types (openapi-python-client generates
+//! code that does not import, progenitor panics). Multipart is accepted all the same.
 
 use futures_util::stream;
 use poem::{Request, RequestBody};
@@ -52,9 +54,11 @@ struct LoginFormSchema {
     password: Password,
     /// The refresh grant's refresh token, from an earlier token response.
     refresh_token: Option<Password>,
-    /// Space-separated scopes wanted; the token gets those the user holds.
-    #[oai(default)]
-    scope: String,
+    /// Space-separated scopes wanted; the token gets those the user holds. Absent or
+    /// empty: the configured `DEFAULT_SCOPES`, else every scope the user holds.
+    // No `default: ""` as FastAPI declares: openapi-typescript would make the field
+    // required in the request type unless run with `--default-non-nullable false`.
+    scope: Option<String>,
     client_id: Option<String>,
     client_secret: Option<Password>,
 }
@@ -67,7 +71,7 @@ impl Example for LoginFormSchema {
             grant_type: Some("password".to_owned()),
             username: "johndoe".to_owned(),
             password: Password("secret".to_owned()),
-            scope: String::new(),
+            scope: None,
             refresh_token: None,
             client_id: None,
             client_secret: None,
@@ -108,18 +112,9 @@ impl<'a> ApiExtractor<'a> for TokenRequestForm {
     }
 
     fn request_meta() -> Option<MetaRequest> {
-        let media = |content_type| MetaMediaType {
-            content_type,
-            schema: <LoginFormSchema as poem_openapi::types::Type>::schema_ref(),
-        };
-        Some(MetaRequest {
-            description: None,
-            content: vec![
-                media("application/x-www-form-urlencoded"),
-                media("multipart/form-data"),
-            ],
-            required: true,
-        })
+        Some(form_request::<LoginFormSchema>(&[
+            "application/x-www-form-urlencoded",
+        ]))
     }
 
     async fn from_request(
@@ -163,6 +158,23 @@ impl TokenRequestForm {
             refresh_token: SecretString::from(refresh_token),
             scopes: scopes(fields),
         }))
+    }
+}
+
+/// A required form body of schema `T` in each of `content_types`, for the document.
+pub(super) fn form_request<T: poem_openapi::types::Type>(
+    content_types: &[&'static str],
+) -> MetaRequest {
+    MetaRequest {
+        description: None,
+        content: content_types
+            .iter()
+            .map(|content_type| MetaMediaType {
+                content_type,
+                schema: T::schema_ref(),
+            })
+            .collect(),
+        required: true,
     }
 }
 

@@ -3,10 +3,12 @@
 
 pub mod account;
 pub mod admin;
+pub mod assets;
 pub mod auth;
 pub mod client_addr;
 pub mod docs;
 pub mod form;
+pub mod health;
 pub mod introspect;
 pub mod json_body;
 pub mod revoke;
@@ -27,7 +29,7 @@ use ipnet::IpNet;
 use poem::Request;
 use poem_openapi::OpenApiService;
 
-use crate::{accounts::Accounts, error::Error};
+use crate::{accounts::Accounts, error::Error, metrics::Metrics};
 
 /// What every request handler may use.
 #[derive(Clone)]
@@ -43,6 +45,8 @@ pub struct AppState {
     pub jwt_issuer: Option<String>,
     /// `ROOT_PATH`, for URLs built from the request's origin.
     pub root_path: Arc<str>,
+    /// What `/metrics` reports.
+    pub metrics: Metrics,
 }
 
 /// The state the route table attaches to every request, for extractors that run before
@@ -63,10 +67,10 @@ pub type Api = (
     account::MyPasswordApi,
     account::MySessionsApi,
     account::MySessionApi,
-    admin::AdminUsersApi,
-    admin::AdminUserApi,
-    well_known::WellKnownApi,
-    introspect::IntrospectApi,
+    (admin::AdminUsersApi, admin::AdminUserApi),
+    health::HealthApi,
+    // Nested: `Default` (and so `Api::default()`) exists for tuples of up to 12.
+    (well_known::WellKnownApi, introspect::IntrospectApi),
 );
 
 pub fn service() -> OpenApiService<Api, ()> {

@@ -109,6 +109,7 @@ async fn readme_example_operation_answers_only_tokens_with_its_new_scope() {
         jwks_max_age: Duration::from_secs(300),
         jwt_issuer: None,
         root_path: "".into(),
+        metrics: crate::metrics::Metrics::new(),
     };
     type Served = (TokenApi, ReportsApi);
     let ep = Route::new()

@@ -5,14 +5,14 @@
 
 use poem::{http::StatusCode, web::Data, Request, RequestBody};
 use poem_openapi::{
-    registry::{MetaMediaType, MetaRequest, Registry},
+    registry::{MetaRequest, Registry},
     types::{Example, Password},
     ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi,
 };
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    form::{field, parse_fields, read_body},
+    form::{field, form_request, parse_fields, read_body},
     AppState,
 };
 use crate::error::{ApiError, Error, ErrorStatuses};
@@ -61,14 +61,9 @@ impl<'a> ApiExtractor<'a> for RevokeForm {
     }
 
     fn request_meta() -> Option<MetaRequest> {
-        Some(MetaRequest {
-            description: None,
-            content: vec![MetaMediaType {
-                content_type: "application/x-www-form-urlencoded",
-                schema: <RevokeFormSchema as poem_openapi::types::Type>::schema_ref(),
-            }],
-            required: true,
-        })
+        Some(form_request::<RevokeFormSchema>(&[
+            "application/x-www-form-urlencoded",
+        ]))
     }
 
     async fn from_request(

@@ -1,10 +1,10 @@
 //! The front door: answers what the inner routers would get wrong for FastAPI clients.
 //!
-//! One route table, taken from the API's own metadata plus the documentation pages, decides
-//! before any handler runs: a known path with another method is 405 with `Allow`, the
-//! same path with the other trailing slash is a 307 to the declared form (as FastAPI's
-//! `redirect_slashes`), anything else unknown is 404, and a declared body over the limit
-//! is 413. All of them in FastAPI's `{"detail": ...}` shape. A request that passes gets
+//! One route table, taken from the API's own metadata plus the documentation pages and
+//! their assets, decides before any handler runs: a known path with another method is 405
+//! with `Allow`, the same path with the other trailing slash is a 307 to the declared form
+//! (as FastAPI's `redirect_slashes`), anything else unknown is 404, and a declared body
+//! over the limit is 413. All of them in FastAPI's `{"detail": ...}` shape. A request that passes gets
 //! the scopes its operation declares ([`RequiredScopes`]), for the bearer check.
 
 use std::{collections::HashMap, sync::Arc};
@@ -16,6 +16,7 @@ use poem::{
 use poem_openapi::OpenApi;
 
 use super::{
+    assets::DocAssets,
     form::MAX_BODY_BYTES,
     security::{self, RequiredScopes},
     Api,
@@ -79,7 +80,8 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// The operations of [`Api`] and the documentation pages; redirects are prefixed with `root_path`.
+    /// The operations of [`Api`], the documentation pages and their assets; redirects are
+    /// prefixed with `root_path`.
     pub fn new(root_path: &str) -> Self {
         Self::for_api::<Api>(root_path)
     }
@@ -99,7 +101,11 @@ impl RouteTable {
                 (op.method, scopes.into())
             }));
         }
-        for page in [DOCS_PATH, REDOC_PATH, OPENAPI_PATH] {
+        let assets = DocAssets::get().all().map(|asset| asset.path.as_str());
+        for page in [DOCS_PATH, REDOC_PATH, OPENAPI_PATH]
+            .into_iter()
+            .chain(assets)
+        {
             routes.insert(page.to_owned(), vec![(Method::GET, Arc::from([]))]);
         }
         let mut routes: Vec<Route> = routes

@@ -2,8 +2,8 @@
 //! run on a small dedicated thread pool so the async workers never do it.
 
 use std::{
-    collections::HashMap,
-    sync::{mpsc, Arc, Mutex, PoisonError, TryLockError},
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
     thread,
     time::{Duration, Instant},
 };
@@ -55,6 +55,102 @@ pub enum HashError {
 
 type Job = Box<dyn FnOnce(&mut Scratch) + Send + 'static>;
 
+/// The jobs waiting for a thread, taken in turn per client: one job of each client that
+/// has any, round and round, so a client with many logins queued delays another's by at
+/// most one verify per client, not by its whole backlog.
+struct Queue {
+    state: Mutex<QueueState>,
+    /// Signalled when a job arrives or the pool closes.
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    jobs: HashMap<String, VecDeque<Job>>,
+    /// Clients with queued jobs, in the order they are next served.
+    turns: VecDeque<String>,
+    len: usize,
+    /// Jobs that may wait when no thread is idle.
+    capacity: usize,
+    /// Threads waiting for a job: each takes one more without it waiting.
+    idle: usize,
+    /// Every `PasswordHasher` is gone: threads finish.
+    closed: bool,
+}
+
+impl QueueState {
+    fn push(&mut self, client: &str, job: Job) -> Result<(), HashError> {
+        if self.closed {
+            return Err(HashError::WorkerGone);
+        }
+        if self.len >= self.capacity + self.idle {
+            return Err(HashError::Busy);
+        }
+        let queued = self.jobs.entry(client.to_owned()).or_default();
+        if queued.is_empty() {
+            self.turns.push_back(client.to_owned());
+        }
+        queued.push_back(job);
+        self.len += 1;
+        Ok(())
+    }
+
+    fn pop(&mut self) -> Option<Job> {
+        let client = self.turns.pop_front()?;
+        let queued = self.jobs.get_mut(&client)?;
+        let job = queued.pop_front()?;
+        if queued.is_empty() {
+            self.jobs.remove(&client);
+        } else {
+            self.turns.push_back(client);
+        }
+        self.len -= 1;
+        Some(job)
+    }
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // A panicking job runs outside the lock: the state is never left half-changed.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next job, waiting for one; `None` once the pool is closed.
+    fn next(&self, scratch: &mut Scratch) -> Option<Job> {
+        if let Some(job) = self.lock().pop() {
+            return Some(job);
+        }
+        // Idle: give the memory back before waiting, not after.
+        scratch.release();
+        let mut state = self.lock();
+        state.idle += 1;
+        let job = loop {
+            if let Some(job) = state.pop() {
+                break Some(job);
+            }
+            if state.closed {
+                break None;
+            }
+            state = self
+                .ready
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        };
+        state.idle -= 1;
+        job
+    }
+}
+
+/// Closes the queue when the last `PasswordHasher` clone is dropped.
+struct QueueHandle(Arc<Queue>);
+
+impl Drop for QueueHandle {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.ready.notify_all();
+    }
+}
+
 /// Argon2 working memory (64 MiB with the current parameters) that a hashing thread keeps
 /// while more logins are queued, so back-to-back verifies under load do not each map,
 /// fault in and zero it afresh: that was a third of a verify's CPU time (bench/RESULTS.md).
@@ -81,13 +177,14 @@ impl Scratch {
 /// [`HashError::Busy`] at once instead of letting a login flood pile up.
 #[derive(Clone)]
 pub struct PasswordHasher {
-    jobs: mpsc::SyncSender<Job>,
+    queue: Arc<QueueHandle>,
     /// Who holds the [`HashSlot`]s: logins running or waiting for a thread.
     admitted: Arc<Mutex<Admitted>>,
     /// Threads plus queue: how many slots there are.
     capacity: usize,
     /// [`MAX_QUEUE_WAIT`], shorter in tests.
     max_wait: Duration,
+    workers: usize,
 }
 
 /// The slots taken, in all and per client.
@@ -126,7 +223,7 @@ impl HashSlot {
         stored: String,
     ) -> Result<Verification, HashError> {
         self.hasher
-            .run(move |scratch| {
+            .run(&self.client, move |scratch| {
                 Ok(verify_password_with(
                     scratch,
                     password.expose_secret(),
@@ -140,42 +237,32 @@ impl HashSlot {
 impl PasswordHasher {
     pub fn new(workers: usize, queue: usize) -> std::io::Result<Self> {
         let workers = workers.max(1);
-        let (jobs, rx) = mpsc::sync_channel::<Job>(queue);
-        let rx = Arc::new(Mutex::new(rx));
+        let shared = Arc::new(Queue {
+            state: Mutex::new(QueueState {
+                capacity: queue,
+                ..QueueState::default()
+            }),
+            ready: Condvar::new(),
+        });
+        let handle = Arc::new(QueueHandle(Arc::clone(&shared)));
         for n in 0..workers {
-            let rx = Arc::clone(&rx);
+            let queue = Arc::clone(&shared);
             thread::Builder::new()
                 .name(format!("argon2-{n}"))
                 .spawn(move || {
                     let mut scratch = Scratch::default();
-                    loop {
-                        // The lock is held only to take the next job, never while hashing.
-                        let queued = match rx.try_lock() {
-                            Ok(rx) => rx.try_recv().ok(),
-                            // Another thread holds it waiting for work: nothing is queued.
-                            Err(TryLockError::WouldBlock) => None,
-                            Err(TryLockError::Poisoned(_)) => return,
-                        };
-                        let job = match queued {
-                            Some(job) => job,
-                            None => {
-                                // Idle: give the memory back before waiting, not after.
-                                scratch.release();
-                                match rx.lock().map(|rx| rx.recv()) {
-                                    Ok(Ok(job)) => job,
-                                    _ => return,
-                                }
-                            }
-                        };
+                    // The lock is held only to take the next job, never while hashing.
+                    while let Some(job) = queue.next(&mut scratch) {
                         job(&mut scratch);
                     }
                 })?;
         }
         Ok(Self {
-            jobs,
+            queue: handle,
             admitted: Arc::default(),
             capacity: workers + queue,
             max_wait: MAX_QUEUE_WAIT,
+            workers,
         })
     }
 
@@ -183,6 +270,16 @@ impl PasswordHasher {
     /// add memory (64 MiB each) and latency, and fewer leave throughput unused.
     pub fn cores() -> usize {
         thread::available_parallelism().map_or(1, |n| n.get())
+    }
+
+    /// Logins waiting for a hashing thread (those beyond one per thread).
+    pub fn waiting(&self) -> usize {
+        self.admitted().total.saturating_sub(self.workers)
+    }
+
+    /// How many logins may wait before the pool answers [`HashError::Busy`].
+    pub fn queue_capacity(&self) -> usize {
+        self.capacity - self.workers
     }
 
     /// A place in the pool for one verify by `client` (any key naming who asks, such as
@@ -222,12 +319,14 @@ impl PasswordHasher {
 
     /// A new argon2id hash of `password` with the current parameters, off the async runtime.
     pub async fn hash(&self, password: SecretString) -> Result<String, HashError> {
-        self.run(move |_| hash_password(password.expose_secret()))
+        // One client: a command hashing a password has nobody to share the pool with.
+        self.run("", move |_| hash_password(password.expose_secret()))
             .await
     }
 
     async fn run<T: Send + 'static>(
         &self,
+        client: &str,
         f: impl FnOnce(&mut Scratch) -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
         let (tx, rx) = oneshot::channel();
@@ -243,10 +342,8 @@ impl PasswordHasher {
                 f(scratch)
             });
         });
-        self.jobs.try_send(job).map_err(|e| match e {
-            mpsc::TrySendError::Full(_) => HashError::Busy,
-            mpsc::TrySendError::Disconnected(_) => HashError::WorkerGone,
-        })?;
+        self.queue.0.lock().push(client, job)?;
+        self.queue.0.ready.notify_one();
         rx.await.map_err(|_| HashError::WorkerGone)?
     }
 }
@@ -436,14 +533,14 @@ mod tests {
         hasher: &PasswordHasher,
     ) -> (
         tokio::task::JoinHandle<Result<(), HashError>>,
-        mpsc::Sender<()>,
+        std::sync::mpsc::Sender<()>,
     ) {
         let (started_tx, started_rx) = oneshot::channel();
-        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let running = {
             let h = hasher.clone();
             tokio::spawn(async move {
-                h.run(move |_| {
+                h.run("", move |_| {
                     let _ = started_tx.send(());
                     let _ = release_rx.recv();
                     Ok(())
@@ -463,7 +560,7 @@ mod tests {
         // Queued behind the busy worker, then abandoned by its caller.
         let ran = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&ran);
-        let abandoned = hasher.run(move |_| {
+        let abandoned = hasher.run("", move |_| {
             flag.store(true, Ordering::SeqCst);
             Ok(())
         });
@@ -472,7 +569,7 @@ mod tests {
         release_tx.send(()).unwrap();
         running.await.unwrap().unwrap();
         // Jobs run in order: once this one has run, the abandoned one was skipped.
-        hasher.run(|_| Ok(())).await.unwrap();
+        hasher.run("", |_| Ok(())).await.unwrap();
         assert!(!ran.load(Ordering::SeqCst));
     }
 
@@ -488,7 +585,7 @@ mod tests {
             let hasher = hasher.clone();
             async move {
                 hasher
-                    .run(move |_| {
+                    .run("", move |_| {
                         flag.store(true, Ordering::SeqCst);
                         Ok(())
                     })
@@ -503,7 +600,7 @@ mod tests {
         assert!(matches!(answer, Err(HashError::Busy)), "{answer:?}");
         assert!(!ran.load(Ordering::SeqCst), "a job past its wait was run");
         // A job that has not waited runs as before.
-        assert!(hasher.run(|_| Ok(())).await.is_ok());
+        assert!(hasher.run("", |_| Ok(())).await.is_ok());
     }
 
     #[test]
@@ -536,14 +633,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn queued_jobs_are_served_in_turn_per_client_not_in_arrival_order() {
+        let hasher = PasswordHasher::new(1, 8).unwrap();
+        let (running, release_tx) = occupy_worker(&hasher).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut queued = Vec::new();
+        // Three jobs of a busy client arrive first, then one of another client.
+        for (client, name) in [
+            ("hog", "hog 1"),
+            ("hog", "hog 2"),
+            ("hog", "hog 3"),
+            ("other", "other"),
+        ] {
+            let (hasher, order) = (hasher.clone(), Arc::clone(&order));
+            queued.push(tokio::spawn(async move {
+                hasher
+                    .run(client, move |_| {
+                        order.lock().unwrap().push(name);
+                        Ok(())
+                    })
+                    .await
+            }));
+            // Let each reach the queue before the next.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        release_tx.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        for job in queued {
+            job.await.unwrap().unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), ["hog 1", "other", "hog 2", "hog 3"]);
+    }
+
+    #[tokio::test]
     async fn full_queue_answers_busy_instead_of_waiting() {
         let hasher = PasswordHasher::new(1, 1).unwrap();
         // Occupy the single worker until released...
         let (running, release_tx) = occupy_worker(&hasher).await;
         // ...fill the one queue slot...
-        assert!(hasher.jobs.try_send(Box::new(|_| {})).is_ok());
+        assert!(hasher.queue.0.lock().push("", Box::new(|_| {})).is_ok());
         // ...and the next job is refused at once.
-        let refused = hasher.run(|_| Ok(())).await;
+        let refused = hasher.run("", |_| Ok(())).await;
         assert!(matches!(refused, Err(HashError::Busy)), "{refused:?}");
         release_tx.send(()).unwrap();
         running.await.unwrap().unwrap();

@@ -229,22 +229,39 @@ pub async fn find_user(db: &Db, username: &str) -> Result<Option<user::Model>, D
     user::Entity::find().from_raw_sql(stmt).one(db).await
 }
 
-/// `find_user`'s SQL, built by SeaORM once per backend rather than on every request
-/// (building it cost more instructions than SQLite spends running it). Usernames are
-/// unique, so it needs no `LIMIT`.
+/// `find_user`'s SQL (see [`built_once`]). Usernames are unique, so it needs no `LIMIT`.
 fn find_user_sql(backend: DbBackend) -> &'static str {
-    static SQL: [OnceLock<String>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
-    let slot = match backend {
-        DbBackend::Sqlite => 0,
-        DbBackend::Postgres => 1,
-        DbBackend::MySql => 2,
-    };
-    SQL[slot].get_or_init(|| {
+    static SQL: BuiltOnce = BuiltOnce::new();
+    built_once(&SQL, backend, || {
         user::Entity::find()
             .filter(user::Column::Username.eq(""))
             .build(backend)
             .sql
     })
+}
+
+/// One statement's SQL per backend, built on first use.
+pub(crate) struct BuiltOnce([OnceLock<String>; 3]);
+
+impl BuiltOnce {
+    pub(crate) const fn new() -> Self {
+        Self([OnceLock::new(), OnceLock::new(), OnceLock::new()])
+    }
+}
+
+/// The SQL of a query run on every request, built by SeaORM once per backend rather than
+/// each time (building it cost more instructions than SQLite spends running it).
+pub(crate) fn built_once(
+    cache: &'static BuiltOnce,
+    backend: DbBackend,
+    build: impl FnOnce() -> String,
+) -> &'static str {
+    let slot = match backend {
+        DbBackend::Sqlite => 0,
+        DbBackend::Postgres => 1,
+        DbBackend::MySql => 2,
+    };
+    cache.0[slot].get_or_init(build)
 }
 
 pub async fn list_users(db: &Db) -> Result<Vec<user::Model>, DbErr> {

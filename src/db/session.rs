@@ -5,14 +5,13 @@
 //! Every check that decides between two concurrent requests is one conditional statement
 //! in the database, never a lock in this process: replicas share only the database.
 
-use std::sync::OnceLock;
-
 use sea_orm::{
-    entity::prelude::*, sea_query::Expr, ActiveValue::Set, DbBackend, FromQueryResult, JoinType,
-    QueryOrder, QuerySelect, QueryTrait, Statement, TransactionTrait,
+    entity::prelude::*, sea_query::Expr, ActiveValue::Set, DatabaseTransaction, DbBackend,
+    FromQueryResult, JoinType, QueryOrder, QuerySelect, QueryTrait, Statement, TransactionError,
+    TransactionTrait,
 };
 
-use super::{refresh_token, user};
+use super::{built_once, refresh_token, user, BuiltOnce};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "sessions")]
@@ -67,23 +66,31 @@ pub struct NewRefreshToken {
     pub expires_at: i64,
 }
 
-/// Stores a new session (and its first refresh token) and ends the user's oldest
-/// sessions beyond `max_live`; one transaction.
+/// Stores a new session (and its first refresh token), then ends the user's oldest
+/// sessions beyond `max_live`.
+///
+/// Autocommit statements, no transaction: on SQLite a transaction that fails for a full
+/// disk can stay open on its pooled connection and hold the write lock, so that every
+/// later write waits out the busy timeout. A refresh token that cannot be stored takes
+/// its session with it (best effort: a session without one only lives until its access
+/// token expires).
 pub async fn start(
     db: &DatabaseConnection,
     session: Model,
     refresh: Option<NewRefreshToken>,
     max_live: u64,
 ) -> Result<(), DbErr> {
-    let txn = db.begin().await?;
     let user_id = session.user_id;
     let session_id = session.id.clone();
     let generation = session.generation;
     Entity::insert(ActiveModel::from(session))
-        .exec_without_returning(&txn)
+        .exec_without_returning(db)
         .await?;
     if let Some(refresh) = refresh {
-        insert_refresh_token(&txn, &session_id, generation, refresh).await?;
+        if let Err(e) = insert_refresh_token(db, &session_id, generation, refresh).await {
+            let _ = end(db, &session_id).await;
+            return Err(e);
+        }
     }
     // At most `max_live + 1` rows: the bound is kept at every login. (SQLite has no
     // `OFFSET` without `LIMIT`, hence the skip here.)
@@ -94,17 +101,33 @@ pub async fn start(
         .order_by_desc(Column::CreatedAt)
         .order_by_desc(Column::Id)
         .into_tuple()
-        .all(&txn)
+        .all(db)
         .await?;
     let keep = usize::try_from(max_live).unwrap_or(usize::MAX);
     let beyond: Vec<String> = newest_first.into_iter().skip(keep).collect();
     if !beyond.is_empty() {
         Entity::delete_many()
             .filter(Column::Id.is_in(beyond))
-            .exec(&txn)
+            .exec(db)
             .await?;
     }
-    txn.commit().await
+    Ok(())
+}
+
+/// Runs `work` in a transaction that SeaORM commits on `Ok` and rolls back, explicitly,
+/// on `Err`.
+async fn in_transaction<T, F>(db: &DatabaseConnection, work: F) -> Result<T, DbErr>
+where
+    T: Send,
+    F: for<'c> FnOnce(
+            &'c DatabaseTransaction,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<T, DbErr>> + Send + 'c>,
+        > + Send,
+{
+    db.transaction(work).await.map_err(|e| match e {
+        TransactionError::Connection(e) | TransactionError::Transaction(e) => e,
+    })
 }
 
 async fn insert_refresh_token(
@@ -153,13 +176,8 @@ const LAST_USED_ALIAS: &str = "session_last_used_at";
 
 /// `find_user_in_session`'s SQL, built once per backend (as `find_user`'s).
 fn find_user_in_session_sql(backend: DbBackend) -> &'static str {
-    static SQL: [OnceLock<String>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
-    let slot = match backend {
-        DbBackend::Sqlite => 0,
-        DbBackend::Postgres => 1,
-        DbBackend::MySql => 2,
-    };
-    SQL[slot].get_or_init(|| {
+    static SQL: BuiltOnce = BuiltOnce::new();
+    built_once(&SQL, backend, || {
         user::Entity::find()
             .join_rev(JoinType::InnerJoin, Relation::User.def())
             .filter(user::Column::Username.eq(""))
@@ -227,34 +245,32 @@ pub struct Rotation {
 /// so of concurrent rotations of one token, on any replica, exactly one returns `true`;
 /// the others change nothing and return `false`.
 pub async fn rotate(db: &DatabaseConnection, rotation: Rotation) -> Result<bool, DbErr> {
-    let txn = db.begin().await?;
-    let spent = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::SpentAt, Expr::value(rotation.now))
-        .filter(refresh_token::Column::TokenHash.eq(&rotation.spent_hash))
-        .filter(refresh_token::Column::SpentAt.is_null())
-        .exec(&txn)
-        .await?;
-    if spent.rows_affected == 0 {
-        txn.rollback().await?;
-        return Ok(false);
-    }
-    let expires_at = rotation.next.expires_at;
-    insert_refresh_token(
-        &txn,
-        &rotation.session_id,
-        rotation.generation,
-        rotation.next,
-    )
-    .await?;
-    Entity::update_many()
-        .col_expr(Column::Generation, Expr::value(rotation.generation))
-        .col_expr(Column::LastUsedAt, Expr::value(rotation.now))
-        .col_expr(Column::ExpiresAt, Expr::value(expires_at))
-        .filter(Column::Id.eq(&rotation.session_id))
-        .exec(&txn)
-        .await?;
-    txn.commit().await?;
-    Ok(true)
+    in_transaction(db, move |txn| {
+        Box::pin(async move {
+            let spent = refresh_token::Entity::update_many()
+                .col_expr(refresh_token::Column::SpentAt, Expr::value(rotation.now))
+                .filter(refresh_token::Column::TokenHash.eq(&rotation.spent_hash))
+                .filter(refresh_token::Column::SpentAt.is_null())
+                .exec(txn)
+                .await?;
+            if spent.rows_affected == 0 {
+                // Spent already, by a concurrent rotation: nothing was written.
+                return Ok(false);
+            }
+            let expires_at = rotation.next.expires_at;
+            let generation = rotation.generation;
+            insert_refresh_token(txn, &rotation.session_id, generation, rotation.next).await?;
+            Entity::update_many()
+                .col_expr(Column::Generation, Expr::value(generation))
+                .col_expr(Column::LastUsedAt, Expr::value(rotation.now))
+                .col_expr(Column::ExpiresAt, Expr::value(expires_at))
+                .filter(Column::Id.eq(&rotation.session_id))
+                .exec(txn)
+                .await?;
+            Ok(true)
+        })
+    })
+    .await
 }
 
 /// The session `session_id` as it is now.

@@ -1,7 +1,7 @@
 //! Database URLs in messages: a `DATABASE_URL` may carry a password, and the drivers'
 //! errors quote the URL they were given (`The connection string 'postgress://u:pw@…' has
-//! no supporting driver`). Every error line the service prints goes through
-//! [`redact_credentials`] first.
+//! no supporting driver`) when they open it. The `error:` line of a failing command goes
+//! through [`redact_credentials`] first; errors of an open connection never quote it.
 
 /// `text` with the password of `url` (the configured URL, wherever it appears as given)
 /// and of every other `scheme://user:password@host` in it replaced by `***`.

@@ -29,6 +29,7 @@ use crate::helpers::{
     gatehouse_cli, gatehouse_command, output_within, parts, start, ServingBinary, TestDb,
     TEST_SECRET,
 };
+use crate::metrics::{samples, scrape_text, value};
 
 /// What every database failure answers, whatever the cause.
 fn unavailable() -> Value {
@@ -845,4 +846,48 @@ async fn postgres_going_down_and_restarting_under_traffic_answers_503_then_recov
     assert!(!log.contains("panicked"), "{log}");
     assert!(!log.contains("status=500"), "{log}");
     assert!(server.is_running(), "the outage did not stop the service");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_answers_503_while_postgres_is_down_and_counts_the_database_errors() {
+    let proxy = PgProxy::start().await;
+    let db = TestDb::postgres().await;
+    let mut settings = db.settings();
+    settings.database_url = proxy.url(&db.url);
+    settings.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+    let app = start(settings).await;
+    let metrics = app.metrics_address.clone().unwrap();
+    assert_eq!(app.get("/readyz", None).await.status(), 200);
+
+    proxy.down();
+    let started = Instant::now();
+    let (status, body, headers) = parts(app.get("/readyz", None).await, &["retry-after"]).await;
+    assert_eq!(
+        (status, body, headers),
+        (503, unavailable(), vec![Some("1".to_owned())]),
+        "while PostgreSQL is down"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // Liveness does not depend on the database: restarting would not help.
+    assert_eq!(app.get("/healthz", None).await.status(), 200);
+
+    let counted = samples(&scrape_text(&app.client, &metrics).await);
+    for key in [
+        "gatehouse_database_errors_total{}",
+        "gatehouse_unavailable_responses_total{reason=database}",
+        "gatehouse_http_requests_total{operation=readyz_readyz_get,status=503}",
+    ] {
+        assert_eq!(value(&counted, key), 1.0, "{key}");
+    }
+
+    proxy.up();
+    let back = Instant::now();
+    while app.get("/readyz", None).await.status() != 200 {
+        assert!(back.elapsed() < Duration::from_secs(15), "not ready again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -170,6 +170,8 @@ impl Drop for PgSchema {
 
 pub struct TestApp {
     pub address: String,
+    /// `http://<addr>` of the Prometheus listener, when `metrics_bind` is set.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub db: Db,
     pub settings: Settings,
@@ -200,6 +202,7 @@ pub async fn start(settings: Settings) -> TestApp {
     };
     let app = App::build(&settings, &serve).await.expect("app starts");
     let address = format!("http://{}", app.local_addr());
+    let metrics_address = app.metrics_addr().map(|addr| format!("http://{addr}"));
     tokio::spawn(app.run_until_stopped());
     let db = db::connect(&settings.database_url)
         .await
@@ -210,6 +213,7 @@ pub async fn start(settings: Settings) -> TestApp {
         .expect("client");
     TestApp {
         address,
+        metrics_address,
         client,
         db,
         settings,

@@ -164,12 +164,8 @@ async fn default_scopes_apply_to_logins_and_to_tokens_without_a_scope_claim() {
         not_enough("items me")
     );
     // A token issued before gatehouse had scopes (no `scope` claim) gets what a login
-    // without `scope` gets. (It carries `uid`: tokens without one are refused.)
-    let uid = gatehouse::db::find_user(&app.db, "johndoe")
-        .await
-        .unwrap()
-        .unwrap()
-        .id;
+    // without `scope` gets.
+    let uid = db::find_user(&app.db, "johndoe").await.unwrap().unwrap().id;
     let old = forge(
         &json!({"alg": "HS256", "typ": "JWT"}),
         &json!({"sub": "johndoe", "uid": uid, "exp": now() + 600, "iat": now(), "ver": 0}),

@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
-# The contract checks: openapi/openapi.json against the tools its users point at it.
+# The contract checks: the served OpenAPI document against the tools its users point at it.
 #
 #   tests/contract/run.sh [WORD]     (WORD: run only the checks whose name contains it)
 #
-# Installs what it needs (idempotently: Chromium from Debian, a Python venv under
-# target/contract/ from requirements.txt, `npm ci` from package-lock.json), builds
-# target/debug/gatehouse, starts each service it needs on a free port with a fresh SQLite
-# database, runs every check, and exits non-zero if any failed. Screenshots and reports
-# go to target/contract-artifacts/.
+# Installs what it needs (idempotently: Chromium and a Java runtime from Debian, a Python
+# venv under target/contract/ from requirements.txt, `npm ci` from package-lock.json),
+# builds target/debug/gatehouse, starts each service it needs on a free port with a fresh
+# SQLite database, runs every check, and exits non-zero if any failed. Every tool reads
+# the document from the running service's /openapi.json, as a user would, with no
+# preprocessing. Screenshots and reports go to target/contract-artifacts/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 here=$root/tests/contract
 work=$root/target/contract
 artifacts=$root/target/contract-artifacts
-document=$root/openapi/openapi.json
 bin=$root/target/debug/gatehouse
 only=${1:-}
 # The Python tests import from tests/contract/python/: leave no __pycache__ there.
@@ -23,13 +23,17 @@ mkdir -p "$work/logs" "$artifacts"
 
 # ---------------------------------------------------------------------------- tools
 
+apt_install() {
+  echo "== installing $* (Debian)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -o DPkg::Lock::Timeout=600 "$@" ||
+    { apt-get update && apt-get install -y -o DPkg::Lock::Timeout=600 "$@"; }
+}
+
 install_tools() {
-  if [ ! -x /usr/bin/chromium ]; then
-    echo "== installing chromium (Debian)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -o DPkg::Lock::Timeout=600 chromium ||
-      { apt-get update && apt-get install -y -o DPkg::Lock::Timeout=600 chromium; }
-  fi
+  [ -x /usr/bin/chromium ] || apt_install chromium
+  # openapi-generator is a Java program (the PyPI package bundles its jar).
+  command -v java >/dev/null || apt_install default-jre-headless
 
   local venv=$work/venv
   if ! cmp -s "$here/requirements.txt" "$venv/requirements.txt"; then
@@ -89,6 +93,16 @@ start_service() {
     return 1
   fi
   url=http://$addr
+  # With METRICS_BIND, the metrics listener's address follows in the log.
+  metrics_url=""
+  if [[ " $* " == *" METRICS_BIND="* ]]; then
+    for _ in $(seq 100); do
+      addr=$(grep '"metrics listening"' "$log" | sed -n 's/.*"addr":"\([0-9.:]*\)".*/\1/p' || true)
+      [ -n "$addr" ] && break
+      sleep 0.1
+    done
+    metrics_url=http://$addr
+  fi
 }
 
 # start_proxy PREFIX UPSTREAM_URL: serves the upstream under PREFIX; sets $url.
@@ -131,27 +145,24 @@ check() {
 }
 
 spec_is_valid_openapi() {
-  "$work/venv/bin/openapi-spec-validator" "$document"
+  # The validator reads files only: it gets the served document on stdin.
+  "$work/venv/bin/python" -c 'import sys, urllib.request
+sys.stdout.buffer.write(urllib.request.urlopen(sys.argv[1]).read())' "$url/openapi.json" |
+    "$work/venv/bin/openapi-spec-validator" -
 }
 
 spec_passes_the_linter() {
   # No usage telemetry or update check: the run talks to nothing but this machine.
   (cd "$here" && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
-    node_modules/.bin/redocly lint --config redocly.yaml --format stylish "$document")
+    node_modules/.bin/redocly lint --config redocly.yaml --format stylish "$url/openapi.json")
 }
 
-# openapi-python-client 0.29 mishandles a request body offered in two media types (see
-# README), so it reads a copy whose /token body is urlencoded only.
+# The generators run as the README tells a user to run them, on the served document.
 python_client_logs_in() {
   local out=$work/python
   rm -rf "$out" && mkdir -p "$out" &&
-    "$work/venv/bin/python" -c '
-import json, sys
-doc = json.load(open(sys.argv[1]))
-doc["paths"]["/token"]["post"]["requestBody"]["content"].pop("multipart/form-data")
-json.dump(doc, open(sys.argv[2], "w"), indent=2)' "$document" "$out/openapi-urlencoded.json" &&
     (cd "$out" && PATH=$work/venv/bin:$PATH openapi-python-client generate \
-      --path openapi-urlencoded.json --meta none --output-path gatehouse_client) &&
+      --url "$url/openapi.json" --meta none --output-path gatehouse_client) &&
     GATEHOUSE_URL=$url PYTHONPATH=$out:$here/python \
       "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$here/python"
 }
@@ -172,12 +183,22 @@ resource_server_verifies_with_the_jwks() {
     "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$here/resource_server"
 }
 
+openapi_generator_python_client_logs_in() {
+  local out=$work/python-generator
+  rm -rf "$out" && mkdir -p "$out" &&
+    "$work/venv/bin/openapi-generator-cli" generate --input-spec "$url/openapi.json" \
+      --generator-name python --package-name gatehouse_openapi_client --output "$out" \
+      >"$work/logs/openapi-generator.log" 2>&1 &&
+    GATEHOUSE_URL=$url PYTHONPATH=$out:$here/python-generator \
+      "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$here/python-generator" ||
+    { tail -n 20 "$work/logs/openapi-generator.log"; return 1; }
+}
+
 typescript_client_logs_in() {
   local out=$work/typescript
   rm -rf "$out" && mkdir -p "$out"
   (cd "$here" &&
-    node_modules/.bin/openapi-typescript "$document" --default-non-nullable false \
-      -o typescript/api.d.ts &&
+    node_modules/.bin/openapi-typescript "$url/openapi.json" -o typescript/api.d.ts &&
     node_modules/.bin/tsc -p typescript) || return 1
   # The compiled tests run from target/: they are ES modules and import openapi-fetch.
   echo '{"type": "module"}' >"$out/out/package.json" &&
@@ -189,13 +210,21 @@ swagger_ui_logs_in() {
   (cd "$here" && GATEHOUSE_URL=$url SCREENSHOTS=$artifacts/$1 node --test browser/swagger-ui.mjs)
 }
 
+metrics_parse_and_count_logins() {
+  "$work/venv/bin/python" "$here/metrics.py" "$url" "$metrics_url"
+}
+
+redoc_renders() {
+  (cd "$here" && GATEHOUSE_URL=$url SCREENSHOTS=$artifacts/$1 node --test browser/redoc.mjs)
+}
+
 schemathesis_finds_nothing() {
   local report=$artifacts/schemathesis
   rm -rf "$report" && mkdir -p "$report"
   (cd "$work" && "$work/venv/bin/schemathesis" --config-file "$here/schemathesis.toml" \
-    run "$document" --url "$url" --report junit,har --report-dir "$report" \
+    run "$url/openapi.json" --report junit,har --report-dir "$report" \
     --report-junit-path "$report/junit.xml" --report-har-path "$report/har.json") &&
-    "$work/venv/bin/python" "$here/statuses_documented.py" "$document" "$report/har.json"
+    "$work/venv/bin/python" "$here/statuses_documented.py" "$url/openapi.json" "$report/har.json"
 }
 
 # ----------------------------------------------------------------------------- main
@@ -205,14 +234,16 @@ install_tools
 echo "tools: $(/usr/bin/chromium --version 2>/dev/null | head -n1); node $(node --version);" \
   "$("$work/venv/bin/schemathesis" --version)"
 
-check "the document is valid OpenAPI 3" spec_is_valid_openapi
-check "the document passes the linter (tests/contract/redocly.yaml)" spec_passes_the_linter
-
-start_service clients
+start_service clients METRICS_BIND=127.0.0.1:0
+check "the served document is valid OpenAPI 3" spec_is_valid_openapi
+check "the served document passes the linter (tests/contract/redocly.yaml)" spec_passes_the_linter
 check "the Python client (openapi-python-client) logs in" python_client_logs_in
+check "the Python client (openapi-generator, python) logs in" \
+  openapi_generator_python_client_logs_in
 check "the TypeScript client (openapi-typescript + openapi-fetch) logs in" typescript_client_logs_in
 check "OAuth client libraries (Authlib, requests-oauthlib) log in, refresh and revoke" \
   oauth_clients_run_the_token_lifecycle
+check "the metrics parse with prometheus_client and count logins" metrics_parse_and_count_logins
 check "Swagger UI authorizes and tries /users/me/" \
   swagger_ui_logs_in swagger-ui
 
@@ -224,6 +255,7 @@ start_service behind-proxy ROOT_PATH=/auth
 start_proxy /auth "$url"
 check "Swagger UI behind a proxy under /auth" \
   swagger_ui_logs_in swagger-ui-behind-proxy
+check "ReDoc behind a proxy under /auth" redoc_renders behind-proxy
 
 # schemathesis sends many wrong logins: the brute-force limits must not stop it.
 start_service fuzzing MAX_FAILED_LOGINS_PER_ACCOUNT=1000000 MAX_FAILED_LOGINS_PER_ADDRESS=1000000

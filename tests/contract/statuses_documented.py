@@ -1,6 +1,6 @@
 """Every status that schemathesis saw is documented for its operation.
 
-    python statuses_documented.py OPENAPI_JSON HAR_FILE
+    python statuses_documented.py OPENAPI_URL HAR_FILE
 
 Reads the statuses from the document itself, so a status added to the service without
 being documented, or dropped from the document while still answered, fails here. Requests
@@ -12,6 +12,7 @@ import collections
 import json
 import re
 import sys
+import urllib.request
 from urllib.parse import urlsplit
 
 
@@ -26,8 +27,8 @@ def template_of(document, path):
     return path
 
 
-def main(document_path, har_path):
-    with open(document_path) as f:
+def main(document_url, har_path):
+    with urllib.request.urlopen(document_url) as f:
         document = json.load(f)
     with open(har_path) as f:
         har = json.load(f)

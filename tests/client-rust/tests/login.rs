@@ -45,7 +45,7 @@ fn login_form(username: &str, password: &str) -> types::BodyLoginForAccessTokenT
         password: password.parse().expect("valid password"),
         grant_type: Some("password".parse().expect("valid grant_type")),
         refresh_token: None,
-        scope: String::new(),
+        scope: None,
         client_id: None,
         client_secret: None,
     }
@@ -99,10 +99,10 @@ async fn generated_client_reports_a_wrong_password_as_a_typed_401() {
     };
     assert_eq!(response.status(), 401);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
-    assert_eq!(
-        response.into_inner().detail,
-        "Incorrect username or password"
-    );
+    let types::OAuthErrorOrHttpError::HttpError(body) = response.into_inner() else {
+        panic!("expected an HTTPError body");
+    };
+    assert_eq!(body.detail, "Incorrect username or password");
 }
 
 #[tokio::test]
@@ -121,11 +121,11 @@ async fn generated_client_reports_a_missing_token_as_a_typed_401() {
     assert_eq!(response.into_inner().detail, "Not authenticated");
 }
 
-/// progenitor keeps one error schema per operation (see build.rs), so `/token`'s 422 is not
-/// typed: it arrives as the raw response. 600 two-byte characters pass the document's
-/// `maxLength` in characters but not the service's 1024-byte limit.
+/// `/token`'s errors share one schema, so its 422 arrives typed like the others. 600
+/// two-byte characters pass the document's `maxLength` in characters but not the
+/// service's 1024-byte limit.
 #[tokio::test]
-async fn generated_client_sees_a_422_as_an_unexpected_response_with_its_body() {
+async fn generated_client_reports_a_too_long_password_as_a_typed_422() {
     let service = start_service().await;
 
     let err = Client::new(&service.base_url)
@@ -133,16 +133,16 @@ async fn generated_client_sees_a_422_as_an_unexpected_response_with_its_body() {
         .await
         .expect_err("password too long");
 
-    let Error::UnexpectedResponse(response) = err else {
-        panic!("expected the raw 422, got {err:?}");
+    let Error::ErrorResponse(response) = err else {
+        panic!("expected a documented error response, got {err:?}");
     };
     assert_eq!(response.status(), 422);
-    let body: serde_json::Value = response.json().await.expect("json body");
-    assert_eq!(body["detail"][0]["type"], "string_too_long");
-    assert_eq!(
-        body["detail"][0]["loc"],
-        serde_json::json!(["body", "password"])
-    );
+    let types::OAuthErrorOrHttpError::HttpValidationError(body) = response.into_inner() else {
+        panic!("expected an HTTPValidationError body");
+    };
+    assert_eq!(body.detail.len(), 1);
+    assert_eq!(body.detail[0].type_, "string_too_long");
+    assert_eq!(body.detail[0].loc, ["body", "password"]);
 }
 
 #[test]
@@ -160,4 +160,79 @@ fn generated_types_enforce_the_documented_form_limits() {
     assert!("password"
         .parse::<types::BodyLoginForAccessTokenTokenPostGrantType>()
         .is_ok());
+}
+
+/// A generated client sending `Authorization: Bearer <token of username>`, the token asked
+/// for `scope` when given.
+async fn bearer(base_url: &str, username: &str, password: &str, scope: Option<&str>) -> Client {
+    let mut form = login_form(username, password);
+    form.scope = scope.map(|s| s.parse().expect("valid scope"));
+    let token = Client::new(base_url)
+        .login_for_access_token_token_post(&form)
+        .await
+        .expect("login succeeds")
+        .into_inner();
+    let bearer = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.access_token))
+        .expect("header value");
+    let headers = reqwest::header::HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, bearer)]);
+    let http = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("http client");
+    Client::new_with_client(base_url, http)
+}
+
+#[tokio::test]
+async fn generated_client_creates_a_user_changes_its_scopes_and_disables_it() {
+    let service = start_service().await;
+    let admin = bearer(&service.base_url, "johndoe", "secret", Some("admin")).await;
+
+    let created = admin
+        .create_user_admin_users_post(&types::AdminUserCreate {
+            username: "rs-carol".parse().expect("valid username"),
+            password: "carol-pw".parse().expect("valid password"),
+            email: Some("carol@example.com".parse().expect("valid email")),
+            full_name: None,
+            disabled: None,
+            scopes: Vec::new(),
+        })
+        .await
+        .expect("created");
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.scopes, [types::Scope::Me, types::Scope::Items]);
+
+    let carol = bearer(&service.base_url, "rs-carol", "carol-pw", None).await;
+    assert!(carol.read_own_items_users_me_items_get().await.is_ok());
+
+    let changed = admin
+        .update_user_admin_users_username_patch(
+            "rs-carol",
+            &types::AdminUserUpdate {
+                scopes: vec![types::Scope::Me],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("changed");
+    assert_eq!(changed.scopes, [types::Scope::Me]);
+    match carol.read_own_items_users_me_items_get().await {
+        Err(Error::ErrorResponse(refused)) => {
+            assert_eq!(refused.status(), 401);
+            assert_eq!(refused.detail, "Not enough permissions");
+        }
+        other => panic!("expected a 401, got {other:?}"),
+    }
+
+    let disabled = admin
+        .update_user_admin_users_username_patch(
+            "rs-carol",
+            &types::AdminUserUpdate {
+                disabled: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("disabled");
+    assert!(disabled.disabled);
+    assert!(carol.read_users_me_users_me_get().await.is_err());
 }

@@ -8,6 +8,7 @@ const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 const SNIPPETS: &[&str] = &[
     "tests/client-rust/tests/snippet/mod.rs",
     "tests/contract/python/snippet.py",
+    "tests/contract/python-generator/snippet.py",
     "tests/contract/typescript/snippet.ts",
     "tests/contract/resource_server/verify_with_jwks.py",
     "tests/api/jwks_snippet.rs",

@@ -11,7 +11,7 @@ pub async fn read_me(
         username: username.parse()?,
         password: password.parse()?,
         grant_type: None,
-        scope: String::new(),
+        scope: None,
         refresh_token: None,
         client_id: None,
         client_secret: None,
