@@ -15,7 +15,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::{
-    accounts::Accounts,
+    accounts::{Accounts, Scopes},
     api::{
         self,
         assets::DocAssets,
@@ -211,7 +211,13 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
     let hasher = PasswordHasher::new(workers, queue).map_err(StartupError::Workers)?;
     tracing::debug!(workers, queue, "password hashing pool started");
     Ok(AppState {
-        accounts: Accounts::new(db, tokens, hasher, settings.login_limits()),
+        accounts: Accounts::new(
+            db,
+            tokens,
+            hasher,
+            settings.login_limits(),
+            settings.default_scopes,
+        ),
         client_timeout: settings.client_timeout(),
         trusted_proxies: settings.trusted_proxies.clone().into(),
         metrics: Metrics::new(),
@@ -308,7 +314,8 @@ async fn purge_expired_login_failures(db: Db) {
     }
 }
 
-/// The tutorial's users: johndoe/secret (its published hash) and disabled alice/secret2.
+/// The tutorial's users: johndoe/secret (its published hash) and disabled alice/secret2,
+/// holding every scope.
 async fn seed_demo_users(db: &Db) -> Result<(), sea_orm::DbErr> {
     let demo = [
         NewUser {
@@ -328,7 +335,7 @@ async fn seed_demo_users(db: &Db) -> Result<(), sea_orm::DbErr> {
     ];
     for user in demo {
         let name = user.username.clone();
-        if db::create_user_if_absent(db, user).await? {
+        if db::create_user_holding_if_absent(db, user, Some(Scopes::all().to_string())).await? {
             tracing::info!(user = %name, "seeded demo user");
         }
     }

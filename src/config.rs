@@ -15,6 +15,7 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 
 use crate::{
+    accounts::Scopes,
     auth::throttle::{Limit, LoginLimits},
     db::DEFAULT_DATABASE_URL,
 };
@@ -87,6 +88,17 @@ pub enum UserCommand {
         /// Create the user disabled.
         #[arg(long)]
         disabled: bool,
+        /// Scopes the user holds, space separated.
+        #[arg(long, default_value_t = Scopes::DEFAULT_HELD, value_parser = parse_scopes)]
+        scopes: Scopes,
+    },
+    /// Show the scopes a user holds, or set them with `--set "me items"` (effective at the
+    /// user's next request, without revoking tokens).
+    Scopes {
+        username: String,
+        /// The new scopes, space separated (`""` for none).
+        #[arg(long, value_parser = parse_scopes)]
+        set: Option<Scopes>,
     },
     /// Set a new password (prompt or stdin) and revoke the user's tokens.
     Passwd { username: String },
@@ -122,6 +134,11 @@ pub struct Settings {
     #[arg(long, env = "ROOT_PATH", default_value = "", value_parser = parse_root_path, global = true,
           hide_env_values = true)]
     pub root_path: String,
+    /// Scopes a login without `scope` gets, space separated (`""` = none, the scopes
+    /// chapter's behaviour); unset: every scope the user holds.
+    #[arg(long, env = "DEFAULT_SCOPES", global = true, hide_env_values = true,
+          value_parser = parse_scopes)]
+    pub default_scopes: Option<Scopes>,
     /// `iss` claim to issue and require.
     #[arg(long, env = "JWT_ISSUER", global = true, hide_env_values = true)]
     pub jwt_issuer: Option<String>,
@@ -178,6 +195,10 @@ fn parse_proxy(value: &str) -> Result<IpNet, String> {
         .parse::<IpNet>()
         .or_else(|_| value.parse::<IpAddr>().map(IpNet::from))
         .map_err(|_| "must be an IP address or a CIDR range, like 10.0.0.0/8".to_owned())
+}
+
+fn parse_scopes(value: &str) -> Result<Scopes, String> {
+    Scopes::strict(value).map_err(|e| e.to_string())
 }
 
 /// `ROOT_PATH`: a URL path only, because it ends up in redirect `Location`s and in the
@@ -237,6 +258,7 @@ impl Settings {
             root_path: String::new(),
             jwt_issuer: None,
             jwt_audience: None,
+            default_scopes: None,
             log_format: "text".to_owned(),
             hash_workers: None,
             hash_queue_per_worker: 16,

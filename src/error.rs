@@ -73,6 +73,84 @@ impl ValidationError {
         }
     }
 
+    /// A value outside gatehouse's own limits (`message` says which), as pydantic reports
+    /// a failed field validator.
+    pub fn value_error(field: &str, message: &str) -> Self {
+        Self {
+            kind: "value_error".to_owned(),
+            loc: body_loc(field),
+            msg: format!("Value error, {message}"),
+            input: Value::Null,
+            ctx: Some(serde_json::json!({ "error": message })),
+        }
+    }
+
+    /// `value` where pydantic wanted `expected` (`string`, `boolean`, `array`, `object`).
+    pub fn wrong_type(loc: Vec<String>, expected: &str, input: Value) -> Self {
+        let (kind, msg) = match expected {
+            "string" => ("string_type", "Input should be a valid string"),
+            "boolean" => ("bool_type", "Input should be a valid boolean"),
+            "array" => ("list_type", "Input should be a valid list"),
+            _ => (
+                "model_attributes_type",
+                "Input should be a valid dictionary or object to extract fields from",
+            ),
+        };
+        Self {
+            kind: kind.to_owned(),
+            loc,
+            msg: msg.to_owned(),
+            input,
+            ctx: None,
+        }
+    }
+
+    /// A string shorter than `min_length` characters.
+    pub fn too_short(field: &str, min_length: usize, input: Value) -> Self {
+        let unit = if min_length == 1 {
+            "character"
+        } else {
+            "characters"
+        };
+        Self {
+            kind: "string_too_short".to_owned(),
+            loc: body_loc(field),
+            msg: format!("String should have at least {min_length} {unit}"),
+            input,
+            ctx: Some(serde_json::json!({ "min_length": min_length })),
+        }
+    }
+
+    /// `input` at `loc` is none of `allowed`, as pydantic reports an enum.
+    pub fn not_in_enum(loc: Vec<String>, allowed: &[Value], input: Value) -> Self {
+        let quoted: Vec<String> = allowed
+            .iter()
+            .map(|v| format!("'{}'", v.as_str().unwrap_or_default()))
+            .collect();
+        let expected = match quoted.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => quoted.join(""),
+        };
+        Self {
+            kind: "enum".to_owned(),
+            loc,
+            msg: format!("Input should be {expected}"),
+            input,
+            ctx: Some(serde_json::json!({ "expected": expected })),
+        }
+    }
+
+    /// A body that is not JSON.
+    pub fn json_invalid(position: usize, error: &str) -> Self {
+        Self {
+            kind: "json_invalid".to_owned(),
+            loc: vec!["body".to_owned(), position.to_string()],
+            msg: "JSON decode error".to_owned(),
+            input: serde_json::json!({}),
+            ctx: Some(serde_json::json!({ "error": error })),
+        }
+    }
+
     /// A form field does not match `pattern`.
     pub fn pattern_mismatch(field: &str, pattern: &str, input: &str) -> Self {
         Self {
@@ -85,8 +163,13 @@ impl ValidationError {
     }
 }
 
+/// `["body", field]`, or `["body"]` for the body as a whole (`field` empty).
 fn body_loc(field: &str) -> Vec<String> {
-    vec!["body".to_owned(), field.to_owned()]
+    let mut loc = vec!["body".to_owned()];
+    if !field.is_empty() {
+        loc.push(field.to_owned());
+    }
+    loc
 }
 
 /// The request did not validate.
@@ -115,8 +198,11 @@ pub enum Error {
     IncorrectCredentials,
     #[error("no bearer credentials")]
     NotAuthenticated,
+    /// `required`: the operation's scopes, space separated, for the challenge.
     #[error("bearer token rejected")]
-    InvalidToken,
+    InvalidToken { required: String },
+    #[error("token lacks a required scope")]
+    InsufficientScope { required: String },
     #[error("user is disabled")]
     InactiveUser,
     #[error("request validation failed")]
@@ -131,6 +217,10 @@ pub enum Error {
     RequestTimeout,
     #[error("no such path")]
     NotFound,
+    #[error("no such user")]
+    UserNotFound,
+    #[error("username already registered")]
+    UserExists,
     #[error("method not allowed")]
     MethodNotAllowed { allow: String },
     #[error("database error: {0}")]
@@ -143,19 +233,26 @@ impl From<AccountsError> for Error {
     fn from(e: AccountsError) -> Self {
         match e {
             AccountsError::IncorrectCredentials => Error::IncorrectCredentials,
-            AccountsError::InvalidToken => Error::InvalidToken,
+            AccountsError::InvalidToken => Error::InvalidToken {
+                required: String::new(),
+            },
+            AccountsError::InsufficientScope => Error::InsufficientScope {
+                required: String::new(),
+            },
             AccountsError::InactiveUser => Error::InactiveUser,
             AccountsError::TooManyAttempts { retry_after } => {
                 Error::TooManyAttempts { retry_after }
             }
             AccountsError::Busy => Error::Busy,
             AccountsError::Database(e) => Error::Database(e),
-            // No operation manages users yet: these reach no client.
-            other @ (AccountsError::UserExists(_)
-            | AccountsError::NoSuchUser(_)
-            | AccountsError::Invalid(_)
-            | AccountsError::Hashing(_)
-            | AccountsError::Token(_)) => Error::Internal(other.to_string()),
+            AccountsError::UserExists(_) => Error::UserExists,
+            AccountsError::NoSuchUser(_) => Error::UserNotFound,
+            AccountsError::Invalid { field, message } => {
+                Error::Validation(vec![ValidationError::value_error(field, &message)])
+            }
+            other @ (AccountsError::Hashing(_) | AccountsError::Token(_)) => {
+                Error::Internal(other.to_string())
+            }
         }
     }
 }
@@ -167,7 +264,8 @@ impl Error {
         Some(match self {
             Error::IncorrectCredentials => "Incorrect username or password",
             Error::NotAuthenticated => "Not authenticated",
-            Error::InvalidToken => "Could not validate credentials",
+            Error::InvalidToken { .. } => "Could not validate credentials",
+            Error::InsufficientScope { .. } => "Not enough permissions",
             Error::InactiveUser => "Inactive user",
             Error::Validation(_) => return None,
             Error::BodyTooLarge => "Request body too large",
@@ -175,6 +273,8 @@ impl Error {
             Error::TooManyAttempts { .. } => "Too many failed attempts, retry later",
             Error::RequestTimeout => "Request timeout",
             Error::NotFound => "Not Found",
+            Error::UserNotFound => "User not found",
+            Error::UserExists => "Username already registered",
             Error::MethodNotAllowed { .. } => "Method Not Allowed",
             Error::Database(_) => "Service unavailable, retry later",
             Error::Internal(_) => "Internal Server Error",
@@ -200,8 +300,13 @@ impl Error {
         let error = match status {
             StatusCode::BAD_REQUEST => Error::InactiveUser,
             StatusCode::UNAUTHORIZED if login => Error::IncorrectCredentials,
-            StatusCode::UNAUTHORIZED => Error::InvalidToken,
+            StatusCode::UNAUTHORIZED => Error::InvalidToken {
+                required: String::new(),
+            },
             StatusCode::REQUEST_TIMEOUT => Error::RequestTimeout,
+            // Only the admin API documents these.
+            StatusCode::NOT_FOUND => Error::UserNotFound,
+            StatusCode::CONFLICT => Error::UserExists,
             StatusCode::PAYLOAD_TOO_LARGE => Error::BodyTooLarge,
             StatusCode::UNPROCESSABLE_ENTITY => {
                 Error::Validation(vec![ValidationError::missing("username")])
@@ -224,16 +329,18 @@ const RETRY_AFTER_BUSY_SECS: &str = "1";
 impl ResponseError for Error {
     fn status(&self) -> StatusCode {
         match self {
-            Error::IncorrectCredentials | Error::NotAuthenticated | Error::InvalidToken => {
-                StatusCode::UNAUTHORIZED
-            }
+            Error::IncorrectCredentials
+            | Error::NotAuthenticated
+            | Error::InvalidToken { .. }
+            | Error::InsufficientScope { .. } => StatusCode::UNAUTHORIZED,
             Error::InactiveUser => StatusCode::BAD_REQUEST,
             Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::Busy | Error::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::NotFound | Error::UserNotFound => StatusCode::NOT_FOUND,
+            Error::UserExists => StatusCode::CONFLICT,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -258,10 +365,16 @@ impl ResponseError for Error {
             Error::IncorrectCredentials | Error::NotAuthenticated => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Error::InvalidToken => {
+            Error::InvalidToken { required } => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer error=\"invalid_token\""),
+                    bearer_challenge(required, "invalid_token"),
+                );
+            }
+            Error::InsufficientScope { required } => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    bearer_challenge(required, "insufficient_scope"),
                 );
             }
             Error::Busy | Error::Database(_) => {
@@ -286,6 +399,18 @@ impl ResponseError for Error {
         }
         resp
     }
+}
+
+/// `Bearer scope="<required>", error="<error>"` (RFC 6750 §3), FastAPI's challenge with
+/// the RFC's `error`; `scope` is left out when the operation requires none.
+fn bearer_challenge(required: &str, error: &str) -> HeaderValue {
+    let challenge = if required.is_empty() {
+        format!("Bearer error=\"{error}\"")
+    } else {
+        format!("Bearer scope=\"{required}\", error=\"{error}\"")
+    };
+    // Scope names are ASCII tokens; the fallback is never reached.
+    HeaderValue::from_str(&challenge).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
 }
 
 fn json_response(status: StatusCode, body: String) -> Response {
@@ -374,7 +499,10 @@ fn documented(
     let header = match status {
         StatusCode::UNAUTHORIZED => Some((
             "WWW-Authenticate",
-            "`Bearer`, or `Bearer error=\"invalid_token\"` for a rejected token",
+            "`Bearer` without a bearer token; `Bearer scope=\"<required>\", \
+             error=\"invalid_token\"` for a rejected token; `Bearer scope=\"<required>\", \
+             error=\"insufficient_scope\"` for a token without a required scope (`scope` \
+             is left out where the operation requires none)",
         )),
         StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
             Some(("Retry-After", "Seconds to wait before retrying"))

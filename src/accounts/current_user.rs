@@ -11,8 +11,13 @@ impl Accounts {
     /// user, carry that user's id (`uid`: a user deleted and re-created under the same name
     /// is another user) and that user's current `token_version` (a password change, a
     /// disable or a revoke bumps it). A disabled user is [`AccountsError::InactiveUser`], as in the
-    /// tutorial.
-    pub async fn current_user(&self, token: &str) -> Result<user::Model, AccountsError> {
+    /// tutorial. The token must also carry every `required` scope, and the user still hold
+    /// it ([`AccountsError::InsufficientScope`]), checked before the disable as FastAPI does.
+    pub async fn current_user(
+        &self,
+        token: &str,
+        required: &[&str],
+    ) -> Result<user::Model, AccountsError> {
         let claims = self
             .tokens
             .validate_access_token(token, unix_now())
@@ -27,6 +32,12 @@ impl Accounts {
         // without `uid` predate it and are refused: they expire within the token lifetime.
         if claims.uid != Some(user.id) || user.token_version != claims.ver {
             return Err(AccountsError::InvalidToken);
+        }
+        if !self
+            .usable_scopes(&user, claims.scope.as_deref())
+            .contains_names(required)
+        {
+            return Err(AccountsError::InsufficientScope);
         }
         if user.disabled {
             return Err(AccountsError::InactiveUser);

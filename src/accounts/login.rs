@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use secrecy::SecretString;
 
-use super::{Accounts, AccountsError};
+use super::{Accounts, AccountsError, Scopes};
 use crate::{
     auth::{
         password::{HashSlot, Verification, DUMMY_HASH},
@@ -18,6 +18,8 @@ use crate::{
 pub struct Login {
     pub user: user::Model,
     pub access_token: String,
+    /// The scopes the token was granted.
+    pub scope: Scopes,
     /// Seconds until `access_token` expires.
     pub expires_in: u64,
 }
@@ -25,7 +27,7 @@ pub struct Login {
 impl Accounts {
     /// Checks `username`'s `password` and issues an access token, unless the account or
     /// the client address (`client`; `None` for a transport without one) has failed too
-    /// often.
+    /// often. The token gets the `requested` scopes the user holds (see `granted_scopes`).
     ///
     /// The attempt is counted as a failure before any hash is computed (and given back if
     /// it succeeds), and the limits answer the same whether the username exists or not, so
@@ -36,6 +38,7 @@ impl Accounts {
         client: Option<IpAddr>,
         username: &str,
         password: SecretString,
+        requested: &[String],
     ) -> Result<Login, AccountsError> {
         // Only a non-TCP transport has no peer address; they all count as one client.
         let address = client.map_or_else(|| "unknown".to_owned(), address_key);
@@ -63,15 +66,18 @@ impl Accounts {
             }
         };
         self.attempt_succeeded(attempt, user.id).await?;
+        let scope = self.granted_scopes(&user, requested);
         let access_token = self.tokens.issue_access_token(
             &user.username,
             user.id,
             user.token_version,
+            &scope.to_string(),
             unix_now(),
         )?;
         Ok(Login {
             user,
             access_token,
+            scope,
             expires_in: self.tokens.lifetime_secs(),
         })
     }

@@ -1,15 +1,19 @@
-//! Managing users: creating them, changing their password, disabling them and revoking
-//! their tokens, with the same limits as the login. Each change that should end a user's
-//! tokens does so at once, on every replica: it bumps the stored `token_version` that
-//! every bearer check compares.
+//! Managing users: creating them, changing their password, scopes and profile, disabling,
+//! deleting them and revoking their tokens, with the same limits as the login; what the
+//! CLI and the admin API both call. Each change that should end a user's tokens does so at
+//! once, on every replica: it bumps the stored `token_version` that every bearer check
+//! compares. A scope change needs no bump: every bearer check reads the held scopes.
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{AccountsError, MAX_PASSWORD_BYTES, MAX_USERNAME_CHARS};
+use super::{AccountsError, Scopes, MAX_PASSWORD_BYTES, MAX_USERNAME_CHARS};
 use crate::{
     auth::password::PasswordHasher,
-    db::{self, user, CreateUserError, Db, NewUser},
+    db::{self, user, CreateUserError, Db, NewUser, UserChanges},
 };
+
+/// Longest email and full name accepted, in characters.
+pub const MAX_PROFILE_CHARS: usize = 256;
 
 /// A user to create, without the password.
 #[derive(Debug, Clone)]
@@ -18,17 +22,54 @@ pub struct NewAccount {
     pub email: Option<String>,
     pub full_name: Option<String>,
     pub disabled: bool,
+    /// The scopes the user holds.
+    pub scopes: Scopes,
+}
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct AccountChanges {
+    /// `Some(None)` clears the email.
+    pub email: Option<Option<String>>,
+    /// `Some(None)` clears the full name.
+    pub full_name: Option<Option<String>>,
+    pub disabled: Option<bool>,
+    pub password: Option<SecretString>,
+    pub scopes: Option<Scopes>,
+}
+
+/// Emails and full names are at most [`MAX_PROFILE_CHARS`] characters without control
+/// characters; `field` names the one checked in the message.
+pub fn check_profile_field(field: &'static str, value: Option<&str>) -> Result<(), AccountsError> {
+    let Some(value) = value else {
+        return Ok(());
+    };
+    if value.chars().count() > MAX_PROFILE_CHARS {
+        return Err(invalid(
+            field,
+            format!("{field} must be at most {MAX_PROFILE_CHARS} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    Ok(())
 }
 
 /// Usernames are 1 to [`MAX_USERNAME_CHARS`] characters without control characters.
 pub fn check_username(username: &str) -> Result<(), AccountsError> {
     if username.is_empty() || username.chars().count() > MAX_USERNAME_CHARS {
-        return Err(AccountsError::Invalid(format!(
-            "username must be 1 to {MAX_USERNAME_CHARS} characters"
-        )));
+        return Err(invalid(
+            "username",
+            format!("username must be 1 to {MAX_USERNAME_CHARS} characters"),
+        ));
     }
     if username.chars().any(char::is_control) {
-        return Err(AccountsError::Invalid(
+        return Err(invalid(
+            "username",
             "username must not contain control characters".to_owned(),
         ));
     }
@@ -39,14 +80,16 @@ pub fn check_username(username: &str) -> Result<(), AccountsError> {
 pub fn check_password(password: &SecretString) -> Result<(), AccountsError> {
     let len = password.expose_secret().len();
     if len == 0 {
-        return Err(AccountsError::Invalid(
+        return Err(invalid(
+            "password",
             "the password must not be empty".to_owned(),
         ));
     }
     if len > MAX_PASSWORD_BYTES {
-        return Err(AccountsError::Invalid(format!(
-            "the password must be at most {MAX_PASSWORD_BYTES} bytes"
-        )));
+        return Err(invalid(
+            "password",
+            format!("the password must be at most {MAX_PASSWORD_BYTES} bytes"),
+        ));
     }
     Ok(())
 }
@@ -59,6 +102,8 @@ pub async fn add_user(
     password: SecretString,
 ) -> Result<(), AccountsError> {
     check_username(&account.username)?;
+    check_profile_field("email", account.email.as_deref())?;
+    check_profile_field("full_name", account.full_name.as_deref())?;
     check_password(&password)?;
     let hashed_password = hasher.hash(password).await?;
     let new = NewUser {
@@ -68,10 +113,13 @@ pub async fn add_user(
         hashed_password,
         disabled: account.disabled,
     };
-    db::create_user(db, new).await.map_err(|e| match e {
-        CreateUserError::Exists(name) => AccountsError::UserExists(name),
-        CreateUserError::Db(e) => AccountsError::Database(e),
-    })
+    let scopes = Some(account.scopes.to_string());
+    db::create_user_holding(db, new, scopes)
+        .await
+        .map_err(|e| match e {
+            CreateUserError::Exists(name) => AccountsError::UserExists(name),
+            CreateUserError::Db(e) => AccountsError::Database(e),
+        })
 }
 
 /// Sets `username`'s password and revokes every token issued before.
@@ -96,9 +144,67 @@ pub async fn revoke_tokens(db: &Db, username: &str) -> Result<(), AccountsError>
     found(db::revoke_tokens(db, username).await?, username)
 }
 
+/// Applies `changes` to `username` at once: a disable or a new password also revokes every
+/// token issued before; new scopes apply from the next request.
+pub async fn change_account(
+    db: &Db,
+    hasher: &PasswordHasher,
+    username: &str,
+    changes: AccountChanges,
+) -> Result<(), AccountsError> {
+    check_profile_field("email", changes.email.as_ref().and_then(Option::as_deref))?;
+    check_profile_field(
+        "full name",
+        changes.full_name.as_ref().and_then(Option::as_deref),
+    )?;
+    let hashed_password = match changes.password {
+        Some(password) => {
+            check_password(&password)?;
+            Some(hasher.hash(password).await?)
+        }
+        None => None,
+    };
+    let changes = UserChanges {
+        email: changes.email,
+        full_name: changes.full_name,
+        disabled: changes.disabled,
+        hashed_password,
+        scopes: changes.scopes.map(|s| s.to_string()),
+    };
+    found(db::change_user(db, username, changes).await?, username)
+}
+
+/// Sets the scopes `username` holds; the next request of every token sees them.
+pub async fn set_scopes(db: &Db, username: &str, scopes: Scopes) -> Result<(), AccountsError> {
+    let changes = UserChanges {
+        scopes: Some(scopes.to_string()),
+        ..UserChanges::default()
+    };
+    found(db::change_user(db, username, changes).await?, username)
+}
+
+/// `username`.
+pub async fn get_user(db: &Db, username: &str) -> Result<user::Model, AccountsError> {
+    db::find_user(db, username)
+        .await?
+        .ok_or_else(|| AccountsError::NoSuchUser(username.to_owned()))
+}
+
+/// Deletes `username`; their tokens stop working with them.
+pub async fn delete_user(db: &Db, username: &str) -> Result<(), AccountsError> {
+    found(db::delete_user(db, username).await?, username)
+}
+
 /// Every user, by username.
 pub async fn list_users(db: &Db) -> Result<Vec<user::Model>, AccountsError> {
     Ok(db::list_users(db).await?)
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> AccountsError {
+    AccountsError::Invalid {
+        field,
+        message: message.into(),
+    }
 }
 
 fn found(exists: bool, username: &str) -> Result<(), AccountsError> {

@@ -7,6 +7,7 @@ mod attempt;
 mod current_user;
 mod login;
 pub mod manage;
+mod scopes;
 
 use std::sync::Arc;
 
@@ -19,7 +20,8 @@ use crate::{
     db::Db,
 };
 
-pub use login::address_key;
+pub use login::{address_key, Login};
+pub use scopes::{held as held_scopes, Scope, Scopes};
 
 /// Longest username accepted, in characters.
 pub const MAX_USERNAME_CHARS: usize = 128;
@@ -33,6 +35,10 @@ pub enum AccountsError {
     IncorrectCredentials,
     #[error("bearer token rejected")]
     InvalidToken,
+    /// The token is valid but lacks a scope the operation requires, or its user no longer
+    /// holds it.
+    #[error("token lacks a required scope")]
+    InsufficientScope,
     #[error("user is disabled")]
     InactiveUser,
     #[error("too many failed logins; retry in {retry_after} s")]
@@ -43,9 +49,13 @@ pub enum AccountsError {
     UserExists(String),
     #[error("no user named {0:?}")]
     NoSuchUser(String),
-    /// A username or password outside the limits; the message says which.
-    #[error("{0}")]
-    Invalid(String),
+    /// A value outside the limits: `field` names it (as the admin API's JSON does), the
+    /// message says what is wrong.
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
     #[error(transparent)]
@@ -71,6 +81,8 @@ pub struct Accounts {
     tokens: Arc<TokenAuthority>,
     hasher: PasswordHasher,
     limits: LoginLimits,
+    /// What a login without `scope` is granted; `None`: every scope the user holds.
+    default_scopes: Option<Scopes>,
 }
 
 impl Accounts {
@@ -79,12 +91,14 @@ impl Accounts {
         tokens: TokenAuthority,
         hasher: PasswordHasher,
         limits: LoginLimits,
+        default_scopes: Option<Scopes>,
     ) -> Self {
         Self {
             db,
             tokens: Arc::new(tokens),
             hasher,
             limits,
+            default_scopes,
         }
     }
 

@@ -16,6 +16,9 @@ pub struct Token {
     pub token_type: String,
     /// Seconds until the token expires.
     pub expires_in: u64,
+    /// The scopes granted, space separated (RFC 6749 §3.3): the requested ones the user
+    /// holds.
+    pub scope: String,
 }
 
 impl Example for Token {
@@ -24,6 +27,7 @@ impl Example for Token {
             access_token: "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJqb2huZG9lIiwiZXhwIjoxNzk2MjQ2MDAwLCJpYXQiOjE3OTYyNDQyMDAsInZlciI6MH0.c2lnbmF0dXJl".to_owned(),
             token_type: "bearer".to_owned(),
             expires_in: 1800,
+            scope: "me items".to_owned(),
         }
     }
 }
@@ -66,6 +70,7 @@ impl ErrorStatuses for LoginErrors {
     ];
 }
 
+#[derive(Default)]
 pub struct TokenApi;
 
 #[OpenApi]
@@ -74,7 +79,10 @@ impl TokenApi {
     ///
     /// The OAuth2 password grant: send `username` and `password` as a form, get a bearer
     /// token to put in `Authorization: Bearer <access_token>`. `grant_type`, when sent,
-    /// must be `password`; `scope`, `client_id` and `client_secret` are accepted and ignored.
+    /// must be `password`; `scope` lists the scopes wanted, space separated: the token gets
+    /// those the user holds (unknown ones are left out), and without `scope` the
+    /// configured `DEFAULT_SCOPES`, else every scope the user holds. `client_id` and
+    /// `client_secret` are accepted and ignored.
     /// After too many failed logins for a username or from an address, the answer is 429
     /// until the `Retry-After` seconds have passed, whatever the password.
     #[oai(
@@ -91,12 +99,13 @@ impl TokenApi {
         let client = client_ip(req, &state.trusted_proxies);
         let login = state
             .accounts
-            .login(client, &form.username, form.password)
+            .login(client, &form.username, form.password, &form.scopes)
             .await?;
         let token = Token {
             access_token: login.access_token,
             token_type: "bearer".to_owned(),
             expires_in: login.expires_in,
+            scope: login.scope.to_string(),
         };
         Ok(TokenResponse::Ok(
             Json(token),

@@ -124,25 +124,13 @@ fn add_error_examples(doc: &mut Value) {
 /// The OpenAPI document (pretty JSON) as served under `root_path`, from poem-openapi's
 /// `generated` one.
 ///
-/// Every OAuth2 flow gets its `scopes` map, which OpenAPI 3.0 requires even when empty:
-/// poem-openapi leaves an empty one out, and strict readers (progenitor) refuse the
-/// document without it. `servers` names the path the API is served under (`/` unless
+/// `servers` names the path the API is served under (`/` unless
 /// behind a proxy) rather than poem-openapi's empty list, which linters flag; an empty
 /// `tags` list is left out.
 pub fn document(generated: &str, root_path: &str) -> String {
     let Ok(mut doc) = serde_json::from_str::<Value>(generated) else {
         return generated.to_owned();
     };
-    if let Some(schemes) = doc["components"]["securitySchemes"].as_object_mut() {
-        for flow in schemes
-            .values_mut()
-            .filter_map(|scheme| scheme.get_mut("flows")?.as_object_mut())
-            .flat_map(|flows| flows.values_mut())
-            .filter_map(Value::as_object_mut)
-        {
-            flow.entry("scopes").or_insert_with(|| json!({}));
-        }
-    }
     doc["servers"] = json!([{ "url": if root_path.is_empty() { "/" } else { root_path } }]);
     if !root_path.is_empty() {
         let token_url = &mut doc["components"]["securitySchemes"][security::SCHEME_NAME]["flows"]

@@ -46,7 +46,8 @@ struct LoginFormSchema {
     /// At most 1024 bytes of UTF-8.
     #[oai(validator(min_length = 1, max_length = 1024))]
     password: Password,
-    /// Space-separated scopes; absent or empty: none. Accepted and ignored.
+    /// Space-separated scopes wanted; the token gets those the user holds. Absent or
+    /// empty: the configured `DEFAULT_SCOPES`, else every scope the user holds.
     // No `default: ""` as FastAPI declares: openapi-typescript would make the field
     // required in the request type unless run with `--default-non-nullable false`.
     scope: Option<String>,
@@ -104,21 +105,30 @@ impl<'a> ApiExtractor<'a> for OAuth2PasswordRequestForm {
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        // A client trickling its body must not hold a connection (and this task) for ever.
-        let deadline = super::app_state(req)?.client_timeout;
-        let read = body.take()?.into_bytes_limit(MAX_BODY_BYTES);
-        let bytes = match tokio::time::timeout(deadline, read).await {
-            Err(_elapsed) => return Err(Error::RequestTimeout.into()),
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => {
-                return Err(Error::BodyTooLarge.into())
-            }
-            // A body that cannot be read has no fields; the validation below says which.
-            Ok(Err(_)) => Default::default(),
-        };
+        let bytes = read_body(req, body).await?;
         let content_type = req.content_type().unwrap_or_default();
         let fields = parse_fields(content_type, bytes).await;
         Ok(Self::validate(&fields)?)
+    }
+}
+
+/// The request body, at most [`MAX_BODY_BYTES`] (else 413) and within the client timeout
+/// (else 408). A body that cannot be read is empty: validation then says what is missing.
+pub(super) async fn read_body(
+    req: &Request,
+    body: &mut RequestBody,
+) -> Result<bytes::Bytes, Error> {
+    // A client trickling its body must not hold a connection (and this task) for ever.
+    let deadline = super::app_state(req)?.client_timeout;
+    let read = body
+        .take()
+        .map_err(|e| Error::Internal(e.to_string()))?
+        .into_bytes_limit(MAX_BODY_BYTES);
+    match tokio::time::timeout(deadline, read).await {
+        Err(_elapsed) => Err(Error::RequestTimeout),
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => Err(Error::BodyTooLarge),
+        Ok(Err(_)) => Ok(bytes::Bytes::new()),
     }
 }
 

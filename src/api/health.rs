@@ -82,6 +82,7 @@ impl ErrorStatuses for ReadyErrors {
     ];
 }
 
+#[derive(Default)]
 pub struct HealthApi;
 
 #[OpenApi]

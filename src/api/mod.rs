@@ -1,15 +1,23 @@
 //! The HTTP API: one poem-openapi service gives the routes, the bearer extraction, the
 //! OpenAPI document and the documentation pages.
 
+pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod client_addr;
 pub mod docs;
 pub mod form;
 pub mod health;
+pub mod json_body;
 pub mod routing;
 pub mod security;
 pub mod users;
+
+/// The README's worked example, "Adding your own protected operation", and its test.
+#[cfg(test)]
+mod readme_example;
+#[cfg(test)]
+mod reports;
 
 use std::{sync::Arc, time::Duration};
 
@@ -38,29 +46,24 @@ fn app_state(req: &Request) -> Result<&AppState, Error> {
         .ok_or_else(|| Error::Internal("application state is not attached".to_owned()))
 }
 
-/// Every operation of gatehouse.
+/// Every operation of gatehouse: the document, the routes and the route table are all
+/// built from this one list.
 pub type Api = (
     auth::TokenApi,
     users::MeApi,
     users::MyItemsApi,
+    users::StatusApi,
+    admin::AdminUsersApi,
+    admin::AdminUserApi,
     health::HealthApi,
 );
 
 pub fn service() -> OpenApiService<Api, ()> {
-    OpenApiService::new(
-        (
-            auth::TokenApi,
-            users::MeApi,
-            users::MyItemsApi,
-            health::HealthApi,
-        ),
-        "gatehouse",
-        env!("CARGO_PKG_VERSION"),
-    )
-    .license(env!("CARGO_PKG_LICENSE"))
-    .description(
-        "OAuth2 password flow with JWT bearer tokens, compatible with the FastAPI tutorial \
+    OpenApiService::new(Api::default(), "gatehouse", env!("CARGO_PKG_VERSION"))
+        .license(env!("CARGO_PKG_LICENSE"))
+        .description(
+            "OAuth2 password flow with JWT bearer tokens, compatible with the FastAPI tutorial \
          \"OAuth2 with Password (and hashing), Bearer with JWT tokens\". Every error body is \
          `{\"detail\": ...}`.",
-    )
+        )
 }

@@ -1,4 +1,12 @@
-//! The `OAuth2PasswordBearer` security scheme: bearer extraction and its checker.
+//! The `OAuth2PasswordBearer` security scheme: bearer extraction and its checker, and the
+//! scopes an operation requires.
+//!
+//! An operation declares its scopes once, poem-openapi's way, on its bearer parameter:
+//! `#[oai(scope = "Scope::Me")] auth: OAuth2PasswordBearer`. poem-openapi writes them into
+//! the document (`security: [{"OAuth2PasswordBearer": ["me"]}]`, which Swagger UI reads);
+//! the route table reads the same metadata and hands each request its operation's
+//! scopes ([`RequiredScopes`]), which this extractor checks. One annotation, so the
+//! document and the check cannot disagree.
 //!
 //! Implemented by hand rather than with `#[derive(SecurityScheme)]`: the derive parses
 //! the header with a strict `Bearer <token>` parser that reports an empty token as a
@@ -6,13 +14,95 @@
 //! header or another scheme, and "Could not validate credentials" for any bearer value
 //! that is not a valid token, empty included.
 
-use poem::{http::HeaderMap, Request, RequestBody};
-use poem_openapi::{
-    registry::{MetaOAuthFlow, MetaOAuthFlows, MetaSecurityScheme, Registry},
-    ApiExtractor, ApiExtractorType, ExtractParamOptions,
-};
+use std::sync::Arc;
 
+use poem::{http::HeaderMap, Request, RequestBody};
+use std::borrow::Cow;
+
+use poem_openapi::{
+    registry::{
+        MetaOAuthFlow, MetaOAuthFlows, MetaOAuthScope, MetaSchema, MetaSchemaRef,
+        MetaSecurityScheme, Registry,
+    },
+    types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
+    ApiExtractor, ApiExtractorType, ExtractParamOptions, OAuthScopes,
+};
+use serde_json::Value;
+
+pub use crate::accounts::Scope;
 use crate::{db::user, error::Error};
+
+/// The scopes of gatehouse, as poem-openapi's `#[oai(scope = ...)]` and the password
+/// flow of the document list them.
+impl OAuthScopes for Scope {
+    fn meta() -> Vec<MetaOAuthScope> {
+        Scope::ALL
+            .into_iter()
+            .map(|scope| MetaOAuthScope {
+                name: scope.name(),
+                description: Some(scope.description()),
+            })
+            .collect()
+    }
+
+    fn name(&self) -> &'static str {
+        Scope::name(*self)
+    }
+}
+
+/// A scope in a JSON body or response: a string schema `Scope` whose `enum` lists every
+/// scope, so generated clients get a typed enum and validators know the names.
+impl Type for Scope {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "Scope".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Reference("Scope".to_owned())
+    }
+
+    fn register(registry: &mut Registry) {
+        registry.create_schema::<Self, _>("Scope".to_owned(), |_| MetaSchema {
+            description: Some("A scope: what a token may be used for."),
+            enum_items: Scope::ALL.iter().map(|s| Value::from(s.name())).collect(),
+            ..MetaSchema::new("string")
+        });
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromJSON for Scope {
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        let value = value.unwrap_or_default();
+        value
+            .as_str()
+            .and_then(Scope::from_name)
+            .ok_or_else(|| ParseError::expected_type(value))
+    }
+}
+
+impl ToJSON for Scope {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::from(self.name()))
+    }
+}
+
+/// The scopes the operation a request is routed to declares, attached by the route table.
+#[derive(Debug, Clone)]
+pub struct RequiredScopes(pub Arc<[&'static str]>);
 
 pub const SCHEME_NAME: &str = "OAuth2PasswordBearer";
 /// The token endpoint as the document names it; `ROOT_PATH` is prefixed when serving.
@@ -42,7 +132,7 @@ impl<'a> ApiExtractor<'a> for OAuth2PasswordBearer {
                         authorization_url: None,
                         token_url: Some(TOKEN_URL),
                         refresh_url: None,
-                        scopes: vec![],
+                        scopes: Scope::meta(),
                     }),
                     client_credentials: None,
                     authorization_code: None,
@@ -62,9 +152,21 @@ impl<'a> ApiExtractor<'a> for OAuth2PasswordBearer {
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         let state = super::app_state(req)?;
+        // Fail closed: without its operation's scopes no request passes.
+        let required = req.data::<RequiredScopes>().ok_or_else(|| {
+            Error::Internal("the route table attached no required scopes".to_owned())
+        })?;
         let token = bearer_token(req.headers())?;
-        let user = state.accounts.current_user(token).await;
-        Ok(Self(user.map_err(Error::from)?))
+        let user = state.accounts.current_user(token, &required.0).await;
+        user.map(Self).map_err(|e| {
+            let required = required.0.join(" ");
+            match Error::from(e) {
+                Error::InvalidToken { .. } => Error::InvalidToken { required },
+                Error::InsufficientScope { .. } => Error::InsufficientScope { required },
+                other => other,
+            }
+            .into()
+        })
     }
 }
 

@@ -7,7 +7,7 @@
 use poem::http::StatusCode;
 use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
 
-use super::security::OAuth2PasswordBearer;
+use super::security::{OAuth2PasswordBearer, Scope};
 use crate::{
     db::user,
     error::{ApiError, ErrorStatuses},
@@ -74,8 +74,10 @@ impl ErrorStatuses for ProtectedErrors {
         ),
         (
             StatusCode::UNAUTHORIZED,
-            "Not authenticated (no bearer token), or the token could not be validated \
-             (malformed, expired, forged, revoked, or its user is gone)",
+            "Not authenticated (no bearer token); the token could not be validated \
+             (malformed, expired, forged, revoked, or its user is gone); or Not enough \
+             permissions (the token lacks a scope the operation requires, or its user no \
+             longer holds it)",
         ),
         (
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -106,6 +108,7 @@ pub enum ItemsResponse {
     Ok(Json<Vec<Item>>),
 }
 
+#[derive(Default)]
 pub struct MeApi;
 
 #[OpenApi(prefix_path = "/users/me/")]
@@ -120,12 +123,13 @@ impl MeApi {
     )]
     async fn read_users_me(
         &self,
-        auth: OAuth2PasswordBearer,
+        #[oai(scope = "Scope::Me")] auth: OAuth2PasswordBearer,
     ) -> Result<UserResponse, ApiError<ProtectedErrors>> {
         Ok(UserResponse::Ok(Json(auth.0.into())))
     }
 }
 
+#[derive(Default)]
 pub struct MyItemsApi;
 
 #[OpenApi(prefix_path = "/users/me/items/")]
@@ -140,11 +144,57 @@ impl MyItemsApi {
     )]
     async fn read_own_items(
         &self,
-        auth: OAuth2PasswordBearer,
+        #[oai(scope = "Scope::Items", scope = "Scope::Me")] auth: OAuth2PasswordBearer,
     ) -> Result<ItemsResponse, ApiError<ProtectedErrors>> {
         Ok(ItemsResponse::Ok(Json(vec![Item {
             item_id: "Foo".to_owned(),
             owner: auth.0.username,
         }])))
+    }
+}
+
+/// The system status.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct Status {
+    /// Always `ok`.
+    pub status: String,
+}
+
+impl Example for Status {
+    fn example() -> Self {
+        Status {
+            status: "ok".to_owned(),
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum StatusResponse {
+    /// The service is up and the token is valid.
+    #[oai(status = 200)]
+    Ok(Json<Status>),
+}
+
+#[derive(Default)]
+pub struct StatusApi;
+
+#[OpenApi(prefix_path = "/status/")]
+impl StatusApi {
+    /// Read the system status
+    ///
+    /// Any valid token may ask, whatever its scopes.
+    #[oai(
+        path = "/",
+        method = "get",
+        operation_id = "read_system_status_status__get"
+    )]
+    async fn read_system_status(
+        &self,
+        _auth: OAuth2PasswordBearer,
+    ) -> Result<StatusResponse, ApiError<ProtectedErrors>> {
+        Ok(StatusResponse::Ok(Json(Status {
+            status: "ok".to_owned(),
+        })))
     }
 }

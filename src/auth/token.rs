@@ -112,6 +112,8 @@ struct IssuedClaims<'a> {
     iat: u64,
     /// The user's `token_version` at issue time; a bump revokes the token.
     ver: i64,
+    /// The granted scopes, space separated (RFC 8693 §4.2; FastAPI's chapter).
+    scope: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     iss: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -126,6 +128,9 @@ pub struct Claims {
     pub uid: Option<i32>,
     pub ver: i64,
     pub iat: Option<u64>,
+    /// Space-separated scopes; absent in tokens issued before gatehouse had scopes.
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -192,13 +197,14 @@ impl TokenAuthority {
         self.settings.lifetime.as_secs()
     }
 
-    /// A signed access token for `username` (user id `uid`) at `token_version`, issued at
-    /// `now` (Unix seconds).
+    /// A signed access token for `username` (user id `uid`) at `token_version` with the
+    /// space-separated `scope`, issued at `now` (Unix seconds).
     pub fn issue_access_token(
         &self,
         username: &str,
         uid: i32,
         token_version: i64,
+        scope: &str,
         now: u64,
     ) -> Result<String, TokenError> {
         let claims = IssuedClaims {
@@ -207,6 +213,7 @@ impl TokenAuthority {
             exp: now + self.lifetime_secs(),
             iat: now,
             ver: token_version,
+            scope,
             iss: self.settings.issuer.as_deref(),
             aud: self.settings.audience.as_deref(),
         };
@@ -316,7 +323,9 @@ mod tests {
     fn issued_token_has_pyjwt_header_and_round_trips() {
         let auth = authority();
         let now = unix_now();
-        let token = auth.issue_access_token("johndoe", 12, 3, now).unwrap();
+        let token = auth
+            .issue_access_token("johndoe", 12, 3, "me", now)
+            .unwrap();
         assert!(token.starts_with("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."));
         let claims = auth.validate_access_token(&token, now).unwrap();
         assert_eq!(
@@ -325,7 +334,8 @@ mod tests {
                 sub: "johndoe".into(),
                 uid: Some(12),
                 ver: 3,
-                iat: Some(now)
+                iat: Some(now),
+                scope: Some("me".into()),
             }
         );
     }

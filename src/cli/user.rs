@@ -1,4 +1,4 @@
-//! `gatehouse user add|passwd|disable|enable|revoke|list`.
+//! `gatehouse user add|passwd|disable|enable|revoke|scopes|list`.
 //!
 //! Passwords come from a prompt on a terminal or from the first line of stdin when piped,
 //! never from argv where other users could read them in the process list.
@@ -10,6 +10,7 @@ use secrecy::SecretString;
 use super::CliError;
 use crate::{
     accounts::{
+        held_scopes,
         manage::{self, NewAccount},
         AccountsError,
     },
@@ -26,6 +27,7 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), CliErr
             email,
             full_name,
             disabled,
+            scopes,
         } => {
             // Refuse a bad name before asking for a password.
             manage::check_username(&username)?;
@@ -35,6 +37,7 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), CliErr
                 email,
                 full_name,
                 disabled,
+                scopes,
             };
             manage::add_user(db, &one_hasher()?, account, password).await?;
             println!("created user {username}");
@@ -56,18 +59,33 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), CliErr
             manage::revoke_tokens(db, &username).await?;
             println!("{username}: every earlier token is revoked");
         }
+        UserCommand::Scopes {
+            username,
+            set: Some(scopes),
+        } => {
+            manage::set_scopes(db, &username, scopes).await?;
+            println!("{username}: holds scopes: {scopes}");
+        }
+        UserCommand::Scopes {
+            username,
+            set: None,
+        } => {
+            let user = manage::get_user(db, &username).await?;
+            println!("{}", held_scopes(&user));
+        }
         UserCommand::List => {
             println!(
-                "{:<24} {:<8} {:<32} full name",
-                "username", "status", "email"
+                "{:<24} {:<8} {:<32} {:<32} full name",
+                "username", "status", "email", "scopes"
             );
             for u in manage::list_users(db).await? {
                 let status = if u.disabled { "disabled" } else { "active" };
                 println!(
-                    "{:<24} {:<8} {:<32} {}",
+                    "{:<24} {:<8} {:<32} {:<32} {}",
                     u.username,
                     status,
                     u.email.as_deref().unwrap_or("-"),
+                    held_scopes(&u).to_string(),
                     u.full_name.as_deref().unwrap_or("-")
                 );
             }
@@ -87,7 +105,11 @@ fn read_password() -> Result<SecretString, CliError> {
         let first = rpassword::prompt_password("Password: ").map_err(CliError::Password)?;
         let again = rpassword::prompt_password("Repeat password: ").map_err(CliError::Password)?;
         if first != again {
-            return Err(AccountsError::Invalid("passwords do not match".to_owned()).into());
+            return Err(AccountsError::Invalid {
+                field: "password",
+                message: "passwords do not match".to_owned(),
+            }
+            .into());
         }
         first
     } else {

@@ -139,6 +139,56 @@ pub struct NewUser {
     pub disabled: bool,
 }
 
+/// Changes to one user; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct UserChanges {
+    pub email: Option<Option<String>>,
+    pub full_name: Option<Option<String>>,
+    pub disabled: Option<bool>,
+    pub hashed_password: Option<String>,
+    pub scopes: Option<String>,
+}
+
+/// Applies `changes` to `username` in one statement; disabling or a new password also
+/// revokes every token issued before. Returns whether the user exists.
+pub async fn change_user(db: &Db, username: &str, changes: UserChanges) -> Result<bool, DbErr> {
+    let revoke = changes.disabled == Some(true) || changes.hashed_password.is_some();
+    let mut update = user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
+        .filter(user::Column::Username.eq(username));
+    if let Some(email) = changes.email {
+        update = update.col_expr(user::Column::Email, Expr::value(email));
+    }
+    if let Some(full_name) = changes.full_name {
+        update = update.col_expr(user::Column::FullName, Expr::value(full_name));
+    }
+    if let Some(disabled) = changes.disabled {
+        update = update.col_expr(user::Column::Disabled, Expr::value(disabled));
+    }
+    if let Some(hash) = changes.hashed_password {
+        update = update.col_expr(user::Column::HashedPassword, Expr::value(hash));
+    }
+    if let Some(scopes) = changes.scopes {
+        update = update.col_expr(user::Column::Scopes, Expr::value(scopes));
+    }
+    if revoke {
+        update = update.col_expr(
+            user::Column::TokenVersion,
+            Expr::col(user::Column::TokenVersion).add(1),
+        );
+    }
+    Ok(update.exec(db).await?.rows_affected > 0)
+}
+
+/// Deletes `username`; returns whether the user existed.
+pub async fn delete_user(db: &Db, username: &str) -> Result<bool, DbErr> {
+    let deleted = user::Entity::delete_many()
+        .filter(user::Column::Username.eq(username))
+        .exec(db)
+        .await?;
+    Ok(deleted.rows_affected > 0)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CreateUserError {
     #[error("user {0:?} already exists")]
@@ -183,7 +233,8 @@ pub async fn list_users(db: &Db) -> Result<Vec<user::Model>, DbErr> {
         .await
 }
 
-fn active_user(new: NewUser) -> user::ActiveModel {
+/// `scopes` `None`: what the schema gives (`me items`).
+fn active_user(new: NewUser, scopes: Option<String>) -> user::ActiveModel {
     let now = Utc::now();
     user::ActiveModel {
         id: NotSet,
@@ -193,14 +244,27 @@ fn active_user(new: NewUser) -> user::ActiveModel {
         hashed_password: Set(new.hashed_password),
         disabled: Set(new.disabled),
         token_version: Set(0),
+        scopes: scopes.map_or(NotSet, Set),
         created_at: Set(now),
         updated_at: Set(now),
     }
 }
 
 pub async fn create_user(db: &Db, new: NewUser) -> Result<(), CreateUserError> {
+    create_user_holding(db, new, None).await
+}
+
+/// Creates a user holding `scopes` (space separated; `None`: the schema's default).
+pub async fn create_user_holding(
+    db: &Db,
+    new: NewUser,
+    scopes: Option<String>,
+) -> Result<(), CreateUserError> {
     let username = new.username.clone();
-    match user::Entity::insert(active_user(new)).exec(db).await {
+    match user::Entity::insert(active_user(new, scopes))
+        .exec(db)
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
             Err(CreateUserError::Exists(username))
@@ -211,7 +275,16 @@ pub async fn create_user(db: &Db, new: NewUser) -> Result<(), CreateUserError> {
 
 /// Creates the user unless the username is taken; returns whether it was created.
 pub async fn create_user_if_absent(db: &Db, new: NewUser) -> Result<bool, DbErr> {
-    let inserted = user::Entity::insert(active_user(new))
+    create_user_holding_if_absent(db, new, None).await
+}
+
+/// [`create_user_if_absent`], the user holding `scopes` as in [`create_user_holding`].
+pub async fn create_user_holding_if_absent(
+    db: &Db,
+    new: NewUser,
+    scopes: Option<String>,
+) -> Result<bool, DbErr> {
+    let inserted = user::Entity::insert(active_user(new, scopes))
         .on_conflict(
             OnConflict::column(user::Column::Username)
                 .do_nothing()

@@ -15,6 +15,8 @@ pub struct Model {
     pub disabled: bool,
     /// Carried in every access token; bumping it revokes all tokens issued before.
     pub token_version: i64,
+    /// The scopes the user holds, space separated (`me items`).
+    pub scopes: String,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
 }

@@ -362,3 +362,73 @@ async fn sigterm_finishes_the_request_in_flight_and_refuses_new_connections() {
     assert!(signalled.elapsed() < std::time::Duration::from_secs(5));
     assert!(log.contains("method=POST path=/token status=200"), "{log}");
 }
+
+#[tokio::test]
+async fn cli_shows_and_sets_scopes_and_the_next_request_sees_them() {
+    let dir = TestDb::new().await;
+    let add = gatehouse(
+        &dir,
+        &["user", "add", "dora", "--scopes", "me admin"],
+        "secret\n",
+    );
+    assert!(add.status.success(), "{}", stderr(&add));
+    let plain = gatehouse(&dir, &["user", "add", "erin"], "secret\n");
+    assert!(plain.status.success(), "{}", stderr(&plain));
+
+    let show = gatehouse(&dir, &["user", "scopes", "dora"], "");
+    assert_eq!(stdout(&show), "me admin\n");
+    let show = gatehouse(&dir, &["user", "scopes", "erin"], "");
+    assert_eq!(stdout(&show), "me items\n", "the default");
+
+    let mut settings = dir.settings();
+    settings.database_url = dir.url.clone();
+    let app = start(settings).await;
+    let token = app.token("erin", "secret").await;
+    let bearer = format!("Bearer {token}");
+    let items = || app.get("/users/me/items/", Some(&bearer));
+    assert_eq!(items().await.status(), 200);
+
+    let set = gatehouse(&dir, &["user", "scopes", "erin", "--set", "me"], "");
+    assert!(set.status.success(), "{}", stderr(&set));
+    assert_eq!(stdout(&set), "erin: holds scopes: me\n");
+    assert_eq!(items().await.status(), 401, "taken away at once");
+
+    let list = gatehouse(&dir, &["user", "list"], "");
+    let listing = stdout(&list);
+    assert!(
+        listing.lines().next().unwrap().contains("scopes"),
+        "{listing}"
+    );
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("dora") && l.contains("me admin")),
+        "{listing}"
+    );
+
+    let none = gatehouse(&dir, &["user", "scopes", "erin", "--set", ""], "");
+    assert!(none.status.success(), "{}", stderr(&none));
+    assert_eq!(
+        stdout(&gatehouse(&dir, &["user", "scopes", "erin"], "")),
+        "\n"
+    );
+
+    for (args, message) in [
+        (
+            &["user", "scopes", "erin", "--set", "me root"][..],
+            "unknown scope \"root\"",
+        ),
+        (
+            &["user", "scopes", "nobody"][..],
+            "no user named \"nobody\"",
+        ),
+        (
+            &["user", "add", "fay", "--scopes", "sudo"][..],
+            "unknown scope \"sudo\"",
+        ),
+    ] {
+        let out = gatehouse(&dir, args, "secret\n");
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+    }
+}

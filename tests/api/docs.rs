@@ -43,7 +43,12 @@ async fn document_declares_the_tutorial_contract() {
         json!({"OAuth2PasswordBearer": {
             "type": "oauth2",
             "description": "OAuth2 password flow: POST username and password to the token URL, then send `Authorization: Bearer <access_token>`.",
-            "flows": {"password": {"tokenUrl": "/token", "scopes": {}}}
+            "flows": {"password": {"tokenUrl": "/token", "scopes": {
+                "me": "Read information about the current user.",
+                "items": "Read items.",
+                "admin": "Manage users: create, read, change, disable and delete them.",
+                "introspect": "Introspect tokens (for other services verifying them).",
+            }}}
         }})
     );
     assert_eq!(doc["servers"], json!([{"url": "/"}]));
@@ -88,7 +93,7 @@ async fn document_declares_the_tutorial_contract() {
     }
     assert_eq!(
         op("/users/me/", "get")["security"],
-        json!([{"OAuth2PasswordBearer": []}])
+        json!([{"OAuth2PasswordBearer": ["me"]}])
     );
     assert!(op("/token", "post")["security"].is_null());
     // Each error status shows the body that operation really answers.

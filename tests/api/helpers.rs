@@ -324,6 +324,18 @@ impl TestApp {
             .expect("token request")
     }
 
+    /// The token response of a login asking for `scope`, which must succeed.
+    pub async fn login_with_scope(&self, username: &str, password: &str, scope: &str) -> Value {
+        let fields = [
+            ("username", username),
+            ("password", password),
+            ("scope", scope),
+        ];
+        let resp = self.post_form("/token", &fields).await;
+        assert_eq!(resp.status(), 200, "login of {username} failed");
+        resp.json().await.expect("token json")
+    }
+
     /// A token for a user whose login must succeed.
     pub async fn token(&self, username: &str, password: &str) -> String {
         let resp = self.login(username, password).await;

@@ -2,9 +2,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod admin;
 mod cli;
 mod docs;
 mod fair_share;
+mod fastapi_scopes;
 mod faults;
 mod flood;
 mod guessing;
@@ -17,6 +19,7 @@ mod metrics;
 mod protected;
 mod replicas;
 mod routing;
+mod scopes;
 mod storage;
 mod throttle;
 mod user_identity;

@@ -17,7 +17,9 @@ fn invalid_token() -> (u16, Value, Vec<Option<String>>) {
     (
         401,
         json!({"detail": "Could not validate credentials"}),
-        vec![Some("Bearer error=\"invalid_token\"".to_owned())],
+        vec![Some(
+            "Bearer scope=\"me\", error=\"invalid_token\"".to_owned(),
+        )],
     )
 }
 

@@ -170,3 +170,86 @@ async fn two_replicas_on_one_postgres_share_the_failed_login_counters() {
         );
     }
 }
+
+#[tokio::test]
+async fn two_replicas_on_one_postgres_see_a_scope_removal_at_once() {
+    let db = TestDb::postgres().await;
+    let (a, b) = two_replicas(&db, &[]).await;
+    user_command(&db, &["add", "carol", "--scopes", "me items"], "carol-pw\n");
+    let client = reqwest::Client::new();
+    let items = |server: &ServingBinary, token: &str| {
+        client
+            .get(server.at("/users/me/items/"))
+            .bearer_auth(token)
+            .send()
+    };
+    let from_a = token(&client, &a, "carol", "carol-pw").await;
+    for server in [&a, &b] {
+        assert_eq!(items(server, &from_a).await.unwrap().status(), 200);
+    }
+
+    user_command(&db, &["scopes", "carol", "--set", "me"], "");
+    for server in [&a, &b] {
+        let resp = items(server, &from_a).await.unwrap();
+        assert_eq!(
+            resp.headers()["www-authenticate"],
+            r#"Bearer scope="items me", error="insufficient_scope""#
+        );
+        assert_eq!(
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap()),
+            (401, json!({"detail": "Not enough permissions"})),
+            "the removal is seen on {} at once",
+            server.url
+        );
+    }
+    on_both(
+        &client,
+        &[&a, &b],
+        &from_a,
+        200,
+        "the user is not logged out",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_admin_api_change_on_one_replica_applies_on_the_other_at_once() {
+    let db = TestDb::postgres().await;
+    let (a, b) = two_replicas(&db, &[]).await;
+    user_command(&db, &["add", "root", "--scopes", "admin"], "root-pw\n");
+    user_command(&db, &["add", "carol"], "carol-pw\n");
+    let client = reqwest::Client::new();
+    let admin = token(&client, &a, "root", "root-pw").await;
+    let patch = |body: Value| {
+        client
+            .patch(a.at("/admin/users/carol"))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let carols = token(&client, &b, "carol", "carol-pw").await;
+    let items = |server: &ServingBinary| {
+        client
+            .get(server.at("/users/me/items/"))
+            .bearer_auth(&carols)
+            .send()
+    };
+    assert_eq!(items(&b).await.unwrap().status(), 200);
+
+    assert_eq!(
+        patch(json!({"scopes": ["me"]})).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        items(&b).await.unwrap().status(),
+        401,
+        "scope taken away via a"
+    );
+    on_both(&client, &[&a, &b], &carols, 200, "not logged out").await;
+
+    assert_eq!(
+        patch(json!({"disabled": true})).await.unwrap().status(),
+        200
+    );
+    on_both(&client, &[&a, &b], &carols, 401, "disabled via a").await;
+}

@@ -199,3 +199,43 @@ async fn postgres_counts_failure_windows() {
     let db = db::connect(&test_db.url).await.unwrap();
     failure_windows_count_and_expire(&db).await;
 }
+
+#[tokio::test]
+async fn the_scopes_migration_is_reversible_and_gives_existing_users_me_and_items() {
+    let test_db = TestDb::new().await;
+    let db = gatehouse::app::open_database(&test_db.settings())
+        .await
+        .unwrap();
+    let user = |name: &str| db::NewUser {
+        username: name.into(),
+        email: None,
+        full_name: None,
+        hashed_password: "x".into(),
+        disabled: false,
+    };
+    db::create_user_holding(&db, user("root"), Some("admin".into()))
+        .await
+        .unwrap();
+
+    // Down: the column goes, the users stay.
+    Migrator::down(&db, Some(1)).await.unwrap();
+    let backend = db.get_database_backend();
+    let count = db
+        .query_one(Statement::from_string(
+            backend,
+            "SELECT COUNT(*) AS n FROM users",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(count.try_get::<i64>("", "n").unwrap(), 1);
+    assert!(db
+        .query_all(Statement::from_string(backend, "SELECT scopes FROM users"))
+        .await
+        .is_err());
+
+    // Up again: a user from before scopes existed holds what the JWT chapter needs.
+    Migrator::up(&db, None).await.unwrap();
+    let root = db::find_user(&db, "root").await.unwrap().unwrap();
+    assert_eq!(root.scopes, "me items");
+}

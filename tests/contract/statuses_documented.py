@@ -10,9 +10,21 @@ probes) must have been answered 405.
 
 import collections
 import json
+import re
 import sys
 import urllib.request
 from urllib.parse import urlsplit
+
+
+def template_of(document, path):
+    """The document's path that `path` is an instance of (`/admin/users/{username}`)."""
+    if path in document["paths"]:
+        return path
+    for template in document["paths"]:
+        pattern = "^" + re.sub(r"\\\{[^/]*?\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, path):
+            return template
+    return path
 
 
 def main(document_url, har_path):
@@ -24,7 +36,7 @@ def main(document_url, har_path):
     seen = collections.Counter()
     for entry in har["log"]["entries"]:
         request = entry["request"]
-        path = urlsplit(request["url"]).path
+        path = template_of(document, urlsplit(request["url"]).path)
         seen[(request["method"].upper(), path, entry["response"]["status"])] += 1
     if not seen:
         print("no requests recorded")
@@ -43,12 +55,15 @@ def main(document_url, har_path):
             verdict = "documented" if ok else "UNDOCUMENTED"
             if not ok:
                 problems.append(f"{method} {path} answered {status}, not in {sorted(documented)}")
-        print(f"{count:6d}  {method:7s} {path:20s} {status}  {verdict}")
+        print(f"{count:6d}  {method:7s} {path:24s} {status}  {verdict}")
 
     for path, item in document["paths"].items():
-        for method in item:
-            if (method.upper(), path, 200) not in seen:
-                problems.append(f"{method.upper()} {path} never answered 200: was the login configured?")
+        for method, operation in item.items():
+            success = [int(s) for s in operation["responses"] if s.isdigit() and s.startswith("2")]
+            if not any((method.upper(), path, s) in seen for s in success):
+                problems.append(
+                    f"{method.upper()} {path} never answered {success}: was the login configured?"
+                )
 
     for problem in problems:
         print(f"problem: {problem}")

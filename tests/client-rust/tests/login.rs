@@ -160,3 +160,78 @@ fn generated_types_enforce_the_documented_form_limits() {
         .parse::<types::BodyLoginForAccessTokenTokenPostGrantType>()
         .is_ok());
 }
+
+/// A generated client sending `Authorization: Bearer <token of username>`, the token asked
+/// for `scope` when given.
+async fn bearer(base_url: &str, username: &str, password: &str, scope: Option<&str>) -> Client {
+    let mut form = login_form(username, password);
+    form.scope = scope.map(|s| s.parse().expect("valid scope"));
+    let token = Client::new(base_url)
+        .login_for_access_token_token_post(&form)
+        .await
+        .expect("login succeeds")
+        .into_inner();
+    let bearer = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.access_token))
+        .expect("header value");
+    let headers = reqwest::header::HeaderMap::from_iter([(reqwest::header::AUTHORIZATION, bearer)]);
+    let http = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("http client");
+    Client::new_with_client(base_url, http)
+}
+
+#[tokio::test]
+async fn generated_client_creates_a_user_changes_its_scopes_and_disables_it() {
+    let service = start_service().await;
+    let admin = bearer(&service.base_url, "johndoe", "secret", Some("admin")).await;
+
+    let created = admin
+        .create_user_admin_users_post(&types::AdminUserCreate {
+            username: "rs-carol".parse().expect("valid username"),
+            password: "carol-pw".parse().expect("valid password"),
+            email: Some("carol@example.com".parse().expect("valid email")),
+            full_name: None,
+            disabled: None,
+            scopes: Vec::new(),
+        })
+        .await
+        .expect("created");
+    assert_eq!(created.status(), 201);
+    assert_eq!(created.scopes, [types::Scope::Me, types::Scope::Items]);
+
+    let carol = bearer(&service.base_url, "rs-carol", "carol-pw", None).await;
+    assert!(carol.read_own_items_users_me_items_get().await.is_ok());
+
+    let changed = admin
+        .update_user_admin_users_username_patch(
+            "rs-carol",
+            &types::AdminUserUpdate {
+                scopes: vec![types::Scope::Me],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("changed");
+    assert_eq!(changed.scopes, [types::Scope::Me]);
+    match carol.read_own_items_users_me_items_get().await {
+        Err(Error::ErrorResponse(refused)) => {
+            assert_eq!(refused.status(), 401);
+            assert_eq!(refused.detail, "Not enough permissions");
+        }
+        other => panic!("expected a 401, got {other:?}"),
+    }
+
+    let disabled = admin
+        .update_user_admin_users_username_patch(
+            "rs-carol",
+            &types::AdminUserUpdate {
+                disabled: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("disabled");
+    assert!(disabled.disabled);
+    assert!(carol.read_users_me_users_me_get().await.is_err());
+}

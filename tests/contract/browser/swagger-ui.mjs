@@ -5,7 +5,8 @@
 // BASE_URL is where the API is served (http://127.0.0.1:PORT, or with a proxy prefix);
 // the page is BASE_URL/docs. Every request the page makes must stay on BASE_URL's origin.
 // PATH_PREFIX-authorized.png shows the authorized call, PATH_PREFIX-wrong-password.png the
-// refused login.
+// refused login, PATH_PREFIX-scopes.png the Authorize dialog's scopes and
+// PATH_PREFIX-not-enough-permissions.png the call with too few of them.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -55,11 +56,15 @@ async function withPage(body) {
   assert.deepEqual(offsite, [], `requests that left ${origin}`);
 }
 
-/** Authorize dialog: the password flow with `username` / `password`; returns the token response. */
-async function authorize(page, username, password) {
+/** Authorize dialog: the password flow with `username` / `password`, ticking `scopes`;
+ * returns the token response. */
+async function authorize(page, username, password, scopes = []) {
   await page.locator(".swagger-ui button.authorize").first().click();
   await page.locator("#oauth_username").fill(username);
   await page.locator("#oauth_password").fill(password);
+  for (const scope of scopes) {
+    await page.locator(`label[for="${scope}-password-checkbox-OAuth2PasswordBearer"]`).click();
+  }
   const tokenResponse = page.waitForResponse((r) => r.request().method() === "POST");
   await page.locator(".auth-btn-wrapper button.authorize").click();
   return tokenResponse;
@@ -67,7 +72,12 @@ async function authorize(page, username, password) {
 
 /** "Try it out" on GET /users/me/; returns the status and body Swagger UI shows. */
 async function tryReadUsersMe(page) {
-  const operation = page.locator("#operations-default-read_users_me_users_me__get");
+  return tryOperation(page, "read_users_me_users_me__get");
+}
+
+/** "Try it out" on the operation `operationId`; returns the status and body Swagger UI shows. */
+async function tryOperation(page, operationId) {
+  const operation = page.locator(`#operations-default-${operationId}`);
   await operation.locator(".opblock-summary").first().click();
   await operation.locator("button.try-out__btn").click();
   await operation.locator("button.execute").click();
@@ -116,5 +126,47 @@ test(`Swagger UI at ${baseUrl}/docs shows the 401 of a wrong password`, async ()
     const { status, body } = await tryReadUsersMe(page);
     assert.equal(status, "401");
     assert.deepEqual(JSON.parse(body), { detail: "Not authenticated" });
+  });
+});
+
+test(`Swagger UI at ${baseUrl}/docs lists the scopes and a token gets only those ticked`, async () => {
+  // With `me` only, /users/me/items/ (scopes `items` and `me`) is refused.
+  await withPage(async (page) => {
+    await page.locator(".swagger-ui button.authorize").first().click();
+    const listed = {};
+    for (const item of await page.locator(".auth-container .scopes .checkbox").all()) {
+      listed[(await item.locator(".name").innerText()).trim()] = (
+        await item.locator(".description").innerText()
+      ).trim();
+    }
+    assert.equal(listed.me, "Read information about the current user.");
+    assert.equal(listed.items, "Read items.");
+    assert.ok(listed.admin && listed.introspect, JSON.stringify(listed));
+    await page.locator(".auth-container .scopes").first().scrollIntoViewIfNeeded();
+    await page.screenshot({ path: `${screenshots}-scopes.png` });
+    await page.locator("button.close-modal").click();
+
+    const token = await authorize(page, "johndoe", "secret", ["me"]);
+    assert.equal(token.status(), 200);
+    assert.equal((await token.json()).scope, "me");
+    assert.match(token.request().postData() ?? "", /(^|&)scope=me(&|$)/);
+    await page.locator("button.close-modal").click();
+
+    const { status, body, operation } = await tryOperation(page, "read_own_items_users_me_items__get");
+    assert.equal(status, "401");
+    assert.deepEqual(JSON.parse(body), { detail: "Not enough permissions" });
+    await operation.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: `${screenshots}-not-enough-permissions.png` });
+  });
+  // With `me` and `items`, it answers.
+  await withPage(async (page) => {
+    const token = await authorize(page, "johndoe", "secret", ["me", "items"]);
+    assert.equal(token.status(), 200);
+    assert.equal((await token.json()).scope, "me items");
+    await page.locator("button.close-modal").click();
+
+    const { status, body } = await tryOperation(page, "read_own_items_users_me_items__get");
+    assert.equal(status, "200");
+    assert.deepEqual(JSON.parse(body), [{ item_id: "Foo", owner: "johndoe" }]);
   });
 });

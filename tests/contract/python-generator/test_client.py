@@ -59,7 +59,7 @@ def test_a_forged_token_raises_a_typed_401():
         with pytest.raises(UnauthorizedException) as raised:
             DefaultApi(client).read_users_me_users_me_get()
 
-    assert raised.value.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert raised.value.headers["www-authenticate"] == 'Bearer scope="me", error="invalid_token"'
     assert raised.value.data.detail == "Could not validate credentials"
 
 

@@ -4,13 +4,19 @@ import os
 
 from gatehouse_client import AuthenticatedClient, Client
 from gatehouse_client.api.default import (
+    create_user_admin_users_post as create_user,
     login_for_access_token_token_post as login,
+    read_own_items_users_me_items_get as read_items,
     read_users_me_users_me_get as read_me_endpoint,
+    update_user_admin_users_username_patch as update_user,
 )
 from gatehouse_client.models import (
+    AdminUserCreate,
+    AdminUserUpdate,
     BodyLoginForAccessTokenTokenPost,
     HTTPError,
     HTTPValidationError,
+    Scope,
     Token,
 )
 
@@ -57,7 +63,7 @@ def test_a_forged_token_is_a_parsed_401_error():
     response = read_me_endpoint.sync_detailed(client=client)
 
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert response.headers["www-authenticate"] == 'Bearer scope="me", error="invalid_token"'
     assert response.parsed == HTTPError(detail="Could not validate credentials")
 
 
@@ -70,3 +76,39 @@ def test_a_too_long_password_is_a_parsed_422_validation_error():
     assert isinstance(response.parsed, HTTPValidationError)
     [problem] = response.parsed.detail
     assert (problem.type_, problem.loc) == ("string_too_long", ["body", "password"])
+
+
+def bearer(username, password, scope=None):
+    """A client authorized as `username`, with the token's `scope` when given."""
+    form = BodyLoginForAccessTokenTokenPost(username=username, password=password)
+    if scope is not None:
+        form.scope = scope
+    token = login.sync(client=Client(base_url=BASE_URL), body=form)
+    assert isinstance(token, Token), token
+    return AuthenticatedClient(base_url=BASE_URL, token=token.access_token)
+
+
+def test_an_admin_creates_a_user_changes_its_scopes_and_disables_it():
+    admin = bearer("johndoe", "secret", "admin")
+    created = create_user.sync_detailed(
+        client=admin,
+        body=AdminUserCreate(username="py-carol", password="carol-pw", email="carol@example.com"),
+    )
+    assert created.status_code == 201
+    assert created.parsed.scopes == [Scope.ME, Scope.ITEMS]
+
+    carol = bearer("py-carol", "carol-pw")
+    assert read_items.sync_detailed(client=carol).status_code == 200
+
+    changed = update_user.sync_detailed("py-carol", client=admin, body=AdminUserUpdate(scopes=[Scope.ME]))
+    assert changed.status_code == 200
+    assert changed.parsed.scopes == [Scope.ME]
+    refused = read_items.sync_detailed(client=carol)
+    assert refused.status_code == 401
+    assert refused.parsed == HTTPError(detail="Not enough permissions")
+    assert refused.headers["www-authenticate"] == 'Bearer scope="items me", error="insufficient_scope"'
+
+    disabled = update_user.sync_detailed("py-carol", client=admin, body=AdminUserUpdate(disabled=True))
+    assert disabled.status_code == 200
+    assert disabled.parsed.disabled is True
+    assert read_me_endpoint.sync_detailed(client=carol).status_code == 401

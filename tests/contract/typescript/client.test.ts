@@ -53,7 +53,7 @@ test("a multipart login is accepted too", async () => {
   const token: components["schemas"]["Token"] | undefined = data;
   assert.equal(token?.token_type, "bearer");
   assert.equal(token?.expires_in, 1800);
-  assert.deepEqual(Object.keys(token ?? {}).sort(), ["access_token", "expires_in", "token_type"]);
+  assert.deepEqual(Object.keys(token ?? {}).sort(), ["access_token", "expires_in", "scope", "token_type"]);
 });
 
 test("a disabled user's token reads 400 Inactive user", async () => {
@@ -70,4 +70,51 @@ test("a disabled user's token reads 400 Inactive user", async () => {
 
   assert.equal(response.status, 400);
   assert.deepEqual(error, { detail: "Inactive user" });
+});
+
+/** A client authorized as `username`, with the token's `scope` when given. */
+async function bearer(username: string, password: string, scope?: string) {
+  const login = await createClient<paths>({ baseUrl }).POST("/token", {
+    body: scope === undefined ? { username, password } : { username, password, scope },
+    headers: { "Content-Type": "application/x-www-form-urlencoded" },
+  });
+  assert.equal(login.response.status, 200);
+  return createClient<paths>({
+    baseUrl,
+    headers: { Authorization: `Bearer ${login.data?.access_token}` },
+  });
+}
+
+test("an admin creates a user, changes its scopes and disables it", async () => {
+  const admin = await bearer("johndoe", "secret", "admin");
+  const created = await admin.POST("/admin/users/", {
+    body: { username: "ts-carol", password: "carol-pw", email: "carol@example.com" },
+  });
+  assert.equal(created.response.status, 201);
+  const scopes: components["schemas"]["Scope"][] | undefined = created.data?.scopes;
+  assert.deepEqual(scopes, ["me", "items"]);
+
+  const carol = await bearer("ts-carol", "carol-pw");
+  assert.equal((await carol.GET("/users/me/items/")).response.status, 200);
+
+  const changed = await admin.PATCH("/admin/users/{username}", {
+    params: { path: { username: "ts-carol" } },
+    body: { scopes: ["me"] },
+  });
+  assert.equal(changed.response.status, 200);
+  assert.deepEqual(changed.data?.scopes, ["me"]);
+  const refused = await carol.GET("/users/me/items/");
+  assert.equal(refused.response.status, 401);
+  assert.equal(
+    refused.response.headers.get("www-authenticate"),
+    'Bearer scope="items me", error="insufficient_scope"',
+  );
+  assert.deepEqual(refused.error, { detail: "Not enough permissions" });
+
+  const disabled = await admin.PATCH("/admin/users/{username}", {
+    params: { path: { username: "ts-carol" } },
+    body: { disabled: true },
+  });
+  assert.equal(disabled.data?.disabled, true);
+  assert.equal((await carol.GET("/users/me/")).response.status, 401);
 });
