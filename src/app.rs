@@ -15,7 +15,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::{
-    accounts::{Accounts, Scopes},
+    accounts::{Accounts, Scopes, SessionRules},
     api::{
         self,
         assets::DocAssets,
@@ -25,6 +25,7 @@ use crate::{
     },
     auth::{
         password::PasswordHasher,
+        refresh_token::RefreshTokenKey,
         throttle,
         token::{SigningKey, SigningKeyError, TokenAuthority, TokenSettings},
     },
@@ -79,6 +80,7 @@ pub struct App {
     metrics: Option<(TcpListener, BoxEndpoint<'static>, SocketAddr)>,
     limits: Limits,
     db: Db,
+    accounts: Accounts,
 }
 
 impl App {
@@ -89,6 +91,7 @@ impl App {
             seed_demo_users(&db).await.map_err(StartupError::Database)?;
         }
         let state = app_state(settings, db.clone()).await?;
+        let accounts = state.accounts.clone();
         let (listener, local_addr) = bind(serve.bind).await?;
         let metrics = match settings.metrics_bind {
             Some(addr) => {
@@ -104,6 +107,7 @@ impl App {
         Ok(Self {
             listener,
             db,
+            accounts,
             endpoint: routes(state, &settings.root_path).boxed(),
             local_addr,
             metrics,
@@ -126,7 +130,7 @@ impl App {
     /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         tracing::info!(addr = %self.local_addr, "gatehouse listening");
-        let purge = tokio::spawn(purge_expired_login_failures(self.db));
+        let purge = tokio::spawn(purge_expired(self.db, self.accounts));
         // Metrics are served until the API stops; a scrape in flight is simply cut off.
         let metrics = self.metrics.map(|(listener, endpoint, addr)| {
             tracing::info!(%addr, "metrics listening");
@@ -210,6 +214,12 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
     let queue = workers * usize::from(settings.hash_queue_per_worker);
     let hasher = PasswordHasher::new(workers, queue).map_err(StartupError::Workers)?;
     tracing::debug!(workers, queue, "password hashing pool started");
+    let sessions = SessionRules {
+        refresh_lifetime: settings.refresh_token_lifetime(),
+        reuse_interval: settings.refresh_reuse_interval(),
+        max_per_user: settings.max_sessions_per_user,
+        key: RefreshTokenKey::new(&key),
+    };
     Ok(AppState {
         accounts: Accounts::new(
             db,
@@ -217,6 +227,7 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
             hasher,
             settings.login_limits(),
             settings.default_scopes,
+            sessions,
         ),
         client_timeout: settings.client_timeout(),
         trusted_proxies: settings.trusted_proxies.clone().into(),
@@ -290,9 +301,9 @@ fn read_key_file(path: &std::path::Path) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-/// Deletes ended failed-login windows and expired known clients now and then, so the
-/// tables hold only live rows.
-async fn purge_expired_login_failures(db: Db) {
+/// Deletes ended failed-login windows, expired known clients, sessions and refresh
+/// tokens now and then, so the tables hold only live rows.
+async fn purge_expired(db: Db, accounts: Accounts) {
     const EVERY: Duration = Duration::from_secs(600);
     // Longer than any window: a row this old has ended whatever its scope.
     const AGE: i64 = 2 * 3600;
@@ -310,6 +321,13 @@ async fn purge_expired_login_failures(db: Db) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(rows = n, "purged expired known clients"),
             Err(e) => tracing::warn!(error = %e, "could not purge known clients"),
+        }
+        match accounts.purge_expired_sessions().await {
+            Ok((0, 0)) => {}
+            Ok((sessions, refresh_tokens)) => {
+                tracing::debug!(sessions, refresh_tokens, "purged expired sessions")
+            }
+            Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
         }
     }
 }

@@ -15,7 +15,10 @@ use ipnet::IpNet;
 use secrecy::SecretString;
 
 use crate::{
-    accounts::Scopes,
+    accounts::{
+        Scopes, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
+        DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
+    },
     auth::throttle::{Limit, LoginLimits},
     db::DEFAULT_DATABASE_URL,
 };
@@ -130,6 +133,21 @@ pub struct Settings {
     #[arg(long, env = "ACCESS_TOKEN_EXPIRE_MINUTES", default_value_t = 30, global = true,
           hide_env_values = true, value_parser = clap::value_parser!(u64).range(1..=43_200))]
     pub access_token_expire_minutes: u64,
+    /// Days a refresh token stays valid (each refresh issues a new one); 0: no refresh
+    /// tokens are issued.
+    #[arg(long, env = "REFRESH_TOKEN_EXPIRE_DAYS", default_value_t = DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
+          global = true, hide_env_values = true, value_parser = clap::value_parser!(u64).range(0..=3650))]
+    pub refresh_token_expire_days: u64,
+    /// Seconds a spent refresh token may still be presented, answering the session's
+    /// current one (for clients whose concurrent refreshes race); 0: presenting it again
+    /// ends the session.
+    #[arg(long, env = "REFRESH_REUSE_INTERVAL_SECS", default_value_t = DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
+          global = true, hide_env_values = true, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub refresh_reuse_interval_secs: u64,
+    /// Live sessions per user; a login beyond it ends the user's oldest session.
+    #[arg(long, env = "MAX_SESSIONS_PER_USER", default_value_t = DEFAULT_MAX_SESSIONS_PER_USER,
+          global = true, hide_env_values = true, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_sessions_per_user: u64,
     /// Path prefix under which a reverse proxy serves gatehouse (e.g. `/auth`).
     #[arg(long, env = "ROOT_PATH", default_value = "", value_parser = parse_root_path, global = true,
           hide_env_values = true)]
@@ -231,6 +249,16 @@ impl Settings {
         Duration::from_secs(self.access_token_expire_minutes * 60)
     }
 
+    /// `None` when refresh tokens are disabled.
+    pub fn refresh_token_lifetime(&self) -> Option<Duration> {
+        (self.refresh_token_expire_days > 0)
+            .then(|| Duration::from_secs(self.refresh_token_expire_days * 86_400))
+    }
+
+    pub fn refresh_reuse_interval(&self) -> Duration {
+        Duration::from_secs(self.refresh_reuse_interval_secs)
+    }
+
     pub fn client_timeout(&self) -> Duration {
         Duration::from_secs(self.client_timeout_secs)
     }
@@ -255,6 +283,9 @@ impl Settings {
             secret_key_file: None,
             secret_key: None,
             access_token_expire_minutes: 30,
+            refresh_token_expire_days: DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
+            refresh_reuse_interval_secs: DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
+            max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
             root_path: String::new(),
             jwt_issuer: None,
             jwt_audience: None,

@@ -14,11 +14,11 @@ use poem::{
 use poem_openapi::{
     registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry},
     types::{Example, ToJSON, Type},
-    ApiResponse, Object, Union,
+    ApiResponse, Enum, Object, Union,
 };
 use serde_json::Value;
 
-use crate::accounts::AccountsError;
+use crate::accounts::{AccountsError, GrantError};
 
 /// An error with a human-readable message.
 #[derive(Debug, Clone, Object)]
@@ -172,6 +172,35 @@ fn body_loc(field: &str) -> Vec<String> {
     loc
 }
 
+/// An OAuth 2.0 error code (RFC 6749 §5.2, RFC 7009 §2.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
+#[oai(rename = "OAuthErrorCode", rename_all = "snake_case")]
+pub enum OAuthErrorCode {
+    InvalidRequest,
+    InvalidGrant,
+    InvalidScope,
+    UnsupportedGrantType,
+}
+
+/// An OAuth 2.0 error (RFC 6749 §5.2): what the refresh grant and `/revoke` answer, so
+/// OAuth client libraries understand it.
+#[derive(Debug, Clone, Object)]
+#[oai(rename = "OAuthError", example)]
+pub struct OAuthError {
+    pub error: OAuthErrorCode,
+    /// What went wrong, for the developer.
+    pub error_description: String,
+}
+
+impl Example for OAuthError {
+    fn example() -> Self {
+        OAuthError {
+            error: OAuthErrorCode::InvalidGrant,
+            error_description: GrantError::InvalidGrant.to_string(),
+        }
+    }
+}
+
 /// The request did not validate.
 #[derive(Debug, Clone, Object)]
 #[oai(rename = "HTTPValidationError")]
@@ -191,6 +220,19 @@ pub enum AnyHttpError {
     Http(HttpError),
 }
 
+// The same for the operations that answer OAuth errors (`/token`, `/revoke`): their 400 is
+// RFC 6749 §5.2's shape, the rest FastAPI's. The three shapes are told apart by their
+// required fields (`error`; `detail` as a list or a string).
+/// An error body: `OAuthError` for 400, `HTTPValidationError` for 422, `HTTPError` for
+/// every other status.
+#[derive(Debug, Clone, Union)]
+#[oai(rename = "OAuthErrorOrHTTPError", one_of)]
+pub enum AnyOAuthError {
+    Validation(HttpValidationError),
+    OAuth(OAuthError),
+    Http(HttpError),
+}
+
 /// Everything that can go wrong while answering a request.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -205,6 +247,16 @@ pub enum Error {
     InsufficientScope { required: String },
     #[error("user is disabled")]
     InactiveUser,
+    #[error("incorrect current password")]
+    IncorrectPassword,
+    /// An OAuth error of the refresh grant or of `/revoke`: 400 in RFC 6749 §5.2's shape.
+    #[error("OAuth error {error:?}: {description}")]
+    OAuth {
+        error: OAuthErrorCode,
+        description: String,
+    },
+    #[error("no such session")]
+    SessionNotFound,
     #[error("request validation failed")]
     Validation(Vec<ValidationError>),
     #[error("request body too large")]
@@ -240,6 +292,7 @@ impl From<AccountsError> for Error {
                 required: String::new(),
             },
             AccountsError::InactiveUser => Error::InactiveUser,
+            AccountsError::IncorrectPassword => Error::IncorrectPassword,
             AccountsError::TooManyAttempts { retry_after } => {
                 Error::TooManyAttempts { retry_after }
             }
@@ -257,9 +310,31 @@ impl From<AccountsError> for Error {
     }
 }
 
+impl From<GrantError> for Error {
+    fn from(e: GrantError) -> Self {
+        let error = match e {
+            GrantError::InvalidGrant | GrantError::Reused => OAuthErrorCode::InvalidGrant,
+            GrantError::InvalidScope => OAuthErrorCode::InvalidScope,
+            GrantError::RefreshDisabled => OAuthErrorCode::UnsupportedGrantType,
+        };
+        Error::OAuth {
+            error,
+            description: e.to_string(),
+        }
+    }
+}
+
 impl Error {
+    /// An `invalid_request` OAuth error saying what is wrong with the request.
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Error::OAuth {
+            error: OAuthErrorCode::InvalidRequest,
+            description: description.into(),
+        }
+    }
+
     /// The `detail` string a client sees; `None` for validation errors, whose detail is
-    /// the list of problems.
+    /// the list of problems, and for OAuth errors, which have none.
     fn detail(&self) -> Option<&'static str> {
         Some(match self {
             Error::IncorrectCredentials => "Incorrect username or password",
@@ -267,7 +342,9 @@ impl Error {
             Error::InvalidToken { .. } => "Could not validate credentials",
             Error::InsufficientScope { .. } => "Not enough permissions",
             Error::InactiveUser => "Inactive user",
-            Error::Validation(_) => return None,
+            Error::IncorrectPassword => "Incorrect password",
+            Error::SessionNotFound => "Session not found",
+            Error::Validation(_) | Error::OAuth { .. } => return None,
             Error::BodyTooLarge => "Request body too large",
             Error::Busy => "Server busy, retry later",
             Error::TooManyAttempts { .. } => "Too many failed attempts, retry later",
@@ -289,6 +366,12 @@ impl Error {
             }
             .to_json()
             .unwrap_or_default(),
+            Error::OAuth { error, description } => OAuthError {
+                error: *error,
+                error_description: description.clone(),
+            }
+            .to_json()
+            .unwrap_or_default(),
             _ => serde_json::json!({ "detail": self.detail() }),
         }
     }
@@ -298,6 +381,7 @@ impl Error {
     /// token or nothing.
     pub fn example_body(status: StatusCode, login: bool) -> Option<Value> {
         let error = match status {
+            StatusCode::BAD_REQUEST if login => GrantError::InvalidGrant.into(),
             StatusCode::BAD_REQUEST => Error::InactiveUser,
             StatusCode::UNAUTHORIZED if login => Error::IncorrectCredentials,
             StatusCode::UNAUTHORIZED => Error::InvalidToken {
@@ -333,13 +417,15 @@ impl ResponseError for Error {
             | Error::NotAuthenticated
             | Error::InvalidToken { .. }
             | Error::InsufficientScope { .. } => StatusCode::UNAUTHORIZED,
-            Error::InactiveUser => StatusCode::BAD_REQUEST,
+            Error::InactiveUser | Error::IncorrectPassword | Error::OAuth { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::Busy | Error::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::NotFound | Error::UserNotFound => StatusCode::NOT_FOUND,
+            Error::NotFound | Error::UserNotFound | Error::SessionNotFound => StatusCode::NOT_FOUND,
             Error::UserExists => StatusCode::CONFLICT,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -354,7 +440,14 @@ impl ResponseError for Error {
             _ => {}
         }
         let Some(detail) = self.detail() else {
-            return json_response(self.status(), self.body().to_string());
+            let mut resp = json_response(self.status(), self.body().to_string());
+            if let Error::OAuth { .. } = self {
+                // RFC 6749 §5.1, as for the token response itself.
+                let headers = resp.headers_mut();
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            }
+            return resp;
         };
         let body = HttpError {
             detail: detail.to_owned(),
@@ -424,6 +517,8 @@ fn json_response(status: StatusCode, body: String) -> Response {
 /// OpenAPI document.
 pub trait ErrorStatuses: Send + Sync + 'static {
     const STATUSES: &'static [(StatusCode, &'static str)];
+    /// Whether the operation's 400 is an OAuth error ([`OAuthError`]), not `HTTPError`.
+    const OAUTH_400: bool = false;
 }
 
 /// [`Error`] as returned by an operation whose possible statuses are `S`.
@@ -456,7 +551,12 @@ impl<S: ErrorStatuses> ApiResponse for ApiError<S> {
             responses: S::STATUSES
                 .iter()
                 .map(|(status, description)| {
-                    documented(*status, description, error_schema::<S>(*status))
+                    documented(
+                        *status,
+                        description,
+                        error_schema::<S>(*status),
+                        S::OAUTH_400,
+                    )
                 })
                 .collect(),
         }
@@ -465,7 +565,9 @@ impl<S: ErrorStatuses> ApiResponse for ApiError<S> {
     fn register(registry: &mut Registry) {
         HttpError::register(registry);
         HttpValidationError::register(registry);
-        if validates::<S>() {
+        if S::OAUTH_400 {
+            AnyOAuthError::register(registry);
+        } else if validates::<S>() {
             AnyHttpError::register(registry);
         }
     }
@@ -479,9 +581,12 @@ fn validates<S: ErrorStatuses>() -> bool {
         && S::STATUSES.len() > 1
 }
 
-/// The schema of an error status: one schema for all of them, see [`AnyHttpError`].
+/// The schema of an error status: one schema for all of them, see [`AnyHttpError`] and
+/// [`AnyOAuthError`].
 fn error_schema<S: ErrorStatuses>(status: StatusCode) -> MetaSchemaRef {
-    if validates::<S>() {
+    if S::OAUTH_400 {
+        AnyOAuthError::schema_ref()
+    } else if validates::<S>() {
         AnyHttpError::schema_ref()
     } else if status == StatusCode::UNPROCESSABLE_ENTITY {
         HttpValidationError::schema_ref()
@@ -495,6 +600,7 @@ fn documented(
     status: StatusCode,
     description: &'static str,
     schema: MetaSchemaRef,
+    oauth_400: bool,
 ) -> MetaResponse {
     let header = match status {
         StatusCode::UNAUTHORIZED => Some((
@@ -507,6 +613,7 @@ fn documented(
         StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS => {
             Some(("Retry-After", "Seconds to wait before retrying"))
         }
+        StatusCode::BAD_REQUEST if oauth_400 => Some(("Cache-Control", "`no-store`")),
         _ => None,
     };
     MetaResponse {

@@ -8,6 +8,7 @@ mod m20261126_000002_create_server_secrets;
 mod m20261126_000003_create_login_failures;
 mod m20261130_000004_create_known_clients;
 mod m20261130_000005_add_user_scopes;
+mod m20261130_000006_create_sessions;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_create_login_failures::Migration),
             Box::new(m20261130_000004_create_known_clients::Migration),
             Box::new(m20261130_000005_add_user_scopes::Migration),
+            Box::new(m20261130_000006_create_sessions::Migration),
         ]
     }
 }

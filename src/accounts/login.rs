@@ -4,20 +4,19 @@ use std::net::IpAddr;
 
 use secrecy::SecretString;
 
-use super::{Accounts, AccountsError, Scopes};
+use super::{Accounts, AccountsError, Origin, Scopes};
 use crate::{
-    auth::{
-        password::{HashSlot, Verification, DUMMY_HASH},
-        token::unix_now,
-    },
+    auth::password::{HashSlot, Verification, DUMMY_HASH},
     db::{self, user},
 };
 
-/// A successful login: the user and the access token issued to them.
+/// A successful login or refresh: the user and the tokens issued to them.
 #[derive(Debug)]
 pub struct Login {
     pub user: user::Model,
     pub access_token: String,
+    /// `None` when refresh tokens are disabled.
+    pub refresh_token: Option<String>,
     /// The scopes the token was granted.
     pub scope: Scopes,
     /// Seconds until `access_token` expires.
@@ -25,21 +24,36 @@ pub struct Login {
 }
 
 impl Accounts {
-    /// Checks `username`'s `password` and issues an access token, unless the account or
-    /// the client address (`client`; `None` for a transport without one) has failed too
-    /// often. The token gets the `requested` scopes the user holds (see `granted_scopes`).
+    /// Checks `username`'s `password` and starts a session with an access token (and a
+    /// refresh token), unless the account or the client address has failed too often (see
+    /// [`Self::check_login`]). The token gets the `requested` scopes the user holds (see
+    /// `granted_scopes`).
+    pub async fn login(
+        &self,
+        origin: &Origin,
+        username: &str,
+        password: SecretString,
+        requested: &[String],
+    ) -> Result<Login, AccountsError> {
+        let user = self.check_login(origin.client, username, password).await?;
+        let scope = self.granted_scopes(&user, requested);
+        self.start_session(user, scope, origin).await
+    }
+
+    /// The user if `password` is `username`'s, unless the account or the client address
+    /// (`client`; `None` for a transport without one) has failed too often. A wrong
+    /// password counts as a failure for both.
     ///
     /// The attempt is counted as a failure before any hash is computed (and given back if
     /// it succeeds), and the limits answer the same whether the username exists or not, so
     /// a burst gets no more password checks than the limit, and no hint which accounts
     /// exist. See `attempt.rs` for which windows an attempt counts against.
-    pub async fn login(
+    pub(super) async fn check_login(
         &self,
         client: Option<IpAddr>,
         username: &str,
         password: SecretString,
-        requested: &[String],
-    ) -> Result<Login, AccountsError> {
+    ) -> Result<user::Model, AccountsError> {
         // Only a non-TCP transport has no peer address; they all count as one client.
         let address = client.map_or_else(|| "unknown".to_owned(), address_key);
         // First, before any database work: a saturated pool must refuse cheaply. Each
@@ -66,20 +80,7 @@ impl Accounts {
             }
         };
         self.attempt_succeeded(attempt, user.id).await?;
-        let scope = self.granted_scopes(&user, requested);
-        let access_token = self.tokens.issue_access_token(
-            &user.username,
-            user.id,
-            user.token_version,
-            &scope.to_string(),
-            unix_now(),
-        )?;
-        Ok(Login {
-            user,
-            access_token,
-            scope,
-            expires_in: self.tokens.lifetime_secs(),
-        })
+        Ok(user)
     }
 
     /// The user if `password` is theirs.

@@ -8,6 +8,8 @@ mod current_user;
 mod login;
 pub mod manage;
 mod scopes;
+mod self_service;
+mod sessions;
 
 use std::sync::Arc;
 
@@ -20,8 +22,13 @@ use crate::{
     db::Db,
 };
 
+pub use current_user::CurrentUser;
 pub use login::{address_key, Login};
 pub use scopes::{held as held_scopes, Scope, Scopes};
+pub use sessions::{
+    GrantError, Origin, SessionInfo, SessionRules, DEFAULT_MAX_SESSIONS_PER_USER,
+    DEFAULT_REFRESH_REUSE_INTERVAL_SECS, DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
+};
 
 /// Longest username accepted, in characters.
 pub const MAX_USERNAME_CHARS: usize = 128;
@@ -41,6 +48,9 @@ pub enum AccountsError {
     InsufficientScope,
     #[error("user is disabled")]
     InactiveUser,
+    /// A wrong current password where a signed-in user changes theirs.
+    #[error("incorrect current password")]
+    IncorrectPassword,
     #[error("too many failed logins; retry in {retry_after} s")]
     TooManyAttempts { retry_after: u64 },
     #[error("password hashing pool is saturated")]
@@ -83,6 +93,7 @@ pub struct Accounts {
     limits: LoginLimits,
     /// What a login without `scope` is granted; `None`: every scope the user holds.
     default_scopes: Option<Scopes>,
+    sessions: Arc<SessionRules>,
 }
 
 impl Accounts {
@@ -92,6 +103,7 @@ impl Accounts {
         hasher: PasswordHasher,
         limits: LoginLimits,
         default_scopes: Option<Scopes>,
+        sessions: SessionRules,
     ) -> Self {
         Self {
             db,
@@ -99,6 +111,7 @@ impl Accounts {
             hasher,
             limits,
             default_scopes,
+            sessions: Arc::new(sessions),
         }
     }
 

@@ -1,14 +1,22 @@
-//! `POST /token`: the OAuth2 password grant.
+//! `POST /token`: the OAuth2 password grant, and the refresh grant (RFC 6749 §6).
 
 use poem::{http::StatusCode, web::Data, Request};
 use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
+use secrecy::ExposeSecret;
 
-use super::{client_addr::client_ip, form::OAuth2PasswordRequestForm, AppState};
-use crate::error::{ApiError, ErrorStatuses};
+use super::{
+    client_addr::client_ip,
+    form::{OAuth2PasswordRequestForm, RefreshRequestForm, TokenRequestForm},
+    AppState,
+};
+use crate::{
+    accounts::{Login, Origin},
+    error::{ApiError, Error, ErrorStatuses},
+};
 
-/// An access token for the `Authorization: Bearer` header.
+/// An access token for the `Authorization: Bearer` header, and a refresh token.
 #[derive(Debug, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct Token {
     /// A signed HS256 JWT.
     pub access_token: String,
@@ -19,6 +27,9 @@ pub struct Token {
     /// The scopes granted, space separated (RFC 6749 §3.3): the requested ones the user
     /// holds.
     pub scope: String,
+    /// Opaque; exchanged at this endpoint with `grant_type=refresh_token` for a new pair,
+    /// once (RFC 6749 §6). Absent when the server issues no refresh tokens.
+    pub refresh_token: Option<String>,
 }
 
 impl Example for Token {
@@ -28,6 +39,7 @@ impl Example for Token {
             token_type: "bearer".to_owned(),
             expires_in: 1800,
             scope: "me items".to_owned(),
+            refresh_token: Some("dGhpcyBpcyBhbiBvcGFxdWUgcmVmcmVzaCB0b2tlbiEhIQ".to_owned()),
         }
     }
 }
@@ -50,7 +62,15 @@ pub enum TokenResponse {
 pub enum LoginErrors {}
 
 impl ErrorStatuses for LoginErrors {
+    const OAUTH_400: bool = true;
     const STATUSES: &'static [(StatusCode, &'static str)] = &[
+        (
+            StatusCode::BAD_REQUEST,
+            "Refresh grant refused, as an OAuth error (RFC 6749 §5.2): `invalid_grant` (the \
+             refresh token is unknown, expired, revoked or already used; a used one ends its \
+             session), `invalid_scope` (more than the login granted), `invalid_request` (no \
+             `refresh_token`), `unsupported_grant_type` (refresh tokens are disabled)",
+        ),
         (StatusCode::UNAUTHORIZED, "Incorrect username or password"),
         (StatusCode::REQUEST_TIMEOUT, "The request body did not arrive in time"),
         (StatusCode::PAYLOAD_TOO_LARGE, "Request body larger than 16 KiB"),
@@ -78,13 +98,20 @@ impl TokenApi {
     /// Log in for an access token
     ///
     /// The OAuth2 password grant: send `username` and `password` as a form, get a bearer
-    /// token to put in `Authorization: Bearer <access_token>`. `grant_type`, when sent,
-    /// must be `password`; `scope` lists the scopes wanted, space separated: the token gets
-    /// those the user holds (unknown ones are left out), and without `scope` the
-    /// configured `DEFAULT_SCOPES`, else every scope the user holds. `client_id` and
-    /// `client_secret` are accepted and ignored.
+    /// token to put in `Authorization: Bearer <access_token>`, and a `refresh_token`.
+    /// `grant_type`, when sent, must be `password`; `scope` lists the scopes wanted, space
+    /// separated: the token gets those the user holds (unknown ones are left out), and
+    /// without `scope` the configured `DEFAULT_SCOPES`, else every scope the user holds.
+    /// `client_id` and `client_secret` are accepted and ignored. Each login starts a
+    /// session (see `/users/me/sessions/`).
     /// After too many failed logins for a username or from an address, the answer is 429
     /// until the `Retry-After` seconds have passed, whatever the password.
+    ///
+    /// The refresh grant (RFC 6749 §6): `grant_type=refresh_token&refresh_token=...`, and
+    /// optionally a `scope` within the one granted at login, returns a new access token
+    /// and a new refresh token; the one sent is spent. Sending a spent one again ends the
+    /// session (RFC 9700 §4.14.2). Its errors are OAuth errors: 400
+    /// `{"error": ..., "error_description": ...}`.
     #[oai(
         path = "/token",
         method = "post",
@@ -94,18 +121,18 @@ impl TokenApi {
         &self,
         state: Data<&AppState>,
         req: &Request,
-        form: OAuth2PasswordRequestForm,
+        form: TokenRequestForm,
     ) -> Result<TokenResponse, ApiError<LoginErrors>> {
-        let client = client_ip(req, &state.trusted_proxies);
-        let login = state
-            .accounts
-            .login(client, &form.username, form.password, &form.scopes)
-            .await?;
+        let login = match form {
+            TokenRequestForm::Password(form) => password_grant(&state, req, form).await?,
+            TokenRequestForm::Refresh(form) => refresh_grant(&state, form).await?,
+        };
         let token = Token {
             access_token: login.access_token,
             token_type: "bearer".to_owned(),
             expires_in: login.expires_in,
             scope: login.scope.to_string(),
+            refresh_token: login.refresh_token,
         };
         Ok(TokenResponse::Ok(
             Json(token),
@@ -113,4 +140,31 @@ impl TokenApi {
             "no-cache".to_owned(),
         ))
     }
+}
+
+async fn password_grant(
+    state: &AppState,
+    req: &Request,
+    form: OAuth2PasswordRequestForm,
+) -> Result<Login, Error> {
+    let origin = Origin {
+        client: client_ip(req, &state.trusted_proxies),
+        user_agent: req
+            .headers()
+            .get(poem::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    Ok(state
+        .accounts
+        .login(&origin, &form.username, form.password, &form.scopes)
+        .await?)
+}
+
+async fn refresh_grant(state: &AppState, form: RefreshRequestForm) -> Result<Login, Error> {
+    let refreshed = state
+        .accounts
+        .refresh(form.refresh_token.expose_secret(), &form.scopes)
+        .await?;
+    Ok(refreshed?)
 }

@@ -1,5 +1,6 @@
-//! `OAuth2PasswordRequestForm`: the login form of RFC 6749 §4.3, parsed and validated
-//! the way FastAPI does it.
+//! The token request form: FastAPI's `OAuth2PasswordRequestForm` (the password grant of
+//! RFC 6749 §4.3), parsed and validated the way FastAPI does it, and the refresh grant of
+//! RFC 6749 §6 (`grant_type=refresh_token`), whose errors are OAuth errors.
 //!
 //! A request-body extractor of our own instead of `Form<T>`/`Multipart<T>`: those answer
 //! a missing field or a JSON body with a plain-text 400/415, while FastAPI clients expect
@@ -27,6 +28,8 @@ use crate::{
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 const GRANT_TYPE_PATTERN: &str = "^password$";
+/// The `grant_type` of a refresh (RFC 6749 §6).
+const REFRESH_GRANT: &str = "refresh_token";
 /// What a rejected secret is echoed as, like pydantic's `SecretStr`.
 const MASKED: &str = "**********";
 
@@ -38,14 +41,19 @@ const MASKED: &str = "**********";
     skip_serializing_if_is_none
 )]
 struct LoginFormSchema {
-    /// Must be `password` when sent; empty counts as not sent.
-    #[oai(validator(pattern = r"^(password)?$"))]
+    /// `password` (or not sent, or empty) for the password grant; `refresh_token` for the
+    /// refresh grant (RFC 6749 §6), which takes `refresh_token` (and optionally `scope`)
+    /// instead of `username` and `password`.
+    #[oai(validator(pattern = r"^(password|refresh_token)?$"))]
     grant_type: Option<String>,
+    /// Required by the password grant.
     #[oai(validator(min_length = 1, max_length = 128))]
     username: String,
-    /// At most 1024 bytes of UTF-8.
+    /// Required by the password grant; at most 1024 bytes of UTF-8.
     #[oai(validator(min_length = 1, max_length = 1024))]
     password: Password,
+    /// The refresh grant's refresh token, from an earlier token response.
+    refresh_token: Option<Password>,
     /// Space-separated scopes wanted; the token gets those the user holds. Absent or
     /// empty: the configured `DEFAULT_SCOPES`, else every scope the user holds.
     // No `default: ""` as FastAPI declares: openapi-typescript would make the field
@@ -64,10 +72,24 @@ impl Example for LoginFormSchema {
             username: "johndoe".to_owned(),
             password: Password("secret".to_owned()),
             scope: None,
+            refresh_token: None,
             client_id: None,
             client_secret: None,
         }
     }
+}
+
+/// A validated token request: which grant, with its fields.
+pub enum TokenRequestForm {
+    Password(OAuth2PasswordRequestForm),
+    Refresh(RefreshRequestForm),
+}
+
+/// A validated refresh grant (RFC 6749 §6).
+pub struct RefreshRequestForm {
+    pub refresh_token: SecretString,
+    /// The scopes wanted; none: all granted at login.
+    pub scopes: Vec<String>,
 }
 
 /// A validated login form.
@@ -79,7 +101,7 @@ pub struct OAuth2PasswordRequestForm {
     pub client_secret: Option<SecretString>,
 }
 
-impl<'a> ApiExtractor<'a> for OAuth2PasswordRequestForm {
+impl<'a> ApiExtractor<'a> for TokenRequestForm {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
     type ParamType = ();
     type ParamRawType = ();
@@ -90,14 +112,9 @@ impl<'a> ApiExtractor<'a> for OAuth2PasswordRequestForm {
     }
 
     fn request_meta() -> Option<MetaRequest> {
-        Some(MetaRequest {
-            description: None,
-            content: vec![MetaMediaType {
-                content_type: "application/x-www-form-urlencoded",
-                schema: <LoginFormSchema as poem_openapi::types::Type>::schema_ref(),
-            }],
-            required: true,
-        })
+        Some(form_request::<LoginFormSchema>(&[
+            "application/x-www-form-urlencoded",
+        ]))
     }
 
     async fn from_request(
@@ -109,6 +126,55 @@ impl<'a> ApiExtractor<'a> for OAuth2PasswordRequestForm {
         let content_type = req.content_type().unwrap_or_default();
         let fields = parse_fields(content_type, bytes).await;
         Ok(Self::validate(&fields)?)
+    }
+}
+
+/// The value of field `name`: the last one sent, empty counting as absent (FastAPI's rules).
+pub(super) fn field<'f>(fields: &'f [(String, String)], name: &str) -> Option<&'f str> {
+    fields
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+fn scopes(fields: &[(String, String)]) -> Vec<String> {
+    field(fields, "scope")
+        .map(|s| s.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+impl TokenRequestForm {
+    /// `grant_type=refresh_token` is the refresh grant, whose problems are OAuth errors;
+    /// anything else is the password grant, validated exactly as FastAPI does.
+    fn validate(fields: &[(String, String)]) -> Result<Self, Error> {
+        if field(fields, "grant_type") != Some(REFRESH_GRANT) {
+            return OAuth2PasswordRequestForm::validate(fields).map(Self::Password);
+        }
+        let refresh_token = field(fields, "refresh_token")
+            .ok_or_else(|| Error::invalid_request("The refresh_token parameter is missing"))?;
+        Ok(Self::Refresh(RefreshRequestForm {
+            refresh_token: SecretString::from(refresh_token),
+            scopes: scopes(fields),
+        }))
+    }
+}
+
+/// A required form body of schema `T` in each of `content_types`, for the document.
+pub(super) fn form_request<T: poem_openapi::types::Type>(
+    content_types: &[&'static str],
+) -> MetaRequest {
+    MetaRequest {
+        description: None,
+        content: content_types
+            .iter()
+            .map(|content_type| MetaMediaType {
+                content_type,
+                schema: T::schema_ref(),
+            })
+            .collect(),
+        required: true,
     }
 }
 
@@ -133,7 +199,7 @@ pub(super) async fn read_body(
 }
 
 /// The form fields of a body: urlencoded or multipart, anything else has none.
-async fn parse_fields(content_type: &str, bytes: bytes::Bytes) -> Vec<(String, String)> {
+pub(super) async fn parse_fields(content_type: &str, bytes: bytes::Bytes) -> Vec<(String, String)> {
     let mime = content_type.split(';').next().unwrap_or("").trim();
     if mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         form_urlencoded::parse(&bytes).into_owned().collect()
@@ -166,14 +232,7 @@ impl OAuth2PasswordRequestForm {
     /// FastAPI's rules: an empty value counts as absent, the last of repeated fields wins,
     /// and every problem is reported, in field order, in one 422.
     fn validate(fields: &[(String, String)]) -> Result<Self, Error> {
-        let get = |name: &str| {
-            fields
-                .iter()
-                .rev()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-                .filter(|v| !v.is_empty())
-        };
+        let get = |name: &str| field(fields, name);
         let mut errors = Vec::new();
 
         if let Some(grant_type) = get("grant_type") {
@@ -214,9 +273,7 @@ impl OAuth2PasswordRequestForm {
             (Some(username), Some(password)) if errors.is_empty() => Ok(Self {
                 username: username.to_owned(),
                 password: SecretString::from(password),
-                scopes: get("scope")
-                    .map(|s| s.split_whitespace().map(str::to_owned).collect())
-                    .unwrap_or_default(),
+                scopes: scopes(fields),
                 client_id: get("client_id").map(str::to_owned),
                 client_secret: get("client_secret").map(SecretString::from),
             }),
@@ -345,7 +402,7 @@ mod fuzz {
             body in prop_oneof![any::<Vec<u8>>(), multipart_body()],
         ) {
             let fields = parse(&content_type, body);
-            let _ = OAuth2PasswordRequestForm::validate(&fields);
+            let _ = TokenRequestForm::validate(&fields);
         }
 
         #[test]

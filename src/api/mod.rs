@@ -1,6 +1,7 @@
 //! The HTTP API: one poem-openapi service gives the routes, the bearer extraction, the
 //! OpenAPI document and the documentation pages.
 
+pub mod account;
 pub mod admin;
 pub mod assets;
 pub mod auth;
@@ -9,6 +10,7 @@ pub mod docs;
 pub mod form;
 pub mod health;
 pub mod json_body;
+pub mod revoke;
 pub mod routing;
 pub mod security;
 pub mod users;
@@ -50,9 +52,13 @@ fn app_state(req: &Request) -> Result<&AppState, Error> {
 /// built from this one list.
 pub type Api = (
     auth::TokenApi,
+    revoke::RevokeApi,
     users::MeApi,
     users::MyItemsApi,
     users::StatusApi,
+    account::MyPasswordApi,
+    account::MySessionsApi,
+    account::MySessionApi,
     admin::AdminUsersApi,
     admin::AdminUserApi,
     health::HealthApi,

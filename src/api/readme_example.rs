@@ -21,10 +21,11 @@ use super::{
 use crate::{
     accounts::{
         manage::{self, NewAccount},
-        Accounts, Scopes,
+        Accounts, Scopes, SessionRules,
     },
     auth::{
         password::PasswordHasher,
+        refresh_token::RefreshTokenKey,
         token::{SigningKey, TokenAuthority, TokenSettings},
     },
     config::Settings,
@@ -95,8 +96,14 @@ async fn readme_example_operation_answers_only_tokens_with_its_new_scope() {
         },
     );
     let limits = settings.login_limits();
+    let sessions = SessionRules {
+        refresh_lifetime: settings.refresh_token_lifetime(),
+        reuse_interval: settings.refresh_reuse_interval(),
+        max_per_user: settings.max_sessions_per_user,
+        key: RefreshTokenKey::new(&key),
+    };
     let state = AppState {
-        accounts: Accounts::new(db, tokens, hasher, limits, None),
+        accounts: Accounts::new(db, tokens, hasher, limits, None, sessions),
         client_timeout: Duration::from_secs(10),
         trusted_proxies: Vec::new().into(),
         metrics: crate::metrics::Metrics::new(),

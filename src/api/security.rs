@@ -108,8 +108,9 @@ pub const SCHEME_NAME: &str = "OAuth2PasswordBearer";
 /// The token endpoint as the document names it; `ROOT_PATH` is prefixed when serving.
 pub const TOKEN_URL: &str = "/token";
 
-/// The active user named by a valid bearer access token.
-pub struct OAuth2PasswordBearer(pub user::Model);
+/// The active user named by a valid bearer access token, and the token's session (`None`
+/// for a token issued before gatehouse had sessions).
+pub struct OAuth2PasswordBearer(pub user::Model, pub Option<String>);
 
 impl<'a> ApiExtractor<'a> for OAuth2PasswordBearer {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
@@ -158,15 +159,16 @@ impl<'a> ApiExtractor<'a> for OAuth2PasswordBearer {
         })?;
         let token = bearer_token(req.headers())?;
         let user = state.accounts.current_user(token, &required.0).await;
-        user.map(Self).map_err(|e| {
-            let required = required.0.join(" ");
-            match Error::from(e) {
-                Error::InvalidToken { .. } => Error::InvalidToken { required },
-                Error::InsufficientScope { .. } => Error::InsufficientScope { required },
-                other => other,
-            }
-            .into()
-        })
+        user.map(|current| Self(current.user, current.session_id))
+            .map_err(|e| {
+                let required = required.0.join(" ");
+                match Error::from(e) {
+                    Error::InvalidToken { .. } => Error::InvalidToken { required },
+                    Error::InsufficientScope { .. } => Error::InsufficientScope { required },
+                    other => other,
+                }
+                .into()
+            })
     }
 }
 

@@ -1,13 +1,22 @@
-//! `GET /users/me/` and `GET /users/me/items/`: what a bearer token gives access to.
+//! `GET /users/me/`, `PATCH /users/me/` and `GET /users/me/items/`: what a bearer token
+//! gives access to.
 //!
 //! Each path keeps its trailing slash as in the tutorial. poem-openapi drops a trailing
 //! slash from an operation path, but keeps the one of an API's `prefix_path` when the
 //! operation path is `/`, hence one API type per path.
 
-use poem::http::StatusCode;
-use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
+use poem::{http::StatusCode, web::Data};
+use poem_openapi::{
+    payload::Json,
+    types::{Example, MaybeUndefined},
+    ApiResponse, Object, OpenApi,
+};
 
-use super::security::{OAuth2PasswordBearer, Scope};
+use super::{
+    json_body::JsonBody,
+    security::{OAuth2PasswordBearer, Scope},
+    AppState,
+};
 use crate::{
     db::user,
     error::{ApiError, ErrorStatuses},
@@ -44,6 +53,42 @@ impl From<user::Model> for User {
             full_name: u.full_name,
             disabled: u.disabled,
         }
+    }
+}
+
+/// Changes to the current user's profile; fields left out stay as they are, `null`
+/// clears one.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct UserUpdate {
+    /// At most 256 characters, no control characters.
+    #[oai(
+        nullable,
+        validator(max_length = 256, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
+    pub email: MaybeUndefined<String>,
+    /// At most 256 characters, no control characters.
+    #[oai(
+        nullable,
+        validator(max_length = 256, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
+    pub full_name: MaybeUndefined<String>,
+}
+
+impl Example for UserUpdate {
+    fn example() -> Self {
+        UserUpdate {
+            email: MaybeUndefined::Value("john@example.com".to_owned()),
+            full_name: MaybeUndefined::Undefined,
+        }
+    }
+}
+
+fn change(field: MaybeUndefined<String>) -> Option<Option<String>> {
+    match field {
+        MaybeUndefined::Undefined => None,
+        MaybeUndefined::Null => Some(None),
+        MaybeUndefined::Value(v) => Some(Some(v)),
     }
 }
 
@@ -94,6 +139,26 @@ impl ErrorStatuses for ProtectedErrors {
     ];
 }
 
+pub enum UpdateErrors {}
+
+impl ErrorStatuses for UpdateErrors {
+    const STATUSES: &'static [(StatusCode, &'static str)] = &[
+        ProtectedErrors::STATUSES[0],
+        ProtectedErrors::STATUSES[1],
+        (
+            StatusCode::REQUEST_TIMEOUT,
+            "The request body did not arrive in time",
+        ),
+        ProtectedErrors::STATUSES[2],
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Validation Error: a field is of the wrong type, too long or has control characters",
+        ),
+        ProtectedErrors::STATUSES[3],
+        ProtectedErrors::STATUSES[4],
+    ];
+}
+
 #[derive(ApiResponse)]
 pub enum UserResponse {
     /// The current user.
@@ -126,6 +191,29 @@ impl MeApi {
         #[oai(scope = "Scope::Me")] auth: OAuth2PasswordBearer,
     ) -> Result<UserResponse, ApiError<ProtectedErrors>> {
         Ok(UserResponse::Ok(Json(auth.0.into())))
+    }
+
+    /// Update the current user
+    ///
+    /// Sets `email` and `full_name`; a field left out stays as it is, `null` clears it.
+    /// Answers the user as stored.
+    #[oai(
+        path = "/",
+        method = "patch",
+        operation_id = "update_users_me_users_me__patch"
+    )]
+    async fn update_users_me(
+        &self,
+        state: Data<&AppState>,
+        #[oai(scope = "Scope::Me")] auth: OAuth2PasswordBearer,
+        body: JsonBody<UserUpdate>,
+    ) -> Result<UserResponse, ApiError<UpdateErrors>> {
+        let update = body.0;
+        let user = state
+            .accounts
+            .update_profile(&auth.0, change(update.email), change(update.full_name))
+            .await?;
+        Ok(UserResponse::Ok(Json(user.into())))
     }
 }
 

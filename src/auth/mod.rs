@@ -2,5 +2,6 @@
 //! on failed logins.
 
 pub mod password;
+pub mod refresh_token;
 pub mod throttle;
 pub mod token;

@@ -3,10 +3,12 @@
 use std::{fmt, time::Duration};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretBox};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 /// The key published in the FastAPI tutorial: anyone can forge tokens signed with it.
 const TUTORIAL_SECRET_KEY: &str =
@@ -62,6 +64,12 @@ impl SigningKey {
         Ok(Self(SecretBox::new(bytes.into_boxed_slice())))
     }
 
+    /// A key of its own for `purpose`, derived from this one (HMAC-SHA256), so one
+    /// configured secret can serve several uses without one use exposing another.
+    pub fn derive(&self, purpose: &str) -> SecretBox<[u8]> {
+        SecretBox::new(hmac_sha256(self.0.expose_secret(), &[purpose.as_bytes()]).into())
+    }
+
     /// A fresh random 256-bit key, hex encoded (the form stored in the database).
     pub fn generate_hex() -> String {
         let mut bytes = [0u8; 32];
@@ -114,6 +122,9 @@ struct IssuedClaims<'a> {
     ver: i64,
     /// The granted scopes, space separated (RFC 8693 §4.2; FastAPI's chapter).
     scope: &'a str,
+    /// The session the token belongs to; ending it revokes the token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     iss: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -131,6 +142,9 @@ pub struct Claims {
     /// Space-separated scopes; absent in tokens issued before gatehouse had scopes.
     #[serde(default)]
     pub scope: Option<String>,
+    /// The session; absent in tokens issued before gatehouse had sessions.
+    #[serde(default)]
+    pub sid: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +221,31 @@ impl TokenAuthority {
         scope: &str,
         now: u64,
     ) -> Result<String, TokenError> {
+        self.issue(username, uid, token_version, scope, None, now)
+    }
+
+    /// [`Self::issue_access_token`] for session `sid`: ending the session revokes it.
+    pub fn issue_session_access_token(
+        &self,
+        username: &str,
+        uid: i32,
+        token_version: i64,
+        scope: &str,
+        sid: &str,
+        now: u64,
+    ) -> Result<String, TokenError> {
+        self.issue(username, uid, token_version, scope, Some(sid), now)
+    }
+
+    fn issue(
+        &self,
+        username: &str,
+        uid: i32,
+        token_version: i64,
+        scope: &str,
+        sid: Option<&str>,
+        now: u64,
+    ) -> Result<String, TokenError> {
         let claims = IssuedClaims {
             sub: username,
             uid,
@@ -214,6 +253,7 @@ impl TokenAuthority {
             iat: now,
             ver: token_version,
             scope,
+            sid,
             iss: self.settings.issuer.as_deref(),
             aud: self.settings.audience.as_deref(),
         };
@@ -236,6 +276,16 @@ impl TokenAuthority {
         }
         Ok(claims)
     }
+}
+
+/// HMAC-SHA256 of the concatenated `parts` under `key`.
+pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    // HMAC takes a key of any length: this `expect` cannot fire.
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
 }
 
 /// Current Unix time in seconds.
@@ -336,8 +386,14 @@ mod tests {
                 ver: 3,
                 iat: Some(now),
                 scope: Some("me".into()),
+                sid: None,
             }
         );
+        let in_session = auth
+            .issue_session_access_token("johndoe", 12, 3, "me", "sid1", now)
+            .unwrap();
+        let claims = auth.validate_access_token(&in_session, now).unwrap();
+        assert_eq!(claims.sid.as_deref(), Some("sid1"));
     }
 
     /// A token of exactly `len` bytes signed with [`authority`]'s key, if padding reaches it.

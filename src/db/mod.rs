@@ -3,7 +3,9 @@
 
 pub mod known_client;
 pub mod login_failure;
+pub mod refresh_token;
 pub mod server_secret;
+pub mod session;
 pub mod sqlite_file;
 pub mod url;
 pub mod user;
@@ -149,8 +151,8 @@ pub struct UserChanges {
     pub scopes: Option<String>,
 }
 
-/// Applies `changes` to `username` in one statement; disabling or a new password also
-/// revokes every token issued before. Returns whether the user exists.
+/// Applies `changes` to `username`; disabling or a new password also revokes every token
+/// and session issued before. Returns whether the user exists.
 pub async fn change_user(db: &Db, username: &str, changes: UserChanges) -> Result<bool, DbErr> {
     let revoke = changes.disabled == Some(true) || changes.hashed_password.is_some();
     let mut update = user::Entity::update_many()
@@ -177,7 +179,25 @@ pub async fn change_user(db: &Db, username: &str, changes: UserChanges) -> Resul
             Expr::col(user::Column::TokenVersion).add(1),
         );
     }
-    Ok(update.exec(db).await?.rows_affected > 0)
+    update_and_revoke(db, username, update, revoke).await
+}
+
+/// Runs `update` on `username`; with `revoke`, also ends every session of the user, in
+/// the same transaction: no refresh token may outlive the access tokens the bump revoked.
+async fn update_and_revoke(
+    db: &Db,
+    username: &str,
+    update: sea_orm::UpdateMany<user::Entity>,
+    revoke: bool,
+) -> Result<bool, DbErr> {
+    if !revoke {
+        return Ok(update.exec(db).await?.rows_affected > 0);
+    }
+    let txn = db.begin().await?;
+    let exists = update.exec(&txn).await?.rows_affected > 0;
+    session::end_all_of(&txn, username).await?;
+    txn.commit().await?;
+    Ok(exists)
 }
 
 /// Deletes `username`; returns whether the user existed.
@@ -208,22 +228,39 @@ pub async fn find_user(db: &Db, username: &str) -> Result<Option<user::Model>, D
     user::Entity::find().from_raw_sql(stmt).one(db).await
 }
 
-/// `find_user`'s SQL, built by SeaORM once per backend rather than on every request
-/// (building it cost more instructions than SQLite spends running it). Usernames are
-/// unique, so it needs no `LIMIT`.
+/// `find_user`'s SQL (see [`built_once`]). Usernames are unique, so it needs no `LIMIT`.
 fn find_user_sql(backend: DbBackend) -> &'static str {
-    static SQL: [OnceLock<String>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
-    let slot = match backend {
-        DbBackend::Sqlite => 0,
-        DbBackend::Postgres => 1,
-        DbBackend::MySql => 2,
-    };
-    SQL[slot].get_or_init(|| {
+    static SQL: BuiltOnce = BuiltOnce::new();
+    built_once(&SQL, backend, || {
         user::Entity::find()
             .filter(user::Column::Username.eq(""))
             .build(backend)
             .sql
     })
+}
+
+/// One statement's SQL per backend, built on first use.
+pub(crate) struct BuiltOnce([OnceLock<String>; 3]);
+
+impl BuiltOnce {
+    pub(crate) const fn new() -> Self {
+        Self([OnceLock::new(), OnceLock::new(), OnceLock::new()])
+    }
+}
+
+/// The SQL of a query run on every request, built by SeaORM once per backend rather than
+/// each time (building it cost more instructions than SQLite spends running it).
+pub(crate) fn built_once(
+    cache: &'static BuiltOnce,
+    backend: DbBackend,
+    build: impl FnOnce() -> String,
+) -> &'static str {
+    let slot = match backend {
+        DbBackend::Sqlite => 0,
+        DbBackend::Postgres => 1,
+        DbBackend::MySql => 2,
+    };
+    cache.0[slot].get_or_init(build)
 }
 
 pub async fn list_users(db: &Db) -> Result<Vec<user::Model>, DbErr> {
@@ -295,7 +332,7 @@ pub async fn create_user_holding_if_absent(
     Ok(inserted > 0)
 }
 
-/// Sets a new password hash and revokes every token issued before. Returns whether the user exists.
+/// Sets a new password hash and revokes every token and session issued before. Returns whether the user exists.
 pub async fn change_password(
     db: &Db,
     username: &str,
@@ -305,14 +342,14 @@ pub async fn change_password(
     update_user(db, username, Some(set), Revoke::Yes).await
 }
 
-/// Enables or disables a user; disabling also revokes every token issued before.
+/// Enables or disables a user; disabling also revokes every token and session.
 pub async fn set_disabled(db: &Db, username: &str, disabled: bool) -> Result<bool, DbErr> {
     let revoke = if disabled { Revoke::Yes } else { Revoke::No };
     let set = (user::Column::Disabled, Expr::value(disabled));
     update_user(db, username, Some(set), revoke).await
 }
 
-/// Revokes every token issued to `username` so far.
+/// Revokes every token and session issued to `username` so far.
 pub async fn revoke_tokens(db: &Db, username: &str) -> Result<bool, DbErr> {
     update_user(db, username, None, Revoke::Yes).await
 }
@@ -343,7 +380,7 @@ async fn update_user(
             Expr::col(user::Column::TokenVersion).add(1),
         );
     }
-    Ok(update.exec(db).await?.rows_affected > 0)
+    update_and_revoke(db, username, update, revoke == Revoke::Yes).await
 }
 
 /// Replaces an outdated hash after a successful login, without revoking tokens.

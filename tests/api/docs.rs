@@ -70,7 +70,9 @@ async fn document_declares_the_tutorial_contract() {
             "/token",
             "post",
             "login_for_access_token_token_post",
-            vec!["200", "401", "408", "413", "422", "429", "503", "500"],
+            vec![
+                "200", "400", "401", "408", "413", "422", "429", "503", "500",
+            ],
         ),
         (
             "/users/me/",
@@ -113,6 +115,14 @@ async fn document_declares_the_tutorial_contract() {
         json!({"detail": "Inactive user"})
     );
     assert_eq!(
+        example("/token", "post", "400"),
+        json!({"error": "invalid_grant", "error_description": "The refresh token is invalid, expired or revoked"})
+    );
+    assert_eq!(
+        op("/token", "post")["responses"]["400"]["content"]["application/json"]["schema"],
+        json!({"$ref": "#/components/schemas/OAuthErrorOrHTTPError"})
+    );
+    assert_eq!(
         example("/token", "post", "429"),
         json!({"detail": "Too many failed attempts, retry later"})
     );
@@ -130,10 +140,19 @@ async fn document_declares_the_tutorial_contract() {
             {"$ref": "#/components/schemas/HTTPError"}
         ])
     );
-    for status in ["401", "408", "413", "422", "429", "503", "500"] {
+    // With the OAuth errors of the refresh grant: one more shape, between the two.
+    assert_eq!(
+        doc["components"]["schemas"]["OAuthErrorOrHTTPError"]["oneOf"],
+        json!([
+            {"$ref": "#/components/schemas/HTTPValidationError"},
+            {"$ref": "#/components/schemas/OAuthError"},
+            {"$ref": "#/components/schemas/HTTPError"}
+        ])
+    );
+    for status in ["400", "401", "408", "413", "422", "429", "503", "500"] {
         assert_eq!(
             op("/token", "post")["responses"][status]["content"]["application/json"]["schema"],
-            json!({"$ref": "#/components/schemas/HTTPErrorOrValidationError"}),
+            json!({"$ref": "#/components/schemas/OAuthErrorOrHTTPError"}),
             "{status}"
         );
     }

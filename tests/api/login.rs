@@ -26,7 +26,13 @@ async fn demo_user_logs_in_and_gets_an_uncacheable_bearer_token() {
     let obj = body.as_object().unwrap();
     assert_eq!(
         obj.keys().collect::<Vec<_>>(),
-        ["access_token", "token_type", "expires_in", "scope"]
+        [
+            "access_token",
+            "token_type",
+            "expires_in",
+            "scope",
+            "refresh_token"
+        ]
     );
     assert_eq!(body["token_type"], "bearer");
     assert_eq!(body["expires_in"], 1800);

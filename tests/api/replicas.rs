@@ -253,3 +253,83 @@ async fn an_admin_api_change_on_one_replica_applies_on_the_other_at_once() {
     );
     on_both(&client, &[&a, &b], &carols, 401, "disabled via a").await;
 }
+
+/// `POST /token` with the refresh grant on `server`.
+async fn refresh_on(client: &reqwest::Client, server: &ServingBinary, token: &str) -> (u16, Value) {
+    let resp = client
+        .post(server.at("/token"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
+        .send()
+        .await
+        .unwrap();
+    (resp.status().as_u16(), resp.json().await.unwrap())
+}
+
+async fn pair_on(
+    client: &reqwest::Client,
+    server: &ServingBinary,
+    user: &str,
+    pw: &str,
+) -> (String, String) {
+    let resp = server.login(client, user, pw).await;
+    assert_eq!(resp.status(), 200, "login of {user} on {}", server.url);
+    let body: Value = resp.json().await.unwrap();
+    (
+        body["access_token"].as_str().unwrap().to_owned(),
+        body["refresh_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_postgres_share_sessions_reuse_detection_and_revocation() {
+    let db = TestDb::postgres().await;
+    let (a, b) = two_replicas(&db, &[]).await;
+    let both = [&a, &b];
+    let client = reqwest::Client::new();
+    user_command(&db, &["add", "carol"], "first-pw\n");
+
+    // Rotated on A, the spent token presented on B ends the session on both.
+    let (access, first) = pair_on(&client, &a, "carol", "first-pw").await;
+    let (status, body) = refresh_on(&client, &a, &first).await;
+    assert_eq!(status, 200, "{body}");
+    let second = body["refresh_token"].as_str().unwrap().to_owned();
+    on_both(&client, &both, &access, 200, "a refreshed session").await;
+    let (status, body) = refresh_on(&client, &b, &first).await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"error": "invalid_grant", "error_description": "The refresh token was already used; the session is ended"})
+        )
+    );
+    on_both(&client, &both, &access, 401, "after a reuse on B").await;
+    assert_eq!(refresh_on(&client, &a, &second).await.0, 400);
+
+    // Revoked on B, refused on A at once.
+    let (access, refresh_token) = pair_on(&client, &a, "carol", "first-pw").await;
+    let resp = client
+        .post(b.at("/revoke"))
+        .form(&[("token", refresh_token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    on_both(&client, &both, &access, 401, "after /revoke on B").await;
+    assert_eq!(refresh_on(&client, &a, &refresh_token).await.0, 400);
+
+    // A password change on A ends the sessions started on B.
+    let (on_b, on_b_refresh) = pair_on(&client, &b, "carol", "first-pw").await;
+    let (on_a, _) = pair_on(&client, &a, "carol", "first-pw").await;
+    let resp = client
+        .post(a.at("/users/me/password"))
+        .bearer_auth(&on_a)
+        .json(&json!({"current_password": "first-pw", "new_password": "second-pw"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+    on_both(&client, &both, &on_b, 401, "after a password change on A").await;
+    assert_eq!(refresh_on(&client, &b, &on_b_refresh).await.0, 400);
+    let (fresh, _) = pair_on(&client, &b, "carol", "second-pw").await;
+    on_both(&client, &both, &fresh, 200, "a login with the new password").await;
+}

@@ -167,6 +167,12 @@ python_client_logs_in() {
       "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$here/python"
 }
 
+# Real OAuth client libraries (Authlib, requests-oauthlib) through the password grant,
+# refresh rotation, reuse detection and revocation (tests/contract/oauth/).
+oauth_clients_run_the_token_lifecycle() {
+  GATEHOUSE_URL=$url "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$here/oauth"
+}
+
 openapi_generator_python_client_logs_in() {
   local out=$work/python-generator
   rm -rf "$out" && mkdir -p "$out" &&
@@ -225,6 +231,8 @@ check "the Python client (openapi-python-client) logs in" python_client_logs_in
 check "the Python client (openapi-generator, python) logs in" \
   openapi_generator_python_client_logs_in
 check "the TypeScript client (openapi-typescript + openapi-fetch) logs in" typescript_client_logs_in
+check "OAuth client libraries (Authlib, requests-oauthlib) log in, refresh and revoke" \
+  oauth_clients_run_the_token_lifecycle
 check "the metrics parse with prometheus_client and count logins" metrics_parse_and_count_logins
 check "Swagger UI authorizes and tries /users/me/" \
   swagger_ui_logs_in swagger-ui

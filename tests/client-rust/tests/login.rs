@@ -44,6 +44,7 @@ fn login_form(username: &str, password: &str) -> types::BodyLoginForAccessTokenT
         username: username.parse().expect("valid username"),
         password: password.parse().expect("valid password"),
         grant_type: Some("password".parse().expect("valid grant_type")),
+        refresh_token: None,
         scope: None,
         client_id: None,
         client_secret: None,
@@ -98,7 +99,7 @@ async fn generated_client_reports_a_wrong_password_as_a_typed_401() {
     };
     assert_eq!(response.status(), 401);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
-    let types::HttpErrorOrValidationError::Error(body) = response.into_inner() else {
+    let types::OAuthErrorOrHttpError::HttpError(body) = response.into_inner() else {
         panic!("expected an HTTPError body");
     };
     assert_eq!(body.detail, "Incorrect username or password");
@@ -136,7 +137,7 @@ async fn generated_client_reports_a_too_long_password_as_a_typed_422() {
         panic!("expected a documented error response, got {err:?}");
     };
     assert_eq!(response.status(), 422);
-    let types::HttpErrorOrValidationError::ValidationError(body) = response.into_inner() else {
+    let types::OAuthErrorOrHttpError::HttpValidationError(body) = response.into_inner() else {
         panic!("expected an HTTPValidationError body");
     };
     assert_eq!(body.detail.len(), 1);

@@ -12,6 +12,7 @@ pub async fn read_me(
         password: password.parse()?,
         grant_type: None,
         scope: None,
+        refresh_token: None,
         client_id: None,
         client_secret: None,
     };

@@ -1,0 +1,149 @@
+//! `POST /revoke`: token revocation (RFC 7009).
+//!
+//! Its form has an extractor of its own, like `/token`'s: a missing `token` must be an
+//! OAuth `invalid_request` (RFC 7009 §2.2.1), not poem's plain-text 400.
+
+use poem::{http::StatusCode, web::Data, Request, RequestBody};
+use poem_openapi::{
+    registry::{MetaRequest, Registry},
+    types::{Example, Password},
+    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{
+    form::{field, form_request, parse_fields, read_body},
+    AppState,
+};
+use crate::error::{ApiError, Error, ErrorStatuses};
+
+/// The revocation form as the OpenAPI document describes it.
+#[derive(Debug, Object)]
+#[oai(
+    rename = "Body_revoke_token_revoke_post",
+    example,
+    skip_serializing_if_is_none
+)]
+struct RevokeFormSchema {
+    /// A refresh token or an access token issued by this server.
+    #[oai(validator(min_length = 1))]
+    token: Password,
+    /// `refresh_token` or `access_token`: which kind `token` is, as a hint only (RFC 7009
+    /// §2.1); any other value is ignored.
+    token_type_hint: Option<String>,
+    /// Accepted and ignored: gatehouse's clients are public.
+    client_id: Option<String>,
+}
+
+impl Example for RevokeFormSchema {
+    fn example() -> Self {
+        Self {
+            token: Password("dGhpcyBpcyBhbiBvcGFxdWUgcmVmcmVzaCB0b2tlbiEhIQ".to_owned()),
+            token_type_hint: Some("refresh_token".to_owned()),
+            client_id: None,
+        }
+    }
+}
+
+/// A validated revocation request.
+pub struct RevokeForm {
+    pub token: SecretString,
+    pub token_type_hint: Option<String>,
+}
+
+impl<'a> ApiExtractor<'a> for RevokeForm {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <RevokeFormSchema as poem_openapi::types::Type>::register(registry);
+    }
+
+    fn request_meta() -> Option<MetaRequest> {
+        Some(form_request::<RevokeFormSchema>(&[
+            "application/x-www-form-urlencoded",
+        ]))
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let bytes = read_body(req, body).await?;
+        let fields = parse_fields(req.content_type().unwrap_or_default(), bytes).await;
+        let token = field(&fields, "token")
+            .ok_or_else(|| Error::invalid_request("The token parameter is missing"))?;
+        Ok(Self {
+            token: SecretString::from(token),
+            token_type_hint: field(&fields, "token_type_hint").map(str::to_owned),
+        })
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum RevokeResponse {
+    /// The token's session is ended, or the token was unknown or already revoked: the
+    /// answer is the same (RFC 7009 §2.2).
+    #[oai(status = 200)]
+    Ok,
+}
+
+pub enum RevokeErrors {}
+
+impl ErrorStatuses for RevokeErrors {
+    const OAUTH_400: bool = true;
+    const STATUSES: &'static [(StatusCode, &'static str)] = &[
+        (
+            StatusCode::BAD_REQUEST,
+            "`invalid_request`: no `token` was sent (RFC 7009 §2.2.1)",
+        ),
+        (
+            StatusCode::REQUEST_TIMEOUT,
+            "The request body did not arrive in time",
+        ),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Request body larger than 16 KiB",
+        ),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Storage unavailable; retry later",
+        ),
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error; the cause is logged, never shown",
+        ),
+    ];
+}
+
+#[derive(Default)]
+pub struct RevokeApi;
+
+#[OpenApi]
+impl RevokeApi {
+    /// Revoke a token
+    ///
+    /// RFC 7009: send a refresh token or an access token as `token`; the session it
+    /// belongs to ends at once, with every refresh and access token of it, on every
+    /// replica. `token_type_hint` (`refresh_token` or `access_token`) only says which kind
+    /// to look for first. Unknown, expired and already revoked tokens get the same empty
+    /// 200. No client authentication: gatehouse's clients are public, as for `/token`.
+    #[oai(
+        path = "/revoke",
+        method = "post",
+        operation_id = "revoke_token_revoke_post"
+    )]
+    async fn revoke_token(
+        &self,
+        state: Data<&AppState>,
+        form: RevokeForm,
+    ) -> Result<RevokeResponse, ApiError<RevokeErrors>> {
+        state
+            .accounts
+            .revoke(form.token.expose_secret(), form.token_type_hint.as_deref())
+            .await?;
+        Ok(RevokeResponse::Ok)
+    }
+}
