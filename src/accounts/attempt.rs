@@ -86,17 +86,21 @@ impl Accounts {
                     None
                 }
             },
-            // Refused: `txn` is dropped, rolled back, and neither window counts the attempt.
-            Ok(Ok(None)) => return Err(self.refusal(&subject, scope, address, now).await?),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "could not count a login attempt in advance; counting it after the check");
-                None
-            }
-            // Dropped uncommitted: rolled back.
-            Err(_) => {
-                tracing::warn!(
-                    "counting a login attempt in advance timed out; counting it after the check"
-                );
+            not_counted => {
+                // Rolled back at once, not at the end of the login: the reservation's
+                // write lock must not be held through the reads and the hash that follow.
+                drop(txn);
+                match not_counted {
+                    Ok(Ok(None)) => {
+                        return Err(self.refusal(&subject, scope, address, now).await?);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "could not count a login attempt in advance; counting it after the check");
+                    }
+                    _ => tracing::warn!(
+                        "counting a login attempt in advance timed out; counting it after the check"
+                    ),
+                }
                 None
             }
         };
