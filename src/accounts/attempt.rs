@@ -71,28 +71,36 @@ impl Accounts {
         };
         // Waiting for a pooled connection is load, not a stalled database: not timed.
         let txn = self.db.begin().await?;
-        let reserved = tokio::time::timeout(RESERVE_DEADLINE, async {
-            let counted = self
-                .reserve_both(&txn, scope, &subject, address, now)
-                .await?;
-            // Refused: `txn` is dropped, rolled back, and neither window counts the attempt.
-            if counted.is_some() {
-                txn.commit().await?;
-            }
-            Ok::<_, sea_orm::DbErr>(counted)
-        })
+        // Only the statements are timed, never the commit: a commit cut off by a timer may
+        // still have happened, and the attempt would then be counted twice.
+        let reserved = tokio::time::timeout(
+            RESERVE_DEADLINE,
+            self.reserve_both(&txn, scope, &subject, address, now),
+        )
         .await;
         let counted = match reserved {
-            Ok(Ok(Some(counted))) => Some(counted),
-            Ok(Ok(None)) => return Err(self.refusal(&subject, scope, address, now).await?),
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "could not count a login attempt in advance; counting it after the check");
-                None
-            }
-            Err(_) => {
-                tracing::warn!(
-                    "counting a login attempt in advance timed out; counting it after the check"
-                );
+            Ok(Ok(Some(counted))) => match txn.commit().await {
+                Ok(()) => Some(counted),
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not count a login attempt in advance; counting it after the check");
+                    None
+                }
+            },
+            not_counted => {
+                // Rolled back at once, not at the end of the login: the reservation's
+                // write lock must not be held through the reads and the hash that follow.
+                drop(txn);
+                match not_counted {
+                    Ok(Ok(None)) => {
+                        return Err(self.refusal(&subject, scope, address, now).await?);
+                    }
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "could not count a login attempt in advance; counting it after the check");
+                    }
+                    _ => tracing::warn!(
+                        "counting a login attempt in advance timed out; counting it after the check"
+                    ),
+                }
                 None
             }
         };

@@ -61,9 +61,17 @@ impl From<user::Model> for User {
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct UserUpdate {
-    #[oai(nullable, validator(max_length = 256))]
+    /// At most 256 characters, no control characters.
+    #[oai(
+        nullable,
+        validator(max_length = 256, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub email: MaybeUndefined<String>,
-    #[oai(nullable, validator(max_length = 256))]
+    /// At most 256 characters, no control characters.
+    #[oai(
+        nullable,
+        validator(max_length = 256, pattern = r"^[^\x00-\x1F\x7F-\x9F]*$")
+    )]
     pub full_name: MaybeUndefined<String>,
 }
 

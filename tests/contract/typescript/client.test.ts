@@ -53,7 +53,7 @@ test("a multipart login is accepted too", async () => {
   const token: components["schemas"]["Token"] | undefined = data;
   assert.equal(token?.token_type, "bearer");
   assert.equal(token?.expires_in, 1800);
-  assert.deepEqual(Object.keys(token ?? {}).sort(), ["access_token", "expires_in", "scope", "token_type"]);
+  assert.deepEqual(Object.keys(token ?? {}).sort(), ["access_token", "expires_in", "refresh_token", "scope", "token_type"]);
 });
 
 test("a disabled user's token reads 400 Inactive user", async () => {
