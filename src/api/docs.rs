@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use poem::http::StatusCode;
 
-use super::{assets::DocAssets, security, Api};
+use super::{assets::DocAssets, routing::OPENAPI_PATH, security, Api};
 use crate::error::Error;
 
 /// The served OpenAPI document and the Swagger UI and ReDoc pages that embed it.
@@ -26,17 +26,18 @@ impl Docs {
     pub fn new(service: &OpenApiService<Api, ()>, root_path: &str) -> Self {
         let openapi_json = document(&service.spec(), root_path);
         let assets = DocAssets::get();
-        // In a <script>, the document must not close the element: `</` becomes `<\/`.
-        let embedded = openapi_json.replace("</", "<\\/");
         let url = |path: &str| format!("{root_path}{path}");
+        // The pages load the document from /openapi.json rather than embedding it: it is
+        // over 100 KB, and the pages stay a kilobyte each.
+        let spec_url = url(OPENAPI_PATH);
         Self {
             swagger_ui_html: SWAGGER_UI_PAGE
                 .replace("{css}", &url(&assets.swagger_ui_css.path))
                 .replace("{js}", &url(&assets.swagger_ui_js.path))
-                .replace("{spec}", &embedded),
+                .replace("{spec_url}", &spec_url),
             redoc_html: REDOC_PAGE
                 .replace("{js}", &url(&assets.redoc_js.path))
-                .replace("{spec}", &embedded),
+                .replace("{spec_url}", &spec_url),
             openapi_json,
         }
     }
@@ -57,7 +58,7 @@ const SWAGGER_UI_PAGE: &str = r##"<!DOCTYPE html>
 <script>
 SwaggerUIBundle({
   dom_id: "#ui",
-  spec: {spec},
+  url: "{spec_url}",
   filter: false,
   deepLinking: true,
 });
@@ -80,7 +81,7 @@ const REDOC_PAGE: &str = r#"<!DOCTYPE html>
 <body>
 <div id="redoc-container"></div>
 <script>
-Redoc.init({spec}, { scrollYOffset: 50 }, document.getElementById("redoc-container"));
+Redoc.init("{spec_url}", { scrollYOffset: 50 }, document.getElementById("redoc-container"));
 </script>
 </body>
 </html>
