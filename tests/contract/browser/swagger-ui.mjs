@@ -6,7 +6,8 @@
 // the page is BASE_URL/docs. Every request the page makes must stay on BASE_URL's origin.
 // PATH_PREFIX-authorized.png shows the authorized call, PATH_PREFIX-wrong-password.png the
 // refused login, PATH_PREFIX-scopes.png the Authorize dialog's scopes and
-// PATH_PREFIX-not-enough-permissions.png the call with too few of them.
+// PATH_PREFIX-not-enough-permissions.png the call with too few of them, and
+// PATH_PREFIX-admin-users.png the admin API's user list.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -168,5 +169,31 @@ test(`Swagger UI at ${baseUrl}/docs lists the scopes and a token gets only those
     const { status, body } = await tryOperation(page, "read_own_items_users_me_items__get");
     assert.equal(status, "200");
     assert.deepEqual(JSON.parse(body), [{ item_id: "Foo", owner: "johndoe" }]);
+  });
+});
+
+test(`Swagger UI at ${baseUrl}/docs manages users through the admin API with the admin scope`, async () => {
+  // Without `admin`, the admin API refuses; with it, Try it out lists the users.
+  await withPage(async (page) => {
+    const token = await authorize(page, "johndoe", "secret", ["me"]);
+    assert.equal(token.status(), 200);
+    await page.locator("button.close-modal").click();
+    const { status, body } = await tryOperation(page, "list_users_admin_users__get");
+    assert.equal(status, "401");
+    assert.deepEqual(JSON.parse(body), { detail: "Not enough permissions" });
+  });
+  await withPage(async (page) => {
+    const token = await authorize(page, "johndoe", "secret", ["admin"]);
+    assert.equal(token.status(), 200);
+    assert.equal((await token.json()).scope, "admin");
+    await page.locator("button.close-modal").click();
+    const { status, body, operation } = await tryOperation(page, "list_users_admin_users__get");
+    assert.equal(status, "200");
+    const users = JSON.parse(body);
+    const johndoe = users.find((u) => u.username === "johndoe");
+    assert.ok(johndoe, body);
+    assert.deepEqual([...johndoe.scopes].sort(), ["admin", "introspect", "items", "me"]);
+    await operation.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: `${screenshots}-admin-users.png` });
   });
 });
