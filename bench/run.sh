@@ -42,7 +42,4 @@ fi
 echo "== building release binaries" >&2
 cargo build --release --locked -p gatehouse -p gatehouse-bench
 
-echo "== the cost of one token, HS256 next to EdDSA (bench/src/bin/jwt_cost.rs)" >&2
-target/release/jwt_cost >&2
-
 exec python3 bench/driver.py "$@"

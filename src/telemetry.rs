@@ -1,5 +1,9 @@
 //! Logging: the subscriber, and one structured line per request.
 //!
+//! Lines are formatted where they happen and written to stderr in batches by a thread of
+//! their own ([`batch_writer`]), so no request waits on a `write(2)`. Nothing is dropped:
+//! [`LogGuard`] writes out every pending line before the process exits.
+//!
 //! Request lines carry method, path, status and latency; never headers, query strings or
 //! bodies, which may hold passwords or tokens.
 //!
@@ -16,12 +20,20 @@ use tracing_subscriber::{
     EnvFilter,
 };
 
+mod batch_writer;
+
+/// Keeps the log writer running; dropping it writes out every pending line. Hold it until
+/// the process is about to exit.
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard(#[allow(dead_code)] batch_writer::Shutdown);
+
 /// Installs the global subscriber: `RUST_LOG` filters (default `info`), `format` is `text` or `json`.
-pub fn init(format: &str) {
+pub fn init(format: &str) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = batch_writer::BatchWriter::start();
     let builder = fmt::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests starting several apps) keeps the first subscriber.
     let _ = if format == "json" {
@@ -37,6 +49,7 @@ pub fn init(format: &str) {
         .delimited(" ");
         builder.fmt_fields(fields).try_init()
     };
+    LogGuard(guard)
 }
 
 /// Writes through to `W`, with control characters (newlines and ESC included) and the

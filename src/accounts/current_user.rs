@@ -2,10 +2,7 @@
 //! introspection (RFC 7662) tells another service about a token.
 
 use super::{Accounts, AccountsError};
-use crate::{
-    auth::token::Claims,
-    db::{self, session, user},
-};
+use crate::{auth::token::Claims, db::user};
 
 /// The user a valid bearer token speaks for, and the session it belongs to.
 #[derive(Debug, Clone)]
@@ -41,14 +38,17 @@ impl Accounts {
         })?;
         let user = match &claims.sid {
             Some(sid) => {
-                let (user, last_used_at) =
-                    session::find_user_in_session(&self.db, &claims.sub, sid)
-                        .await?
-                        .ok_or(AccountsError::InvalidToken)?;
+                let (user, last_used_at) = self
+                    .reads
+                    .user_in_session(&claims.sub, sid)
+                    .await?
+                    .ok_or(AccountsError::InvalidToken)?;
                 self.note_session_use(sid, last_used_at);
                 user
             }
-            None => db::find_user(&self.db, &claims.sub)
+            None => self
+                .reads
+                .user(&claims.sub)
                 .await?
                 .ok_or(AccountsError::InvalidToken)?,
         };

@@ -21,7 +21,7 @@ use crate::{
         throttle::LoginLimits,
         token::{TokenAuthority, TokenError},
     },
-    db::Db,
+    db::{group_commit::RotationQueue, hot_reads::HotReads, Db},
 };
 
 pub use current_user::{CurrentUser, Introspection};
@@ -92,6 +92,10 @@ impl From<HashError> for AccountsError {
 #[derive(Clone)]
 pub struct Accounts {
     db: Db,
+    /// The bearer check's read (see `db::hot_reads`).
+    reads: HotReads,
+    /// Refresh-token rotations, committed in groups (see `db::group_commit`).
+    rotations: RotationQueue,
     tokens: Arc<TokenAuthority>,
     hasher: PasswordHasher,
     limits: LoginLimits,
@@ -112,6 +116,8 @@ impl Accounts {
         sessions: SessionRules,
     ) -> Self {
         Self {
+            reads: HotReads::new(&db),
+            rotations: RotationQueue::new(&db),
             db,
             tokens: Arc::new(tokens),
             hasher,

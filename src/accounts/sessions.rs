@@ -211,9 +211,9 @@ impl Accounts {
         if found.token.spent_at.is_none() {
             let generation = found.session.generation + 1;
             let token = rules.key.token(&found.session.id, generation);
-            let rotated = session::rotate(
-                &self.db,
-                Rotation {
+            let rotated = self
+                .rotations
+                .rotate(Rotation {
                     session_id: found.session.id.clone(),
                     spent_hash: hash.clone(),
                     next: NewRefreshToken {
@@ -222,9 +222,8 @@ impl Accounts {
                     },
                     generation,
                     now,
-                },
-            )
-            .await?;
+                })
+                .await?;
             if rotated {
                 return self
                     .issue_pair(found.user, scope, &found.session.id, Some(token))

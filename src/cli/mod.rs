@@ -40,9 +40,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             Err(e) => e.exit(),
         },
     };
-    if matches!(command, Command::Serve(_) | Command::Migrate) {
-        telemetry::init(&settings.log_format);
-    }
+    // Dropped before the `error:` line, so that every log line is written before it.
+    let log = matches!(command, Command::Serve(_) | Command::Migrate)
+        .then(|| telemetry::init(&settings.log_format));
     let result: Result<(), CliError> = match command {
         Command::Serve(serve) => match App::build(&settings, &serve).await {
             Ok(app) => app.run_until_stopped().await.map_err(CliError::Serve),
@@ -70,6 +70,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::User(command) => user::run(&settings, command).await,
         Command::Keys(command) => keys::run(&settings, command).await,
     };
+    drop(log);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

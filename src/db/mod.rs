@@ -1,6 +1,8 @@
 //! Storage: the connection, the entities, and the few queries gatehouse needs.
 //! Knows nothing of HTTP or tokens.
 
+pub mod group_commit;
+pub mod hot_reads;
 pub mod known_client;
 pub mod login_failure;
 pub mod refresh_token;
@@ -230,7 +232,7 @@ pub async fn find_user(db: &Db, username: &str) -> Result<Option<user::Model>, D
 }
 
 /// `find_user`'s SQL (see [`built_once`]). Usernames are unique, so it needs no `LIMIT`.
-fn find_user_sql(backend: DbBackend) -> &'static str {
+pub(super) fn find_user_sql(backend: DbBackend) -> &'static str {
     static SQL: BuiltOnce = BuiltOnce::new();
     built_once(&SQL, backend, || {
         user::Entity::find()

@@ -6,9 +6,8 @@
 //! in the database, never a lock in this process: replicas share only the database.
 
 use sea_orm::{
-    entity::prelude::*, sea_query::Expr, ActiveValue::Set, DatabaseTransaction, DbBackend,
-    FromQueryResult, JoinType, QueryOrder, QuerySelect, QueryTrait, Statement, TransactionError,
-    TransactionTrait,
+    entity::prelude::*, sea_query::Expr, ActiveValue::Set, DbBackend, FromQueryResult, JoinType,
+    QueryOrder, QuerySelect, QueryTrait, Statement,
 };
 
 use super::{built_once, refresh_token, user, BuiltOnce};
@@ -114,22 +113,6 @@ pub async fn start(
     Ok(())
 }
 
-/// Runs `work` in a transaction that SeaORM commits on `Ok` and rolls back, explicitly,
-/// on `Err`.
-async fn in_transaction<T, F>(db: &DatabaseConnection, work: F) -> Result<T, DbErr>
-where
-    T: Send,
-    F: for<'c> FnOnce(
-            &'c DatabaseTransaction,
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<T, DbErr>> + Send + 'c>,
-        > + Send,
-{
-    db.transaction(work).await.map_err(|e| match e {
-        TransactionError::Connection(e) | TransactionError::Transaction(e) => e,
-    })
-}
-
 async fn insert_refresh_token(
     db: &impl ConnectionTrait,
     session_id: &str,
@@ -172,10 +155,10 @@ pub async fn find_user_in_session(
     Ok(Some((user, last_used_at)))
 }
 
-const LAST_USED_ALIAS: &str = "session_last_used_at";
+pub(super) const LAST_USED_ALIAS: &str = "session_last_used_at";
 
 /// `find_user_in_session`'s SQL, built once per backend (as `find_user`'s).
-fn find_user_in_session_sql(backend: DbBackend) -> &'static str {
+pub(super) fn find_user_in_session_sql(backend: DbBackend) -> &'static str {
     static SQL: BuiltOnce = BuiltOnce::new();
     built_once(&SQL, backend, || {
         user::Entity::find()
@@ -238,39 +221,6 @@ pub struct Rotation {
     /// The session's generation after the rotation.
     pub generation: i64,
     pub now: i64,
-}
-
-/// Spends the refresh token `spent_hash` and stores its successor, in one transaction:
-/// a crash leaves either both or neither. The spend is conditional (`spent_at IS NULL`),
-/// so of concurrent rotations of one token, on any replica, exactly one returns `true`;
-/// the others change nothing and return `false`.
-pub async fn rotate(db: &DatabaseConnection, rotation: Rotation) -> Result<bool, DbErr> {
-    in_transaction(db, move |txn| {
-        Box::pin(async move {
-            let spent = refresh_token::Entity::update_many()
-                .col_expr(refresh_token::Column::SpentAt, Expr::value(rotation.now))
-                .filter(refresh_token::Column::TokenHash.eq(&rotation.spent_hash))
-                .filter(refresh_token::Column::SpentAt.is_null())
-                .exec(txn)
-                .await?;
-            if spent.rows_affected == 0 {
-                // Spent already, by a concurrent rotation: nothing was written.
-                return Ok(false);
-            }
-            let expires_at = rotation.next.expires_at;
-            let generation = rotation.generation;
-            insert_refresh_token(txn, &rotation.session_id, generation, rotation.next).await?;
-            Entity::update_many()
-                .col_expr(Column::Generation, Expr::value(generation))
-                .col_expr(Column::LastUsedAt, Expr::value(rotation.now))
-                .col_expr(Column::ExpiresAt, Expr::value(expires_at))
-                .filter(Column::Id.eq(&rotation.session_id))
-                .exec(txn)
-                .await?;
-            Ok(true)
-        })
-    })
-    .await
 }
 
 /// The session `session_id` as it is now.

@@ -284,6 +284,50 @@ async fn bare_command_serves_logs_requests_and_stops_cleanly_on_signals() {
     }
 }
 
+/// The request log is written off the request path, in batches: every request answered
+/// still has its line, also when the server is stopped the moment the last answer left.
+#[tokio::test]
+async fn every_request_answered_is_logged_when_stopped_under_load() {
+    const TASKS: usize = 8;
+    const EACH: usize = 300;
+    let db = TestDb::sqlite();
+    let server = ServingBinary::start(&db.url, &["serve", "--demo"], &[]).await;
+    let client = reqwest::Client::new();
+    let token: serde_json::Value = server
+        .login(&client, "johndoe", "secret")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (client, url, token) = (client.clone(), server.at("/users/me/"), token.clone());
+            tokio::spawn(async move {
+                for _ in 0..EACH {
+                    let resp = client.get(&url).bearer_auth(&token).send().await.unwrap();
+                    assert_eq!(resp.status(), 200);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    let (status, log) = server.wait().await;
+    assert_eq!(status.code(), Some(0));
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("method=GET path=/users/me/ status=200"))
+        .count();
+    assert_eq!(lines, TASKS * EACH, "one line per request answered");
+    assert!(
+        log.trim_end().ends_with("gatehouse stopped"),
+        "nothing after the last line: {log}"
+    );
+}
+
 #[test]
 fn flags_win_over_the_environment() {
     let out = gatehouse_command()

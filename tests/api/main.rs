@@ -23,6 +23,7 @@ mod metrics;
 mod protected;
 mod refresh_rotation;
 mod replicas;
+mod revocation;
 mod rotation;
 mod routing;
 mod scopes;
