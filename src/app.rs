@@ -2,7 +2,7 @@
 //! signing key and binds; `run_until_stopped()` serves until SIGINT/SIGTERM. The route
 //! table is in [`routes`]. [`open_database`] is the part every command shares.
 
-use std::{io, net::SocketAddr, time::Duration};
+use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use migration::{Migrator, MigratorTrait};
 use poem::{
@@ -18,7 +18,7 @@ use crate::{
     accounts::{signing_keys, Accounts, AccountsError, Scopes, SessionRules},
     api::{
         self,
-        assets::DocAssets,
+        assets::{DocAssets, ASSETS_PATH},
         docs::Docs,
         routing::{RouteGuard, RouteTable, DOCS_PATH, OPENAPI_PATH, REDOC_PATH},
         AppState,
@@ -441,26 +441,25 @@ async fn seed_demo_users(db: &Db) -> Result<(), sea_orm::DbErr> {
 /// The route table: the API and its documentation, behind the route guard.
 pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Response> {
     let service = api::service();
-    let Docs {
-        openapi_json,
-        swagger_ui_html,
-        redoc_html,
-    } = Docs::new(&service, root_path);
-
-    let mut route = Route::new();
-    for asset in DocAssets::get().all() {
-        route = route.at(&asset.path, asset.endpoint());
-    }
-    route
+    let docs = Arc::new(Docs::new(root_path));
+    let (swagger, redoc) = (Arc::clone(&docs), Arc::clone(&docs));
+    Route::new()
+        .at(format!("{ASSETS_PATH}/:name"), DocAssets::endpoint())
         .nest("/", service)
-        .at(DOCS_PATH, make_sync(move |_| Html(swagger_ui_html.clone())))
-        .at(REDOC_PATH, make_sync(move |_| Html(redoc_html.clone())))
+        .at(
+            DOCS_PATH,
+            make_sync(move |_| Html(swagger.swagger_ui_html().to_owned())),
+        )
+        .at(
+            REDOC_PATH,
+            make_sync(move |_| Html(redoc.redoc_html().to_owned())),
+        )
         .at(
             OPENAPI_PATH,
             make_sync(move |_| {
                 Response::builder()
                     .content_type("application/json")
-                    .body(openapi_json.clone())
+                    .body(docs.openapi_json().to_owned())
             }),
         )
         .data(state.clone())

@@ -13,6 +13,8 @@ use std::{
 };
 
 use bytes::Bytes;
+
+use crate::error::Error;
 use flate2::{write::GzEncoder, Compression};
 use poem::{
     endpoint::make,
@@ -81,12 +83,6 @@ impl Asset {
         }
         resp.body(self.content.clone())
     }
-
-    /// The endpoint serving this asset.
-    pub fn endpoint(self: &Arc<Self>) -> impl Endpoint<Output = Response> {
-        let asset = Arc::clone(self);
-        make(move |req| Arc::clone(&asset).response(req))
-    }
 }
 
 /// Whether `Accept-Encoding` allows gzip (RFC 9110 §12.5.3): listed, or covered by `*`,
@@ -113,6 +109,8 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
     gzip.or(any).unwrap_or(false)
 }
 
+static ASSETS: OnceLock<DocAssets> = OnceLock::new();
+
 /// The documentation pages' assets.
 pub struct DocAssets {
     pub swagger_ui_js: Arc<Asset>,
@@ -121,9 +119,27 @@ pub struct DocAssets {
 }
 
 impl DocAssets {
+    /// The endpoint of every asset path (`/assets/{name}`): the asset named, or the JSON
+    /// 404 of an unknown path. The assets are loaded on the first request for one (or for
+    /// a documentation page), off the async workers.
+    pub fn endpoint() -> impl Endpoint<Output = Response> {
+        make(|req: Request| async move {
+            let assets = match ASSETS.get() {
+                Some(assets) => assets,
+                None => tokio::task::spawn_blocking(Self::get)
+                    .await
+                    .map_err(|_| poem::Error::from(Error::NotFound))?,
+            };
+            let path = req.uri().path().to_owned();
+            match assets.all().into_iter().find(|asset| asset.path == path) {
+                Some(asset) => Ok(Arc::clone(asset).response(req).await),
+                None => Err(poem::Error::from(Error::NotFound)),
+            }
+        })
+    }
+
     /// The assets poem-openapi embeds, taken from its pages once per process.
     pub fn get() -> &'static Self {
-        static ASSETS: OnceLock<DocAssets> = OnceLock::new();
         ASSETS.get_or_init(|| {
             let service = super::service();
             let swagger = service.swagger_ui_html();

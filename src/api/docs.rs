@@ -1,21 +1,28 @@
-//! The OpenAPI document and the pages that render it, built once at start-up.
+//! The OpenAPI document and the pages that render it, each built once, when first asked
+//! for: a server nobody reads the documentation of never holds it in memory.
 //!
-//! The pages are small: they embed the served document and load Swagger UI's or ReDoc's
+//! The pages are small: they load the served document and Swagger UI's or ReDoc's
 //! JavaScript and CSS from [`super::assets`], which the browser then caches for good.
 
-use poem_openapi::OpenApiService;
+use std::sync::OnceLock;
+
 use serde_json::{json, Value};
 
 use poem::http::StatusCode;
 
-use super::{assets::DocAssets, routing::OPENAPI_PATH, security, Api};
+use super::{assets::DocAssets, routing::OPENAPI_PATH, security};
 use crate::error::Error;
 
-/// The served OpenAPI document and the Swagger UI and ReDoc pages that embed it.
+/// The served OpenAPI document and the Swagger UI and ReDoc pages that load it.
 pub struct Docs {
-    pub openapi_json: String,
-    pub swagger_ui_html: String,
-    pub redoc_html: String,
+    root_path: String,
+    openapi_json: OnceLock<String>,
+    pages: OnceLock<Pages>,
+}
+
+struct Pages {
+    swagger_ui_html: String,
+    redoc_html: String,
 }
 
 impl Docs {
@@ -23,23 +30,44 @@ impl Docs {
     /// prefix as its server and in the password flow's `tokenUrl`, and the pages load
     /// their assets under it, so Swagger UI's Authorize button and "Try it out" reach
     /// the service through the proxy.
-    pub fn new(service: &OpenApiService<Api, ()>, root_path: &str) -> Self {
-        let openapi_json = document(&service.spec(), root_path);
-        let assets = DocAssets::get();
-        let url = |path: &str| format!("{root_path}{path}");
-        // The pages load the document from /openapi.json rather than embedding it: it is
-        // over 100 KB, and the pages stay a kilobyte each.
-        let spec_url = url(OPENAPI_PATH);
+    pub fn new(root_path: &str) -> Self {
         Self {
-            swagger_ui_html: SWAGGER_UI_PAGE
-                .replace("{css}", &url(&assets.swagger_ui_css.path))
-                .replace("{js}", &url(&assets.swagger_ui_js.path))
-                .replace("{spec_url}", &spec_url),
-            redoc_html: REDOC_PAGE
-                .replace("{js}", &url(&assets.redoc_js.path))
-                .replace("{spec_url}", &spec_url),
-            openapi_json,
+            root_path: root_path.to_owned(),
+            openapi_json: OnceLock::new(),
+            pages: OnceLock::new(),
         }
+    }
+
+    pub fn openapi_json(&self) -> &str {
+        self.openapi_json
+            .get_or_init(|| document(&super::service().spec(), &self.root_path))
+    }
+
+    pub fn swagger_ui_html(&self) -> &str {
+        &self.pages().swagger_ui_html
+    }
+
+    pub fn redoc_html(&self) -> &str {
+        &self.pages().redoc_html
+    }
+
+    fn pages(&self) -> &Pages {
+        self.pages.get_or_init(|| {
+            let assets = DocAssets::get();
+            let url = |path: &str| format!("{}{path}", self.root_path);
+            // The pages load the document from /openapi.json rather than embedding it: it
+            // is over 100 KB, and the pages stay a kilobyte each.
+            let spec_url = url(OPENAPI_PATH);
+            Pages {
+                swagger_ui_html: SWAGGER_UI_PAGE
+                    .replace("{css}", &url(&assets.swagger_ui_css.path))
+                    .replace("{js}", &url(&assets.swagger_ui_js.path))
+                    .replace("{spec_url}", &spec_url),
+                redoc_html: REDOC_PAGE
+                    .replace("{js}", &url(&assets.redoc_js.path))
+                    .replace("{spec_url}", &spec_url),
+            }
+        })
     }
 }
 

@@ -16,7 +16,7 @@ use poem::{
 use poem_openapi::OpenApi;
 
 use super::{
-    assets::DocAssets,
+    assets::ASSETS_PATH,
     form::MAX_BODY_BYTES,
     security::{self, RequiredScopes},
     Api,
@@ -101,11 +101,9 @@ impl RouteTable {
                 (op.method, scopes.into())
             }));
         }
-        let assets = DocAssets::get().all().map(|asset| asset.path.as_str());
-        for page in [DOCS_PATH, REDOC_PATH, OPENAPI_PATH]
-            .into_iter()
-            .chain(assets)
-        {
+        // Every asset path is routed to the assets' endpoint, which loads them on first use.
+        let assets = format!("{ASSETS_PATH}/{{name}}");
+        for page in [DOCS_PATH, REDOC_PATH, OPENAPI_PATH, &assets] {
             routes.insert(page.to_owned(), vec![(Method::GET, Arc::from([]))]);
         }
         let mut routes: Vec<Route> = routes
