@@ -165,44 +165,46 @@ async fn changes_written_by_the_cli_refuse_the_next_request_while_the_server_is_
         );
     };
 
-    let (dis, dis_refresh) = session(&server, "dis").await;
-    refused_right_after(&server, &dis, "/users/me/", REVOKED, || {
-        cli(&["user", "disable", "dis"], "")
-    })
-    .await;
-    assert_eq!(
-        refresh_status(&server, &dis_refresh).await,
-        400,
-        "a disable ends the sessions"
-    );
-
-    let (pwd, _) = session(&server, "pwd").await;
-    refused_right_after(&server, &pwd, "/users/me/", REVOKED, || {
-        cli(&["user", "passwd", "pwd"], "a new password\n")
-    })
-    .await;
-
-    let (scp, _) = session(&server, "scp").await;
-    refused_right_after(&server, &scp, "/users/me/items/", SCOPE_GONE, || {
-        cli(&["user", "scopes", "scp", "--set", "me"], "")
-    })
-    .await;
-    assert_eq!(
-        get(&Client::new(), &server, "/users/me/", &scp).await,
-        200,
-        "`me` is still held"
-    );
-
-    let (rev, rev_refresh) = session(&server, "rev").await;
-    refused_right_after(&server, &rev, "/users/me/", REVOKED, || {
-        cli(&["user", "revoke", "rev"], "")
-    })
-    .await;
-    assert_eq!(
-        refresh_status(&server, &rev_refresh).await,
-        400,
-        "a revoke ends the sessions"
-    );
+    for (user, args, stdin, path, refused) in [
+        (
+            "dis",
+            &["user", "disable", "dis"][..],
+            "",
+            "/users/me/",
+            REVOKED,
+        ),
+        (
+            "pwd",
+            &["user", "passwd", "pwd"][..],
+            "a new password\n",
+            "/users/me/",
+            REVOKED,
+        ),
+        (
+            "scp",
+            &["user", "scopes", "scp", "--set", "me"][..],
+            "",
+            "/users/me/items/",
+            SCOPE_GONE,
+        ),
+        (
+            "rev",
+            &["user", "revoke", "rev"][..],
+            "",
+            "/users/me/",
+            REVOKED,
+        ),
+    ] {
+        let (token, refresh) = session(&server, user).await;
+        refused_right_after(&server, &token, path, refused, || cli(args, stdin)).await;
+        if refused == REVOKED {
+            let status = refresh_status(&server, &refresh).await;
+            assert_eq!(status, 400, "{user}: the sessions ended too");
+        } else {
+            let status = get(&Client::new(), &server, "/users/me/", &token).await;
+            assert_eq!(status, 200, "{user}: `me` is still held");
+        }
+    }
 
     assert!(load.stop().await > 0, "the load ran throughout");
 }
