@@ -2,8 +2,9 @@
 # Benchmarks gatehouse side by side with its ceilings and the FastAPI tutorial app, in one
 # run on this machine, and writes bench/RESULTS.md. Not part of the tests or CI.
 #
-#   bash bench/run.sh                # the full run (about 6 minutes)
+#   bash bench/run.sh                # the full run (about 9 minutes)
 #   bash bench/run.sh --no-fastapi   # without the FastAPI comparison
+#   bash bench/run.sh --no-postgres  # without gatehouse on the local PostgreSQL
 #   bash bench/run.sh --help         # the driver's options (durations, clients, ...)
 #
 # Installs what it needs: wrk from Debian (apt), and the FastAPI app's pinned packages

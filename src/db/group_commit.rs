@@ -77,22 +77,7 @@ async fn write_groups(db: Db, mut jobs: mpsc::Receiver<Job>) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while jobs.recv_many(&mut group, MAX_GROUP).await > 0 {
         let (rotations, answers): (Vec<Rotation>, Vec<_>) = group.drain(..).unzip();
-        let results = match rotate_group(&db, &rotations).await {
-            Ok(rotated) => rotated.into_iter().map(Ok).collect(),
-            Err(e) if rotations.len() == 1 => vec![Err(e)],
-            Err(e) => {
-                tracing::warn!(error = %e, rotations = rotations.len(), "a group of rotations failed; retrying each alone");
-                let mut results = Vec::with_capacity(rotations.len());
-                for rotation in &rotations {
-                    results.push(
-                        rotate_group(&db, std::slice::from_ref(rotation))
-                            .await
-                            .map(|r| r[0]),
-                    );
-                }
-                results
-            }
-        };
+        let results = write_group(&db, &rotations).await;
         for (answer, result) in answers.into_iter().zip(results) {
             // A caller that went away (its client disconnected) needs no answer.
             let _ = answer.send(result);
@@ -100,10 +85,46 @@ async fn write_groups(db: Db, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
+/// Each rotation's result: all written in one transaction, or, if that fails, each in
+/// one of its own, so that only a rotation that fails alone fails.
+async fn write_group(db: &Db, rotations: &[Rotation]) -> Vec<Result<bool, DbErr>> {
+    match rotate_group(db, rotations).await {
+        Ok(rotated) => rotated.into_iter().map(Ok).collect(),
+        Err(e) if rotations.len() == 1 => vec![Err(e)],
+        Err(e) => {
+            tracing::warn!(error = %e, rotations = rotations.len(), "a group of rotations failed; retrying each alone");
+            let mut results = Vec::with_capacity(rotations.len());
+            for rotation in rotations {
+                let alone = rotate_group(db, std::slice::from_ref(rotation)).await;
+                results.push(alone.map(|done| done.first().copied().unwrap_or(false)));
+            }
+            results
+        }
+    }
+}
+
 /// Writes `rotations` in one transaction; for each, whether it rotated.
 async fn rotate_group(db: &Db, rotations: &[Rotation]) -> Result<Vec<bool>, DbErr> {
     let txn = db.begin().await?;
-    let mut spent = spend(&txn, rotations).await?;
+    match write_rotations(&txn, rotations).await {
+        Ok(done) => {
+            txn.commit().await?;
+            Ok(done)
+        }
+        Err(e) => {
+            // At once, not when the connection goes back to the pool: on SQLite an open
+            // transaction that wrote holds the one write lock.
+            let _ = txn.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+async fn write_rotations(
+    txn: &DatabaseTransaction,
+    rotations: &[Rotation],
+) -> Result<Vec<bool>, DbErr> {
+    let mut spent = spend(txn, rotations).await?;
     // Of rotations of one token, the first rotates; the others find it spent.
     let done: Vec<bool> = rotations
         .iter()
@@ -115,9 +136,8 @@ async fn rotate_group(db: &Db, rotations: &[Rotation]) -> Result<Vec<bool>, DbEr
         .filter_map(|(r, done)| done.then_some(r))
         .collect();
     if !rotated.is_empty() {
-        store_successors(&txn, &rotated).await?;
+        store_successors(txn, &rotated).await?;
     }
-    txn.commit().await?;
     Ok(done)
 }
 
@@ -254,6 +274,43 @@ mod tests {
         }
         // Spent: a second group changes nothing.
         assert_eq!(rotate_group(&db, &group[..1]).await.unwrap(), [false]);
+    }
+
+    #[tokio::test]
+    async fn a_rotation_that_fails_fails_alone_and_the_rest_of_its_group_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database_with_a_session(dir.path()).await;
+        add_session(&db, "s2").await;
+        store_token(&db, "s1", "a0").await;
+        store_token(&db, "s2", "b0").await;
+        store_token(&db, "s2", "taken").await;
+        // The second successor's hash is stored already: its insert, and so the group's
+        // transaction, fails.
+        let group = [rotation("s1", "a0", "a1"), rotation("s2", "b0", "taken")];
+        let results = write_group(&db, &group).await;
+        assert!(matches!(results[0], Ok(true)), "{results:?}");
+        assert!(results[1].is_err(), "{results:?}");
+        let spent = |hash: &'static str| {
+            let db = db.clone();
+            async move {
+                refresh_token::Entity::find_by_id(hash)
+                    .one(&db)
+                    .await
+                    .unwrap()
+                    .map(|t| t.spent_at.is_some())
+            }
+        };
+        assert_eq!(spent("a0").await, Some(true));
+        assert_eq!(
+            spent("a1").await,
+            Some(false),
+            "the good rotation's successor"
+        );
+        assert_eq!(
+            spent("b0").await,
+            Some(false),
+            "the failed rotation changed nothing"
+        );
     }
 
     #[tokio::test]
