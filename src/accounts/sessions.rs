@@ -3,7 +3,7 @@
 //! (RFC 7009), and the caller's own list of sessions.
 //!
 //! Every decision between concurrent requests is taken by the database (a conditional
-//! update in `db::session::rotate`), never by a lock in this process, so replicas sharing
+//! update in `db::group_commit`), never by a lock in this process, so replicas sharing
 //! the database agree.
 
 use std::{net::IpAddr, time::Duration};

@@ -13,14 +13,14 @@ use std::{
 };
 
 use bytes::Bytes;
-
-use crate::error::Error;
 use flate2::{write::GzEncoder, Compression};
 use poem::{
     endpoint::make,
     http::{header, HeaderMap},
     Endpoint, Request, Response,
 };
+
+use crate::error::Error;
 
 /// Where the assets are served, under `ROOT_PATH`.
 pub const ASSETS_PATH: &str = "/assets";

@@ -54,7 +54,7 @@ impl RotationQueue {
     }
 
     /// Spends `rotation.spent_hash` and stores its successor; `false` if the token was
-    /// spent already, by this or any replica (see [`session::rotate`]).
+    /// spent already, by this or any replica (see the module's comment).
     pub async fn rotate(&self, rotation: Rotation) -> Result<bool, DbErr> {
         let jobs = self.jobs.get_or_init(|| {
             let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
@@ -62,12 +62,9 @@ impl RotationQueue {
             tx
         });
         let (done, result) = oneshot::channel();
-        jobs.send((rotation, done))
-            .await
-            .map_err(|_| DbErr::Custom("the rotation writer has stopped".into()))?;
-        result
-            .await
-            .map_err(|_| DbErr::Custom("the rotation writer has stopped".into()))?
+        let stopped = || DbErr::Custom("the rotation writer has stopped".into());
+        jobs.send((rotation, done)).await.map_err(|_| stopped())?;
+        result.await.map_err(|_| stopped())?
     }
 }
 

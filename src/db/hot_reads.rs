@@ -65,9 +65,6 @@ impl HotReads {
         username: &str,
         session_id: &str,
     ) -> Result<Option<(user::Model, i64)>, DbErr> {
-        if username.contains('\0') || session_id.contains('\0') {
-            return Ok(None);
-        }
         if let Some(sqlite) = &self.sqlite {
             match sqlite.user_in_session(username, session_id) {
                 Ok(found) => return Ok(found),
@@ -79,9 +76,6 @@ impl HotReads {
 
     /// The user named `username`.
     pub async fn user(&self, username: &str) -> Result<Option<user::Model>, DbErr> {
-        if username.contains('\0') {
-            return Ok(None);
-        }
         if let Some(sqlite) = &self.sqlite {
             match sqlite.user(username) {
                 Ok(found) => return Ok(found),

@@ -34,11 +34,13 @@ async fn serve_with(users: &[&str]) -> (TestDb, ServingBinary) {
     (db, server)
 }
 
-/// Access and refresh token of a new session of `user`.
+/// Access and refresh token of a new session of `user`, added by [`serve_with`].
 async fn session(server: &ServingBinary, user: &str) -> (String, String) {
-    let resp = server
-        .login(&Client::new(), user, &format!("pw-{user}"))
-        .await;
+    login(server, user, &format!("pw-{user}")).await
+}
+
+async fn login(server: &ServingBinary, user: &str, password: &str) -> (String, String) {
+    let resp = server.login(&Client::new(), user, password).await;
     assert_eq!(resp.status(), 200);
     let body: Value = resp.json().await.unwrap();
     (
@@ -211,10 +213,7 @@ async fn changes_written_by_the_cli_refuse_the_next_request_while_the_server_is_
 
 /// An access token of johndoe, a `--demo` user (password "secret", every scope).
 async fn demo_token(server: &ServingBinary) -> String {
-    let resp = server.login(&Client::new(), "johndoe", "secret").await;
-    assert_eq!(resp.status(), 200);
-    let body: Value = resp.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+    login(server, "johndoe", "secret").await.0
 }
 
 async fn refresh_status(server: &ServingBinary, refresh: &str) -> u16 {
