@@ -112,7 +112,7 @@ impl<'a> ApiExtractor<'a> for TokenRequestForm {
     }
 
     fn request_meta() -> Option<MetaRequest> {
-        Some(form_request::<LoginFormSchema>(&[
+        Some(required_body::<LoginFormSchema>(&[
             "application/x-www-form-urlencoded",
         ]))
     }
@@ -122,9 +122,7 @@ impl<'a> ApiExtractor<'a> for TokenRequestForm {
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let bytes = read_body(req, body).await?;
-        let content_type = req.content_type().unwrap_or_default();
-        let fields = parse_fields(content_type, bytes).await;
+        let fields = read_fields(req, body).await?;
         Ok(Self::validate(&fields)?)
     }
 }
@@ -161,8 +159,8 @@ impl TokenRequestForm {
     }
 }
 
-/// A required form body of schema `T` in each of `content_types`, for the document.
-pub(super) fn form_request<T: poem_openapi::types::Type>(
+/// A required request body of schema `T` in each of `content_types`, for the document.
+pub(super) fn required_body<T: poem_openapi::types::Type>(
     content_types: &[&'static str],
 ) -> MetaRequest {
     MetaRequest {
@@ -198,8 +196,17 @@ pub(super) async fn read_body(
     }
 }
 
+/// The form fields of the request's body (see [`read_body`] and [`parse_fields`]).
+pub(super) async fn read_fields(
+    req: &Request,
+    body: &mut RequestBody,
+) -> Result<Vec<(String, String)>, Error> {
+    let bytes = read_body(req, body).await?;
+    Ok(parse_fields(req.content_type().unwrap_or_default(), bytes).await)
+}
+
 /// The form fields of a body: urlencoded or multipart, anything else has none.
-pub(super) async fn parse_fields(content_type: &str, bytes: bytes::Bytes) -> Vec<(String, String)> {
+async fn parse_fields(content_type: &str, bytes: bytes::Bytes) -> Vec<(String, String)> {
     let mime = content_type.split(';').next().unwrap_or("").trim();
     if mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         form_urlencoded::parse(&bytes).into_owned().collect()

@@ -7,14 +7,14 @@
 use poem::{http::StatusCode, web::Data, Request, RequestBody};
 use poem_openapi::{
     payload::Json,
-    registry::{MetaMediaType, MetaRequest, Registry},
+    registry::{MetaRequest, Registry},
     types::{Example, Password},
     ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi,
 };
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    form::{field, parse_fields, read_body},
+    form::{field, read_fields, required_body},
     security::{OAuth2PasswordBearer, Scope},
     AppState,
 };
@@ -61,14 +61,9 @@ impl<'a> ApiExtractor<'a> for IntrospectForm {
     }
 
     fn request_meta() -> Option<MetaRequest> {
-        Some(MetaRequest {
-            description: None,
-            content: vec![MetaMediaType {
-                content_type: "application/x-www-form-urlencoded",
-                schema: <IntrospectFormSchema as poem_openapi::types::Type>::schema_ref(),
-            }],
-            required: true,
-        })
+        Some(required_body::<IntrospectFormSchema>(&[
+            "application/x-www-form-urlencoded",
+        ]))
     }
 
     async fn from_request(
@@ -76,8 +71,7 @@ impl<'a> ApiExtractor<'a> for IntrospectForm {
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let bytes = read_body(req, body).await?;
-        let fields = parse_fields(req.content_type().unwrap_or_default(), bytes).await;
+        let fields = read_fields(req, body).await?;
         let token = field(&fields, "token")
             .ok_or_else(|| Error::Validation(vec![ValidationError::missing("token")]))?;
         Ok(Self {

@@ -9,14 +9,14 @@
 
 use poem::{Request, RequestBody};
 use poem_openapi::{
-    registry::{MetaMediaType, MetaRequest, MetaSchema, MetaSchemaRef, Registry},
+    registry::{MetaRequest, MetaSchema, MetaSchemaRef, Registry},
     types::{ParseFromJSON, Type},
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
 };
 use regex::Regex;
 use serde_json::Value;
 
-use super::form::read_body;
+use super::form::{read_body, required_body};
 use crate::error::{Error, ValidationError};
 
 /// A JSON body of type `T`, or a 422 listing every problem.
@@ -32,14 +32,7 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for JsonBody<T> {
     }
 
     fn request_meta() -> Option<MetaRequest> {
-        Some(MetaRequest {
-            description: None,
-            content: vec![MetaMediaType {
-                content_type: "application/json",
-                schema: T::schema_ref(),
-            }],
-            required: true,
-        })
+        Some(required_body::<T>(&["application/json"]))
     }
 
     async fn from_request(

@@ -12,7 +12,7 @@ use poem_openapi::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    form::{field, form_request, parse_fields, read_body},
+    form::{field, read_fields, required_body},
     AppState,
 };
 use crate::error::{ApiError, Error, ErrorStatuses};
@@ -61,7 +61,7 @@ impl<'a> ApiExtractor<'a> for RevokeForm {
     }
 
     fn request_meta() -> Option<MetaRequest> {
-        Some(form_request::<RevokeFormSchema>(&[
+        Some(required_body::<RevokeFormSchema>(&[
             "application/x-www-form-urlencoded",
         ]))
     }
@@ -71,8 +71,7 @@ impl<'a> ApiExtractor<'a> for RevokeForm {
         body: &mut RequestBody,
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        let bytes = read_body(req, body).await?;
-        let fields = parse_fields(req.content_type().unwrap_or_default(), bytes).await;
+        let fields = read_fields(req, body).await?;
         let token = field(&fields, "token")
             .ok_or_else(|| Error::invalid_request("The token parameter is missing"))?;
         Ok(Self {
