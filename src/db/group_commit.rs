@@ -20,7 +20,6 @@ use std::{
 
 use sea_orm::{
     sea_query::{CaseStatement, Expr, Query},
-    ActiveValue::Set,
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryTrait,
     TransactionTrait,
 };
@@ -162,13 +161,11 @@ async fn spend(
 
 /// Stores the successor of each of `rotated` and moves its session on, in two statements.
 async fn store_successors(txn: &DatabaseTransaction, rotated: &[&Rotation]) -> Result<(), DbErr> {
-    refresh_token::Entity::insert_many(rotated.iter().map(|r| refresh_token::ActiveModel {
-        token_hash: Set(r.next.token_hash.clone()),
-        session_id: Set(r.session_id.clone()),
-        generation: Set(r.generation),
-        expires_at: Set(r.next.expires_at),
-        spent_at: Set(None),
-    }))
+    refresh_token::Entity::insert_many(
+        rotated
+            .iter()
+            .map(|r| session::unspent_refresh_token(&r.session_id, r.generation, r.next.clone())),
+    )
     .exec_without_returning(txn)
     .await?;
     // One rotation per session at most: only a session's current token is unspent.
@@ -209,16 +206,14 @@ mod tests {
     };
 
     async fn store_token(db: &Db, session_id: &str, hash: &str) {
-        refresh_token::Entity::insert(refresh_token::ActiveModel {
-            token_hash: Set(hash.into()),
-            session_id: Set(session_id.into()),
-            generation: Set(0),
-            expires_at: Set(i64::MAX),
-            spent_at: Set(None),
-        })
-        .exec_without_returning(db)
-        .await
-        .unwrap();
+        let token = NewRefreshToken {
+            token_hash: hash.into(),
+            expires_at: i64::MAX,
+        };
+        refresh_token::Entity::insert(session::unspent_refresh_token(session_id, 0, token))
+            .exec_without_returning(db)
+            .await
+            .unwrap();
     }
 
     fn rotation(session_id: &str, spent: &str, next: &str) -> Rotation {

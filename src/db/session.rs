@@ -119,16 +119,26 @@ async fn insert_refresh_token(
     generation: i64,
     token: NewRefreshToken,
 ) -> Result<(), DbErr> {
-    refresh_token::Entity::insert(refresh_token::ActiveModel {
+    refresh_token::Entity::insert(unspent_refresh_token(session_id, generation, token))
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// The row of `token`, the current (unspent) refresh token of session `session_id` at
+/// `generation`.
+pub(super) fn unspent_refresh_token(
+    session_id: &str,
+    generation: i64,
+    token: NewRefreshToken,
+) -> refresh_token::ActiveModel {
+    refresh_token::ActiveModel {
         token_hash: Set(token.token_hash),
         session_id: Set(session_id.to_owned()),
         generation: Set(generation),
         expires_at: Set(token.expires_at),
         spent_at: Set(None),
-    })
-    .exec_without_returning(db)
-    .await?;
-    Ok(())
+    }
 }
 
 /// The user named `username` if session `session_id` is theirs and live, with when the
