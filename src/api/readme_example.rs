@@ -1,6 +1,7 @@
 //! The README's "Adding your own protected operation": `reports.rs` is the file the README
-//! shows, and `Scope::Reports` the variant it adds. This test checks the README still shows
-//! exactly that code, then serves it and calls it, so the example cannot rot.
+//! shows, and `Scope::Reports` the variant it adds. This test serves it and calls it, so
+//! the example cannot rot; `docs::markdown` in the API tests checks that the README shows
+//! exactly that code.
 
 use std::time::Duration;
 
@@ -30,28 +31,6 @@ use crate::{
     },
     config::Settings,
 };
-
-const README: &str = include_str!("../../README.md");
-
-#[test]
-fn readme_shows_the_example_file_and_its_scope_variant_as_they_are() {
-    let file = include_str!("reports.rs");
-    let shown = format!("<!-- example: src/api/reports.rs -->\n```rust\n{file}```\n");
-    assert!(
-        README.contains(&shown),
-        "README's example differs from src/api/reports.rs: copy the file into the README"
-    );
-    // The variant, its name and its description, as the README tells to add them.
-    let scopes = include_str!("../accounts/scopes.rs");
-    for line in [
-        "    Reports,",
-        "            Scope::Reports => \"reports\",",
-        "            Scope::Reports => \"Read the sales reports.\",",
-    ] {
-        assert!(scopes.contains(line), "scopes.rs: {line}");
-        assert!(README.contains(line), "README: {line}");
-    }
-}
 
 async fn call(ep: &impl Endpoint, req: Request) -> (StatusCode, Value, Option<String>) {
     let resp = ep.get_response(req).await;

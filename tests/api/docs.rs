@@ -1,4 +1,7 @@
-//! The OpenAPI document and the pages that render it.
+//! The OpenAPI document and the pages that render it; [`markdown`]: the repository's
+//! Markdown documentation.
+
+mod markdown;
 
 use serde_json::{json, Value};
 
@@ -373,78 +376,4 @@ async fn asset_paths_follow_the_route_guard() {
         post.json::<Value>().await.unwrap(),
         json!({"detail": "Method Not Allowed"})
     );
-}
-
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-/// README.md and every file of docs/, as (path, text).
-fn documentation() -> Vec<(std::path::PathBuf, String)> {
-    let root = std::path::Path::new(ROOT);
-    let mut files = vec![root.join("README.md")];
-    let mut docs: Vec<_> = std::fs::read_dir(root.join("docs"))
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    docs.sort();
-    files.extend(docs);
-    files
-        .into_iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(&path).unwrap();
-            (path, text)
-        })
-        .collect()
-}
-
-#[test]
-fn documentation_links_stay_inside_the_repository_and_resolve() {
-    let root = std::path::Path::new(ROOT).canonicalize().unwrap();
-    for (path, text) in documentation() {
-        // Where the contract lived before the repository carried it (spelt in two parts so
-        // that this file does not point there either).
-        for outside in [concat!("..", "/shared"), concat!("SPEC", ".md")] {
-            assert!(
-                !text.contains(outside),
-                "{} mentions {outside}",
-                path.display()
-            );
-        }
-        for link in text
-            .split("](")
-            .skip(1)
-            .filter_map(|rest| rest.split(')').next())
-        {
-            if link.starts_with("http") || link.starts_with('#') {
-                continue;
-            }
-            let file = link.split('#').next().unwrap();
-            let target = path.parent().unwrap().join(file).canonicalize();
-            assert!(
-                target.as_ref().is_ok_and(|t| t.starts_with(&root)),
-                "{}: link {link} does not resolve inside the repository",
-                path.display()
-            );
-        }
-    }
-}
-
-#[test]
-fn every_setting_is_documented() {
-    let config = std::fs::read_to_string(format!("{ROOT}/src/config.rs")).unwrap();
-    let docs = documentation();
-    let text = |name: &str| &docs.iter().find(|(p, _)| p.ends_with(name)).unwrap().1;
-    let settings: Vec<&str> = config
-        .split("env = \"")
-        .skip(1)
-        .filter_map(|rest| rest.split('"').next())
-        .collect();
-    assert!(settings.contains(&"METRICS_BIND"), "{settings:?}");
-    for setting in settings {
-        for file in ["README.md", "configuration.md"] {
-            assert!(
-                text(file).contains(&format!("`{setting}`")),
-                "{setting} is not in {file}"
-            );
-        }
-    }
 }
