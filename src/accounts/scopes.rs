@@ -17,7 +17,7 @@ pub enum Scope {
     Items,
     Admin,
     Introspect,
-    /// The README's worked example (`api::reports`), built only by its test.
+    /// The worked example of docs/architecture.md (`api::reports`), built only by its test.
     #[cfg(test)]
     Reports,
 }

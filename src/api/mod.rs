@@ -17,7 +17,7 @@ pub mod security;
 pub mod users;
 pub mod well_known;
 
-/// The README's worked example, "Adding your own protected operation", and its test.
+/// "Adding your own protected operation" of docs/architecture.md, and its test.
 #[cfg(test)]
 mod readme_example;
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! The README's "Adding your own protected operation": `reports.rs` is the file the README
-//! shows, and `Scope::Reports` the variant it adds. This test serves it and calls it, so
-//! the example cannot rot; `docs::markdown` in the API tests checks that the README shows
+//! docs/architecture.md's "Adding your own protected operation": `reports.rs` is the file
+//! it shows, and `Scope::Reports` the variant it adds. This test serves it and calls it,
+//! so the example cannot rot; `docs::markdown` in the API tests checks that the page shows
 //! exactly that code.
 
 use std::time::Duration;
