@@ -150,7 +150,7 @@ async fn eddsa_tokens_name_the_published_key_that_verifies_them() {
 }
 
 #[tokio::test]
-async fn the_readme_resource_server_verifies_a_token_with_only_the_jwks_url() {
+async fn the_documented_resource_server_verifies_a_token_with_only_the_jwks_url() {
     let app = spawn_eddsa_app().await;
     let login = app.login_with_scope("johndoe", "secret", "me items").await;
     let token = login["access_token"].as_str().unwrap();

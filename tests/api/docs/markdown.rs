@@ -19,17 +19,17 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// Every example the documentation shows, as (Markdown file, the file a test compiles or
 /// runs). A snippet that moves to another page moves here with it.
 const SHOWN: &[(&str, &str)] = &[
-    ("README.md", "tests/api/jwks_snippet.rs"),
     ("README.md", "tests/client-rust/tests/snippet/mod.rs"),
     ("README.md", "tests/contract/python-generator/snippet.py"),
     ("README.md", "tests/contract/python/snippet.py"),
-    (
-        "README.md",
-        "tests/contract/resource_server/verify_with_jwks.py",
-    ),
     ("README.md", "tests/contract/typescript/snippet.ts"),
     ("docs/architecture.md", "src/accounts/scopes.rs"),
     ("docs/architecture.md", "src/api/reports.rs"),
+    ("docs/resource-servers.md", "tests/api/jwks_snippet.rs"),
+    (
+        "docs/resource-servers.md",
+        "tests/contract/resource_server/verify_with_jwks.py",
+    ),
 ];
 
 /// Every Markdown file of the repository (outside `target/`, `node_modules/` and hidden

@@ -1,5 +1,5 @@
 """A resource server that knows nothing but gatehouse's URLs: it verifies tokens with
-PyJWT's PyJWKClient (the README's snippet, verify_with_jwks.py) before and after
+PyJWT's PyJWKClient (docs/resource-servers.md's snippet, verify_with_jwks.py) before and after
 `gatehouse keys rotate`, and Authlib accepts the RFC 8414 metadata.
 
 Environment: GATEHOUSE_URL (a service with JWT_ALGORITHM=EdDSA and JWKS_MAX_AGE_SECS=2),
@@ -40,7 +40,7 @@ def test_authlib_accepts_the_metadata():
 
 
 def test_a_token_verifies_with_only_the_jwks_url_before_and_after_a_rotation():
-    # lifespan = the service's JWKS_MAX_AGE_SECS, as the README says.
+    # lifespan = the service's JWKS_MAX_AGE_SECS, as docs/resource-servers.md says.
     jwks = jwt.PyJWKClient(f"{URL}/.well-known/jwks.json", lifespan=2)
     old = login()
     assert verify(old, jwks)["sub"] == "johndoe"
