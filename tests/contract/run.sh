@@ -157,7 +157,7 @@ spec_passes_the_linter() {
     node_modules/.bin/redocly lint --config redocly.yaml --format stylish "$url/openapi.json")
 }
 
-# The generators run as the README tells a user to run them, on the served document.
+# The generators run as docs/clients.md tells a user to run them, on the served document.
 python_client_logs_in() {
   local out=$work/python
   rm -rf "$out" && mkdir -p "$out" &&

@@ -19,12 +19,12 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// Every example the documentation shows, as (Markdown file, the file a test compiles or
 /// runs). A snippet that moves to another page moves here with it.
 const SHOWN: &[(&str, &str)] = &[
-    ("README.md", "tests/client-rust/tests/snippet/mod.rs"),
-    ("README.md", "tests/contract/python-generator/snippet.py"),
-    ("README.md", "tests/contract/python/snippet.py"),
-    ("README.md", "tests/contract/typescript/snippet.ts"),
     ("docs/architecture.md", "src/accounts/scopes.rs"),
     ("docs/architecture.md", "src/api/reports.rs"),
+    ("docs/clients.md", "tests/client-rust/tests/snippet/mod.rs"),
+    ("docs/clients.md", "tests/contract/python-generator/snippet.py"),
+    ("docs/clients.md", "tests/contract/python/snippet.py"),
+    ("docs/clients.md", "tests/contract/typescript/snippet.ts"),
     ("docs/resource-servers.md", "tests/api/jwks_snippet.rs"),
     (
         "docs/resource-servers.md",

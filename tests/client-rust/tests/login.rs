@@ -57,7 +57,7 @@ async fn generated_client_logs_in_and_reads_the_user_and_the_items() {
 
     let (user, items) = snippet::read_me(&service.base_url, "johndoe", "secret")
         .await
-        .expect("the README's Rust snippet runs");
+        .expect("the Rust snippet of docs/clients.md runs");
 
     assert_eq!(user.username, "johndoe");
     assert_eq!(user.email.as_deref(), Some("johndoe@example.com"));

@@ -20,7 +20,7 @@ const wrongPassword: components["schemas"]["HTTPError"] = {
   detail: "Incorrect username or password",
 };
 
-test("the README snippet logs in and reads the user and the items", async () => {
+test("the documented snippet logs in and reads the user and the items", async () => {
   const { user, items } = await readMe(baseUrl, "johndoe", "secret");
 
   assert.deepEqual(user, johndoe);
