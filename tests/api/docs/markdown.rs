@@ -22,7 +22,10 @@ const SHOWN: &[(&str, &str)] = &[
     ("docs/architecture.md", "src/accounts/scopes.rs"),
     ("docs/architecture.md", "src/api/reports.rs"),
     ("docs/clients.md", "tests/client-rust/tests/snippet/mod.rs"),
-    ("docs/clients.md", "tests/contract/python-generator/snippet.py"),
+    (
+        "docs/clients.md",
+        "tests/contract/python-generator/snippet.py",
+    ),
     ("docs/clients.md", "tests/contract/python/snippet.py"),
     ("docs/clients.md", "tests/contract/typescript/snippet.ts"),
     ("docs/resource-servers.md", "tests/api/jwks_snippet.rs"),
