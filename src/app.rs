@@ -7,7 +7,7 @@ use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 use migration::{Migrator, MigratorTrait};
 use poem::{
     endpoint::{make_sync, BoxEndpoint},
-    middleware::{CatchPanic, SetHeader},
+    middleware::CatchPanic,
     web::Html,
     Endpoint, EndpointExt, Response, Route,
 };
@@ -112,6 +112,8 @@ impl App {
                 let endpoint = state
                     .metrics
                     .endpoint(state.accounts.hasher().clone())
+                    .catch_all_error(|err| async move { err.into_response() })
+                    .with(server::security_headers())
                     .boxed();
                 Some((listener, endpoint, local_addr))
             }
@@ -471,13 +473,7 @@ pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Respon
         .with(CatchPanic::new().with_handler(|_| {
             poem::Error::from(Error::Internal("handler panicked".to_owned())).into_response()
         }))
-        .with(
-            server::SECURITY_HEADERS
-                .iter()
-                .fold(SetHeader::new(), |set, (name, value)| {
-                    set.overriding(*name, *value)
-                }),
-        )
+        .with(server::security_headers())
         .with(RequestLog)
 }
 
