@@ -122,11 +122,12 @@ fn add_error_examples(doc: &mut Value) {
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
     };
-    for operation in paths
+    for (method, operation) in paths
         .values_mut()
         .filter_map(Value::as_object_mut)
-        .flat_map(|methods| methods.values_mut())
+        .flat_map(|methods| methods.iter_mut())
     {
+        let creates = method == "post";
         // The login is the one operation with a body and no bearer token.
         let login = operation.get("security").is_none() && operation.get("requestBody").is_some();
         let Some(responses) = operation["responses"].as_object_mut() else {
@@ -139,7 +140,7 @@ fn add_error_examples(doc: &mut Value) {
                 .and_then(|s| StatusCode::from_u16(s).ok());
             let Some(example) = status
                 .filter(|s| s.is_client_error() || s.is_server_error())
-                .and_then(|s| Error::example_body(s, login))
+                .and_then(|s| Error::example_body(s, login, creates))
             else {
                 continue;
             };
