@@ -8,7 +8,6 @@ use migration::{Migrator, MigratorTrait};
 use poem::{
     endpoint::{make_sync, BoxEndpoint},
     middleware::CatchPanic,
-    web::Html,
     Endpoint, EndpointExt, Response, Route,
 };
 use secrecy::ExposeSecret;
@@ -448,14 +447,8 @@ pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Respon
     Route::new()
         .at(format!("{ASSETS_PATH}/:name"), DocAssets::endpoint())
         .nest("/", service)
-        .at(
-            DOCS_PATH,
-            make_sync(move |_| Html(swagger.swagger_ui_html().to_owned())),
-        )
-        .at(
-            REDOC_PATH,
-            make_sync(move |_| Html(redoc.redoc_html().to_owned())),
-        )
+        .at(DOCS_PATH, make_sync(move |_| swagger.swagger_ui_page()))
+        .at(REDOC_PATH, make_sync(move |_| redoc.redoc_page()))
         .at(
             OPENAPI_PATH,
             make_sync(move |_| {
