@@ -105,6 +105,17 @@ impl App {
             .reloads_signing_keys()
             .then(|| signing_keys::reload_period(settings.jwks_max_age()));
         let (listener, local_addr) = bind(serve.bind).await?;
+        if !local_addr.ip().to_canonical().is_loopback()
+            && settings.public_url.is_none()
+            && settings.jwt_issuer.is_none()
+        {
+            tracing::warn!(
+                addr = %local_addr,
+                "listening beyond loopback without PUBLIC_URL or JWT_ISSUER: the URLs the \
+                 metadata names follow each request's Host header (and are sent with \
+                 Cache-Control: no-store); set PUBLIC_URL to the URL clients reach gatehouse at"
+            );
+        }
         let metrics = match settings.metrics_bind {
             Some(addr) => {
                 let (listener, local_addr) = bind(addr).await?;
@@ -254,6 +265,7 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
             }
         },
         jwks_max_age: settings.jwks_max_age(),
+        public_url: settings.public_url.clone(),
         jwt_issuer: settings.jwt_issuer.clone(),
         root_path: settings.root_path.as_str().into(),
         client_timeout: settings.client_timeout(),
