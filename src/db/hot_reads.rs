@@ -273,18 +273,18 @@ pub(super) mod tests {
 
     pub(crate) async fn add_session(db: &Db, id: &str) {
         let alice = find_user(db, "alice").await.unwrap().unwrap();
-        let session = session::Model {
+        let session = session::NewSession {
             id: id.into(),
             user_id: alice.id,
+            token_version: alice.token_version,
             scope: "me".into(),
-            generation: 0,
             created_at: 1,
-            last_used_at: 1,
             expires_at: i64::MAX,
             client_addr: None,
             user_agent: None,
         };
-        session::start(db, session, None, 1000).await.unwrap();
+        let started = session::start(db, session, 1000).await.unwrap();
+        assert_eq!(started, session::Started::Started);
     }
 
     #[tokio::test]

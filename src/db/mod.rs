@@ -4,8 +4,8 @@
 pub mod group_commit;
 pub mod hot_reads;
 pub mod known_client;
+pub mod legacy_refresh_token;
 pub mod login_failure;
-pub mod refresh_token;
 pub mod server_secret;
 pub mod session;
 pub mod signing_key;
@@ -13,7 +13,7 @@ pub mod sqlite_file;
 pub mod url;
 pub mod user;
 
-use std::{path::Path, str::FromStr, sync::OnceLock, time::Duration};
+use std::{future::Future, path::Path, pin::Pin, str::FromStr, sync::OnceLock, time::Duration};
 
 use chrono::Utc;
 use sea_orm::{
@@ -22,7 +22,7 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QueryTrait,
-    RuntimeErr, SqlErr, Statement, TransactionTrait,
+    RuntimeErr, SqlErr, Statement, TransactionError, TransactionTrait,
 };
 
 pub use sea_orm::DatabaseConnection as Db;
@@ -196,20 +196,78 @@ async fn update_and_revoke(
     if !revoke {
         return Ok(update.exec(db).await?.rows_affected > 0);
     }
-    let txn = db.begin().await?;
-    let exists = update.exec(&txn).await?.rows_affected > 0;
-    session::end_all_of(&txn, username).await?;
-    txn.commit().await?;
-    Ok(exists)
+    // The user's row first, then the sessions (see `session`'s comment on lock order).
+    retrying_conflicts(db, |txn| {
+        let (update, username) = (update.clone(), username.to_owned());
+        Box::pin(async move {
+            let exists = update.exec(txn).await?.rows_affected > 0;
+            session::end_all_of(txn, &username).await?;
+            Ok(exists)
+        })
+    })
+    .await
 }
 
 /// Deletes `username`; returns whether the user existed.
 pub async fn delete_user(db: &Db, username: &str) -> Result<bool, DbErr> {
-    let deleted = user::Entity::delete_many()
-        .filter(user::Column::Username.eq(username))
-        .exec(db)
-        .await?;
-    Ok(deleted.rows_affected > 0)
+    // The sessions first, in the one lock order, rather than by the foreign key's
+    // cascade, whose order is the table's.
+    retrying_conflicts(db, |txn| {
+        let username = username.to_owned();
+        Box::pin(async move {
+            session::end_all_of(txn, &username).await?;
+            let deleted = user::Entity::delete_many()
+                .filter(user::Column::Username.eq(&username))
+                .exec(txn)
+                .await?;
+            Ok(deleted.rows_affected > 0)
+        })
+    })
+    .await
+}
+
+/// How often a transaction that PostgreSQL aborted for a conflict is tried.
+const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// Runs `work` in a transaction, and again when PostgreSQL chose it as a deadlock's
+/// victim or failed it for serialization: such a failure is a race lost, not an error of
+/// the request. With one lock order it should not happen; a revocation must not fail
+/// because refreshes run at the same time, so it is retried all the same.
+async fn retrying_conflicts<T, F>(db: &Db, work: F) -> Result<T, DbErr>
+where
+    T: Send,
+    F: for<'c> Fn(
+            &'c DatabaseTransaction,
+        ) -> Pin<Box<dyn Future<Output = Result<T, DbErr>> + Send + 'c>>
+        + Send
+        + Sync,
+{
+    let mut attempt = 1;
+    loop {
+        match db.transaction::<_, T, DbErr>(|txn| work(txn)).await {
+            Ok(done) => return Ok(done),
+            Err(TransactionError::Transaction(e))
+                if attempt < CONFLICT_ATTEMPTS && is_conflict(&e) =>
+            {
+                tracing::info!(error = %e, attempt, "transaction lost a race; retrying");
+                attempt += 1;
+            }
+            Err(TransactionError::Connection(e) | TransactionError::Transaction(e)) => {
+                return Err(e)
+            }
+        }
+    }
+}
+
+/// Whether PostgreSQL aborted a statement as a deadlock's victim (40P01) or for a
+/// serialization failure (40001).
+pub fn is_conflict(e: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(e)))
+    | DbErr::Query(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(e)))) = e
+    else {
+        return false;
+    };
+    matches!(e.code().as_deref(), Some("40P01" | "40001"))
 }
 
 #[derive(Debug, thiserror::Error)]

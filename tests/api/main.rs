@@ -27,6 +27,7 @@ mod revocation;
 mod rotation;
 mod routing;
 mod scopes;
+mod session_invariants;
 mod sessions;
 mod storage;
 mod throttle;
