@@ -147,7 +147,8 @@ async fn postgres_serves_the_same_login() {
             email: None,
             full_name: None,
             hashed_password: "x".into(),
-            disabled: false
+            disabled: false,
+            username_skeleton: None,
         }
     )
     .await
@@ -218,6 +219,7 @@ async fn the_scopes_migration_is_reversible_and_gives_existing_users_me_and_item
         full_name: None,
         hashed_password: "x".into(),
         disabled: false,
+        username_skeleton: None,
     };
     db::create_user_holding(&db, user("root"), Some("admin".into()))
         .await
