@@ -31,3 +31,4 @@ mod sessions;
 mod storage;
 mod throttle;
 mod user_identity;
+mod usernames;
