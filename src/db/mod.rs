@@ -235,6 +235,27 @@ pub async fn find_user(db: &Db, username: &str) -> Result<Option<user::Model>, D
     user::Entity::find().from_raw_sql(stmt).one(db).await
 }
 
+/// The user named `sent`, else the one named `alternative` (another form of the same
+/// name), in one query.
+pub async fn find_user_or(
+    db: &Db,
+    sent: &str,
+    alternative: &str,
+) -> Result<Option<user::Model>, DbErr> {
+    if sent == alternative || alternative.contains('\0') {
+        return find_user(db, sent).await;
+    }
+    if sent.contains('\0') {
+        return find_user(db, alternative).await;
+    }
+    let mut found = user::Entity::find()
+        .filter(user::Column::Username.is_in([sent, alternative]))
+        .all(db)
+        .await?;
+    found.sort_by_key(|u| u.username != sent);
+    Ok(found.into_iter().next())
+}
+
 /// `find_user`'s SQL (see [`built_once`]). Usernames are unique, so it needs no `LIMIT`.
 pub(super) fn find_user_sql(backend: DbBackend) -> &'static str {
     static SQL: BuiltOnce = BuiltOnce::new();

@@ -422,3 +422,78 @@ async fn existing_users_get_their_keys_in_pages_and_a_held_key_is_never_taken() 
     );
     assert_eq!(key("USER2").await, Some(look_alike_key("fresh")));
 }
+
+#[tokio::test]
+async fn a_name_logs_in_in_its_fullwidth_and_nfd_forms_and_counts_its_failures_once() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.max_failed_logins_per_account = 3;
+        s.max_failed_logins_per_address = 1000;
+    })
+    .await;
+    let admin = admin_token(&app).await;
+    assert_eq!(
+        create(&app, &admin, "ren\u{e9}").await,
+        created("ren\u{e9}")
+    );
+
+    let fullwidth_johndoe = "\u{ff4a}\u{ff4f}\u{ff48}\u{ff4e}\u{ff44}\u{ff4f}\u{ff45}";
+    for (sent, stored, password) in [
+        (fullwidth_johndoe, "johndoe", "secret"),
+        ("\u{ff4a}ohndoe", "johndoe", "secret"),
+        ("rene\u{301}", "ren\u{e9}", "pw"),
+    ] {
+        let token = app.token(sent, password).await;
+        assert_eq!(crate::helpers::segment(&token, 1)["sub"], stored);
+        let me: Value = app.me(&token).await.json().await.unwrap();
+        assert_eq!(me["username"], stored, "{sent:?}");
+    }
+    // An unknown name answers alike in any form.
+    let unknown = |name: &'static str| {
+        let app = &app;
+        async move { parts(app.login(name, "secret").await, &["www-authenticate"]).await }
+    };
+    assert_eq!(
+        unknown("\u{ff4e}\u{ff4f}\u{ff42}\u{ff4f}\u{ff44}\u{ff59}").await,
+        unknown("nobody").await
+    );
+
+    // The forms of one name share its failed-login budget: three failures in three forms
+    // lock out all of them.
+    for sent in [fullwidth_johndoe, "johndoe", "\u{ff4a}ohndoe"] {
+        assert_eq!(app.login(sent, "wrong").await.status(), 401, "{sent:?}");
+    }
+    let too_many = (
+        429,
+        json!({"detail": "Too many failed attempts, retry later"}),
+    );
+    for sent in ["johndoe", fullwidth_johndoe] {
+        let (status, body, _) = parts(app.login(sent, "secret").await, &[]).await;
+        assert_eq!((status, body), too_many, "{sent:?}");
+    }
+    // Another name is another budget.
+    assert_eq!(app.login("ren\u{e9}", "pw").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_name_stored_as_sent_wins_over_its_prepared_form() {
+    let test_db = TestDb::new().await;
+    let app = start(test_db.settings()).await;
+    // Two users an older release could store: a fullwidth name and its ASCII form.
+    let fullwidth = "\u{ff57}\u{ff49}\u{ff44}\u{ff45}";
+    insert_existing(&app.db, fullwidth).await;
+    let user = NewUser {
+        username: "wide".to_owned(),
+        email: None,
+        full_name: None,
+        hashed_password: gatehouse::auth::password::hash_password("other").unwrap(),
+        disabled: false,
+        username_skeleton: None,
+    };
+    db::create_user(&app.db, user).await.unwrap();
+
+    assert_eq!(me(&app, fullwidth).await["username"], fullwidth);
+    assert_eq!(app.login(fullwidth, "other").await.status(), 401);
+    let token = app.token("wide", "other").await;
+    let me: Value = app.me(&token).await.json().await.unwrap();
+    assert_eq!(me["username"], "wide");
+}
