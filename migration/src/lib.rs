@@ -11,6 +11,7 @@ mod m20261130_000005_add_user_scopes;
 mod m20261130_000006_create_sessions;
 mod m20261130_000010_create_signing_keys;
 mod m20261206_000007_bounded_sessions;
+mod m20261206_000010_username_skeletons;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_create_sessions::Migration),
             Box::new(m20261130_000010_create_signing_keys::Migration),
             Box::new(m20261206_000007_bounded_sessions::Migration),
+            Box::new(m20261206_000010_username_skeletons::Migration),
         ]
     }
 }

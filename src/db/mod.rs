@@ -12,6 +12,7 @@ pub mod signing_key;
 pub mod sqlite_file;
 pub mod url;
 pub mod user;
+pub mod username_skeleton;
 
 use std::{future::Future, path::Path, pin::Pin, str::FromStr, sync::OnceLock, time::Duration};
 
@@ -142,6 +143,9 @@ pub struct NewUser {
     pub full_name: Option<String>,
     pub hashed_password: String,
     pub disabled: bool,
+    /// The name's look-alike key (`users.username_skeleton`), unique; `None` leaves it to
+    /// be recorded when the server next starts.
+    pub username_skeleton: Option<String>,
 }
 
 /// Changes to one user; `None` leaves a field as it is.
@@ -289,6 +293,27 @@ pub async fn find_user(db: &Db, username: &str) -> Result<Option<user::Model>, D
     user::Entity::find().from_raw_sql(stmt).one(db).await
 }
 
+/// The user named `sent`, else the one named `alternative` (another form of the same
+/// name), in one query.
+pub async fn find_user_or(
+    db: &Db,
+    sent: &str,
+    alternative: &str,
+) -> Result<Option<user::Model>, DbErr> {
+    if sent == alternative || alternative.contains('\0') {
+        return find_user(db, sent).await;
+    }
+    if sent.contains('\0') {
+        return find_user(db, alternative).await;
+    }
+    let mut found = user::Entity::find()
+        .filter(user::Column::Username.is_in([sent, alternative]))
+        .all(db)
+        .await?;
+    found.sort_by_key(|u| u.username != sent);
+    Ok(found.into_iter().next())
+}
+
 /// `find_user`'s SQL (see [`built_once`]). Usernames are unique, so it needs no `LIMIT`.
 pub(super) fn find_user_sql(backend: DbBackend) -> &'static str {
     static SQL: BuiltOnce = BuiltOnce::new();
@@ -345,6 +370,7 @@ fn active_user(new: NewUser, scopes: Option<String>) -> user::ActiveModel {
         scopes: scopes.map_or(NotSet, Set),
         created_at: Set(now),
         updated_at: Set(now),
+        username_skeleton: Set(new.username_skeleton),
     }
 }
 
@@ -371,7 +397,8 @@ pub async fn create_user_holding(
     }
 }
 
-/// Creates the user unless the username is taken; returns whether it was created.
+/// Creates the user unless the username (or its look-alike key) is taken; returns whether
+/// it was created.
 pub async fn create_user_if_absent(db: &Db, new: NewUser) -> Result<bool, DbErr> {
     create_user_holding_if_absent(db, new, None).await
 }
@@ -382,12 +409,9 @@ pub async fn create_user_holding_if_absent(
     new: NewUser,
     scopes: Option<String>,
 ) -> Result<bool, DbErr> {
+    // No conflict target: a taken name or a taken look-alike key alike.
     let inserted = user::Entity::insert(active_user(new, scopes))
-        .on_conflict(
-            OnConflict::column(user::Column::Username)
-                .do_nothing()
-                .to_owned(),
-        )
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
         .exec_without_returning(db)
         .await?;
     Ok(inserted > 0)

@@ -32,3 +32,4 @@ mod sessions;
 mod storage;
 mod throttle;
 mod user_identity;
+mod usernames;

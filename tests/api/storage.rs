@@ -147,7 +147,8 @@ async fn postgres_serves_the_same_login() {
             email: None,
             full_name: None,
             hashed_password: "x".into(),
-            disabled: false
+            disabled: false,
+            username_skeleton: None,
         }
     )
     .await
@@ -218,6 +219,7 @@ async fn the_scopes_migration_is_reversible_and_gives_existing_users_me_and_item
         full_name: None,
         hashed_password: "x".into(),
         disabled: false,
+        username_skeleton: None,
     };
     db::create_user_holding(&db, user("root"), Some("admin".into()))
         .await
@@ -293,15 +295,24 @@ async fn refresh_tokens_issued_before_the_bounded_sessions_migration_keep_their_
     // carol, with two sessions as the old schema kept them: each rotated once, its first
     // refresh token spent and its second current, both stored as hashes.
     let hash = gatehouse::auth::password::hash_password("carol-pw").unwrap();
-    let user = db::NewUser {
-        username: "carol".into(),
-        email: None,
-        full_name: None,
-        hashed_password: hash,
-        disabled: false,
-    };
-    db::create_user(&conn, user).await.unwrap();
-    let carol = db::find_user(&conn, "carol").await.unwrap().unwrap();
+    let created = chrono::Utc::now();
+    execute(
+        &conn,
+        "INSERT INTO users (username, hashed_password, disabled, token_version, scopes, \
+         created_at, updated_at) VALUES ('carol', ?, false, 0, 'me items', ?, ?)",
+        vec![hash.into(), created.into(), created.into()],
+    )
+    .await;
+    let carol_id: i32 = conn
+        .query_one(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT id FROM users WHERE username = 'carol'",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "id")
+        .unwrap();
     let now = crate::helpers::now();
     for (sid, created) in [
         ("legacy-session-0000001", now - 20),
@@ -313,7 +324,7 @@ async fn refresh_tokens_issued_before_the_bounded_sessions_migration_keep_their_
              expires_at) VALUES (?, ?, 'me items', 1, ?, ?, ?)",
             vec![
                 sid.into(),
-                carol.id.into(),
+                carol_id.into(),
                 created.into(),
                 created.into(),
                 (now + 86_400).into(),
