@@ -14,7 +14,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::{
-    accounts::{signing_keys, Accounts, AccountsError, Scopes, SessionRules},
+    accounts::{signing_keys, usernames, Accounts, AccountsError, Scopes, SessionRules},
     api::{
         self,
         assets::{DocAssets, ASSETS_PATH},
@@ -222,6 +222,16 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StartupError> {
     Migrator::up(&db, None)
         .await
         .map_err(StartupError::Migration)?;
+    // Under the lock, so replicas starting together record them one after the other. Not
+    // a reason to refuse to start: names are still checked against the keys recorded.
+    match usernames::record_look_alike_keys(&db).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(users = n, "recorded the look-alike keys of existing users"),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "could not record the look-alike keys of existing users; retried at the next start"
+        ),
+    }
     if let Some(lock) = lock {
         lock.commit().await.map_err(StartupError::Migration)?;
     }
@@ -424,7 +434,7 @@ async fn purge_expired(db: Db, accounts: Accounts) {
 }
 
 /// The tutorial's users: johndoe/secret (its published hash) and disabled alice/secret2,
-/// holding every scope.
+/// holding every scope; each unless a user of that name, or one that looks like it, exists.
 async fn seed_demo_users(db: &Db) -> Result<(), sea_orm::DbErr> {
     let demo = [
         NewUser {
@@ -433,6 +443,7 @@ async fn seed_demo_users(db: &Db) -> Result<(), sea_orm::DbErr> {
             full_name: Some("John Doe".to_owned()),
             hashed_password: "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc".to_owned(),
             disabled: false,
+            username_skeleton: Some(usernames::look_alike_key("johndoe")),
         },
         NewUser {
             username: "alice".to_owned(),
@@ -440,6 +451,7 @@ async fn seed_demo_users(db: &Db) -> Result<(), sea_orm::DbErr> {
             full_name: Some("Alice Wonderson".to_owned()),
             hashed_password: "$argon2id$v=19$m=65536,t=3,p=4$SGHSvpimTShkAsnQIG44jg$H/oGZa5X2ZGEn3OVecVvoNHDGyw4baYXQDDe6VfII7Y".to_owned(),
             disabled: true,
+            username_skeleton: Some(usernames::look_alike_key("alice")),
         },
     ];
     for user in demo {

@@ -11,7 +11,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{AccountsError, Scope, Scopes, MAX_PASSWORD_BYTES, MAX_USERNAME_CHARS};
+use super::{usernames, AccountsError, Scope, Scopes, MAX_PASSWORD_BYTES};
 use crate::{
     auth::password::PasswordHasher,
     db::{
@@ -27,6 +27,7 @@ pub const MAX_PROFILE_CHARS: usize = 256;
 /// A user to create, without the password.
 #[derive(Debug, Clone)]
 pub struct NewAccount {
+    /// As given: [`add_user`] prepares it (see `accounts::usernames`).
     pub username: String,
     pub email: Option<String>,
     pub full_name: Option<String>,
@@ -68,23 +69,6 @@ pub fn check_profile_field(field: &'static str, value: Option<&str>) -> Result<(
     Ok(())
 }
 
-/// Usernames are 1 to [`MAX_USERNAME_CHARS`] characters without control characters.
-pub fn check_username(username: &str) -> Result<(), AccountsError> {
-    if username.is_empty() || username.chars().count() > MAX_USERNAME_CHARS {
-        return Err(invalid(
-            "username",
-            format!("username must be 1 to {MAX_USERNAME_CHARS} characters"),
-        ));
-    }
-    if username.chars().any(char::is_control) {
-        return Err(invalid(
-            "username",
-            "username must not contain control characters".to_owned(),
-        ));
-    }
-    Ok(())
-}
-
 /// Passwords are 1 to [`MAX_PASSWORD_BYTES`] bytes.
 pub fn check_password(password: &SecretString) -> Result<(), AccountsError> {
     let len = password.expose_secret().len();
@@ -103,32 +87,37 @@ pub fn check_password(password: &SecretString) -> Result<(), AccountsError> {
     Ok(())
 }
 
-/// Creates a user with `password`.
+/// Creates a user with `password`; returns the username as stored (prepared, see
+/// `accounts::usernames`). A name that looks like an existing user's is taken as well.
 pub async fn add_user(
     db: &Db,
     hasher: &PasswordHasher,
     account: NewAccount,
     password: SecretString,
-) -> Result<(), AccountsError> {
-    check_username(&account.username)?;
+) -> Result<String, AccountsError> {
+    let username = usernames::prepare(&account.username)?;
     check_profile_field("email", account.email.as_deref())?;
     check_profile_field("full_name", account.full_name.as_deref())?;
     check_password(&password)?;
     let hashed_password = hasher.hash(password).await?;
     let new = NewUser {
-        username: account.username,
+        username_skeleton: Some(usernames::look_alike_key(&username)),
+        username: username.clone(),
         email: account.email,
         full_name: account.full_name,
         hashed_password,
         disabled: account.disabled,
     };
     let scopes = Some(account.scopes.to_string());
+    // The name's and the key's UNIQUE indexes decide, so two creations that race cannot
+    // both win.
     db::create_user_holding(db, new, scopes)
         .await
         .map_err(|e| match e {
             CreateUserError::Exists(name) => AccountsError::UserExists(name),
             CreateUserError::Db(e) => AccountsError::Database(e),
-        })
+        })?;
+    Ok(username)
 }
 
 /// Sets `username`'s password and revokes every token issued before.

@@ -11,6 +11,7 @@ mod scopes;
 mod self_service;
 mod sessions;
 pub mod signing_keys;
+pub mod usernames;
 
 use std::sync::Arc;
 

@@ -68,7 +68,10 @@ impl From<user::Model> for AdminUser {
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct AdminUserCreate {
-    /// 1 to 128 characters, no control characters; unique.
+    /// 1 to 128 characters. Stored width-mapped and in NFC (RFC 8265's
+    /// UsernameCasePreserved); no spaces, control, invisible or direction characters
+    /// (Unicode categories Zs, Zl, Zp, Cc, Cf). Unique: a name that looks like an existing
+    /// one (the same Unicode TR39 skeleton, case folded) is already registered.
     #[oai(validator(
         min_length = 1,
         max_length = 128,
@@ -301,7 +304,6 @@ impl AdminUsersApi {
         let scopes = new
             .scopes
             .map_or(Scopes::DEFAULT_HELD, |s| s.into_iter().collect());
-        let username = new.username.clone();
         let account = NewAccount {
             username: new.username,
             email: new.email,
@@ -310,7 +312,8 @@ impl AdminUsersApi {
             scopes,
         };
         let db = state.accounts.db();
-        manage::add_user(db, state.accounts.hasher(), account, secret(new.password)).await?;
+        let username =
+            manage::add_user(db, state.accounts.hasher(), account, secret(new.password)).await?;
         let created = manage::get_user(db, &username).await?;
         Ok(CreatedResponse::Created(Json(created.into())))
     }

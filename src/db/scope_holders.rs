@@ -7,15 +7,17 @@
 //! statements, each taking the scope from the other of its last two holders, would each
 //! still see the other holding it; so there each transaction first locks the rows of every
 //! enabled holder, in id order (one order: no deadlock). The second then waits for the
-//! first to commit, and its statement sees the first one's change.
+//! first to commit, and its statement sees the first one's change. The users' rows come
+//! before the sessions, as in every transaction that changes a user (see `session`), and
+//! a transaction PostgreSQL aborts for a conflict is tried again.
 
 use sea_orm::{
     sea_query::{Alias, Expr, IntoIden, LockType, Query, SimpleExpr},
     ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, TransactionTrait,
+    QueryOrder, QuerySelect,
 };
 
-use super::{session, user, user_update, Db, UserChanges};
+use super::{retrying_conflicts, session, user, user_update, Db, UserChanges};
 
 /// What a change that keeps a holder of the scope did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,22 +51,23 @@ pub async fn change_user_keeping_holder(
         return Ok(KeptHolder::NoSuchUser);
     }
     let (update, revoke) = user_update(username, changes);
-    let txn = begin_locking_holders(db, scope).await?;
-    let changed = update
-        .filter(another_holder_remains(username, scope))
-        .exec(&txn)
-        .await?
-        .rows_affected
-        > 0;
-    if !changed {
-        return refused(txn, username).await;
-    }
-    // As `change_user` does: no refresh token may outlive the access tokens the bump revoked.
-    if revoke {
-        session::end_all_of(&txn, username).await?;
-    }
-    txn.commit().await?;
-    Ok(KeptHolder::Done)
+    let update = update.filter(another_holder_remains(username, scope));
+    retrying_conflicts(db, |txn| {
+        let (update, username, scope) = (update.clone(), username.to_owned(), scope.to_owned());
+        Box::pin(async move {
+            lock_holders(txn, &scope).await?;
+            if update.exec(txn).await?.rows_affected == 0 {
+                return refused(txn, &username).await;
+            }
+            // As `change_user` does, after the user's row: no refresh token may outlive
+            // the access tokens the bump revoked.
+            if revoke {
+                session::end_all_of(txn, &username).await?;
+            }
+            Ok(KeptHolder::Done)
+        })
+    })
+    .await
 }
 
 /// [`super::delete_user`], unless `username` is the last enabled user holding `scope`.
@@ -76,25 +79,39 @@ pub async fn delete_user_keeping_holder(
     if username.contains('\0') {
         return Ok(KeptHolder::NoSuchUser);
     }
-    let txn = begin_locking_holders(db, scope).await?;
-    let deleted = user::Entity::delete_many()
+    // The check is a write that changes nothing, so that it is the transaction's first
+    // write (SQLite) and locks the user's row before the sessions (PostgreSQL).
+    let check = user::Entity::update_many()
+        .col_expr(
+            user::Column::UpdatedAt,
+            Expr::col((user::Entity, user::Column::UpdatedAt)).into(),
+        )
         .filter(user::Column::Username.eq(username))
-        .filter(another_holder_remains(username, scope))
-        .exec(&txn)
-        .await?;
-    if deleted.rows_affected == 0 {
-        return refused(txn, username).await;
-    }
-    txn.commit().await?;
-    Ok(KeptHolder::Done)
+        .filter(another_holder_remains(username, scope));
+    retrying_conflicts(db, |txn| {
+        let (check, username, scope) = (check.clone(), username.to_owned(), scope.to_owned());
+        Box::pin(async move {
+            lock_holders(txn, &scope).await?;
+            if check.exec(txn).await?.rows_affected == 0 {
+                return refused(txn, &username).await;
+            }
+            // As `delete_user` does: the sessions before the row, not by the cascade.
+            session::end_all_of(txn, &username).await?;
+            user::Entity::delete_many()
+                .filter(user::Column::Username.eq(&username))
+                .exec(txn)
+                .await?;
+            Ok(KeptHolder::Done)
+        })
+    })
+    .await
 }
 
-/// A transaction that, on PostgreSQL, holds the rows of every enabled user holding `scope`
-/// until it ends. Not on SQLite: a read first would make the transaction a reader that
+/// On PostgreSQL, locks the rows of every enabled user holding `scope` until the
+/// transaction ends. Not on SQLite: a read first would make the transaction a reader that
 /// must then upgrade, which fails when another writer came in between; its first write
 /// takes the one write lock instead.
-async fn begin_locking_holders(db: &Db, scope: &str) -> Result<DatabaseTransaction, DbErr> {
-    let txn = db.begin().await?;
+async fn lock_holders(txn: &DatabaseTransaction, scope: &str) -> Result<(), DbErr> {
     if txn.get_database_backend() == DbBackend::Postgres {
         // NO KEY UPDATE: it excludes another such lock, not a login's key-share lock on
         // its user's row.
@@ -105,20 +122,20 @@ async fn begin_locking_holders(db: &Db, scope: &str) -> Result<DatabaseTransacti
             .order_by_asc(user::Column::Id)
             .lock(LockType::NoKeyUpdate)
             .into_tuple::<i32>()
-            .all(&txn)
+            .all(txn)
             .await?;
     }
-    Ok(txn)
+    Ok(())
 }
 
-/// The change changed nothing: the user is missing, or is the last holder.
-async fn refused(txn: DatabaseTransaction, username: &str) -> Result<KeptHolder, DbErr> {
+/// The guarded statement changed nothing: the user is missing, or is the last holder.
+/// Nothing was written, so the transaction may as well commit.
+async fn refused(txn: &DatabaseTransaction, username: &str) -> Result<KeptHolder, DbErr> {
     let exists = user::Entity::find()
         .filter(user::Column::Username.eq(username))
-        .one(&txn)
+        .one(txn)
         .await?
         .is_some();
-    txn.rollback().await?;
     Ok(match exists {
         true => KeptHolder::LastHolder,
         false => KeptHolder::NoSuchUser,
