@@ -7,8 +7,7 @@ use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 use migration::{Migrator, MigratorTrait};
 use poem::{
     endpoint::{make_sync, BoxEndpoint},
-    middleware::{CatchPanic, SetHeader},
-    web::Html,
+    middleware::CatchPanic,
     Endpoint, EndpointExt, Response, Route,
 };
 use secrecy::ExposeSecret;
@@ -106,12 +105,25 @@ impl App {
             .reloads_signing_keys()
             .then(|| signing_keys::reload_period(settings.jwks_max_age()));
         let (listener, local_addr) = bind(serve.bind).await?;
+        if !local_addr.ip().to_canonical().is_loopback()
+            && settings.public_url.is_none()
+            && settings.jwt_issuer.is_none()
+        {
+            tracing::warn!(
+                addr = %local_addr,
+                "listening beyond loopback without PUBLIC_URL or JWT_ISSUER: the URLs the \
+                 metadata names follow each request's Host header (and are sent with \
+                 Cache-Control: no-store); set PUBLIC_URL to the URL clients reach gatehouse at"
+            );
+        }
         let metrics = match settings.metrics_bind {
             Some(addr) => {
                 let (listener, local_addr) = bind(addr).await?;
                 let endpoint = state
                     .metrics
                     .endpoint(state.accounts.hasher().clone())
+                    .catch_all_error(|err| async move { err.into_response() })
+                    .with(server::security_headers())
                     .boxed();
                 Some((listener, endpoint, local_addr))
             }
@@ -263,6 +275,7 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
             }
         },
         jwks_max_age: settings.jwks_max_age(),
+        public_url: settings.public_url.clone(),
         jwt_issuer: settings.jwt_issuer.clone(),
         root_path: settings.root_path.as_str().into(),
         client_timeout: settings.client_timeout(),
@@ -458,14 +471,8 @@ pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Respon
     Route::new()
         .at(format!("{ASSETS_PATH}/:name"), DocAssets::endpoint())
         .nest("/", service)
-        .at(
-            DOCS_PATH,
-            make_sync(move |_| Html(swagger.swagger_ui_html().to_owned())),
-        )
-        .at(
-            REDOC_PATH,
-            make_sync(move |_| Html(redoc.redoc_html().to_owned())),
-        )
+        .at(DOCS_PATH, make_sync(move |_| swagger.swagger_ui_page()))
+        .at(REDOC_PATH, make_sync(move |_| redoc.redoc_page()))
         .at(
             OPENAPI_PATH,
             make_sync(move |_| {
@@ -483,13 +490,7 @@ pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Respon
         .with(CatchPanic::new().with_handler(|_| {
             poem::Error::from(Error::Internal("handler panicked".to_owned())).into_response()
         }))
-        .with(
-            server::SECURITY_HEADERS
-                .iter()
-                .fold(SetHeader::new(), |set, (name, value)| {
-                    set.overriding(*name, *value)
-                }),
-        )
+        .with(server::security_headers())
         .with(RequestLog)
 }
 

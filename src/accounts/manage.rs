@@ -3,13 +3,22 @@
 //! CLI and the admin API both call. Each change that should end a user's tokens does so at
 //! once, on every replica: it bumps the stored `token_version` that every bearer check
 //! compares. A scope change needs no bump: every bearer check reads the held scopes.
+//!
+//! [`change_account`] and [`delete_user`], the admin API's, never take `admin` from the
+//! last enabled user holding it: an API caller could otherwise lock every admin out. The
+//! CLI's [`set_scopes`] and [`set_disabled`] may: an operator with the database at hand is
+//! the way back in.
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{usernames, AccountsError, Scopes, MAX_PASSWORD_BYTES};
+use super::{usernames, AccountsError, Scope, Scopes, MAX_PASSWORD_BYTES};
 use crate::{
     auth::password::PasswordHasher,
-    db::{self, user, CreateUserError, Db, NewUser, UserChanges},
+    db::{
+        self,
+        scope_holders::{self, KeptHolder},
+        user, CreateUserError, Db, NewUser, UserChanges,
+    },
 };
 
 /// Longest email and full name accepted, in characters.
@@ -134,7 +143,8 @@ pub async fn revoke_tokens(db: &Db, username: &str) -> Result<(), AccountsError>
 }
 
 /// Applies `changes` to `username` at once: a disable or a new password also revokes every
-/// token issued before; new scopes apply from the next request.
+/// token issued before; new scopes apply from the next request. A disable or new scopes
+/// that would leave no enabled user holding `admin` are refused ([`AccountsError::LastAdmin`]).
 pub async fn change_account(
     db: &Db,
     hasher: &PasswordHasher,
@@ -160,7 +170,10 @@ pub async fn change_account(
         hashed_password,
         scopes: changes.scopes.map(|s| s.to_string()),
     };
-    found(db::change_user(db, username, changes).await?, username)
+    let kept =
+        scope_holders::change_user_keeping_holder(db, username, changes, Scope::Admin.name())
+            .await?;
+    kept_admin(kept, username)
 }
 
 /// Sets the scopes `username` holds; the next request of every token sees them.
@@ -179,9 +192,11 @@ pub async fn get_user(db: &Db, username: &str) -> Result<user::Model, AccountsEr
         .ok_or_else(|| AccountsError::NoSuchUser(username.to_owned()))
 }
 
-/// Deletes `username`; their tokens stop working with them.
+/// Deletes `username`; their tokens stop working with them. The last enabled user holding
+/// `admin` is not deleted ([`AccountsError::LastAdmin`]).
 pub async fn delete_user(db: &Db, username: &str) -> Result<(), AccountsError> {
-    found(db::delete_user(db, username).await?, username)
+    let kept = scope_holders::delete_user_keeping_holder(db, username, Scope::Admin.name()).await?;
+    kept_admin(kept, username)
 }
 
 /// Every user, by username.
@@ -193,6 +208,14 @@ fn invalid(field: &'static str, message: impl Into<String>) -> AccountsError {
     AccountsError::Invalid {
         field,
         message: message.into(),
+    }
+}
+
+fn kept_admin(kept: KeptHolder, username: &str) -> Result<(), AccountsError> {
+    match kept {
+        KeptHolder::Done => Ok(()),
+        KeptHolder::NoSuchUser => Err(AccountsError::NoSuchUser(username.to_owned())),
+        KeptHolder::LastHolder => Err(AccountsError::LastAdmin(username.to_owned())),
     }
 }
 

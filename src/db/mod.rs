@@ -6,6 +6,7 @@ pub mod hot_reads;
 pub mod known_client;
 pub mod legacy_refresh_token;
 pub mod login_failure;
+pub mod scope_holders;
 pub mod server_secret;
 pub mod session;
 pub mod signing_key;
@@ -161,6 +162,13 @@ pub struct UserChanges {
 /// Applies `changes` to `username`; disabling or a new password also revokes every token
 /// and session issued before. Returns whether the user exists.
 pub async fn change_user(db: &Db, username: &str, changes: UserChanges) -> Result<bool, DbErr> {
+    let (update, revoke) = user_update(username, changes);
+    update_and_revoke(db, username, update, revoke).await
+}
+
+/// The one statement that applies `changes` to `username`, and whether it revokes (bumps
+/// `token_version`): a disable or a new password does.
+fn user_update(username: &str, changes: UserChanges) -> (sea_orm::UpdateMany<user::Entity>, bool) {
     let revoke = changes.disabled == Some(true) || changes.hashed_password.is_some();
     let mut update = user::Entity::update_many()
         .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
@@ -186,7 +194,7 @@ pub async fn change_user(db: &Db, username: &str, changes: UserChanges) -> Resul
             Expr::col(user::Column::TokenVersion).add(1),
         );
     }
-    update_and_revoke(db, username, update, revoke).await
+    (update, revoke)
 }
 
 /// Runs `update` on `username`; with `revoke`, also ends every session of the user, in

@@ -650,10 +650,15 @@ async fn a_disable_or_a_revoke_ends_every_session_and_refresh_token() {
         );
         assert_eq!(me_status(&app, &access).await, 401, "{command:?}");
     }
-    // The admin API's disable too.
+    // The admin API's disable too (by another admin: the last one keeps their account).
     gatehouse_cli(&db, &["user", "enable", "johndoe"], "");
+    gatehouse_cli(
+        &db,
+        &["user", "add", "root", "--scopes", "admin"],
+        "root-pw\n",
+    );
     let (access, refresh_token) = login_pair(&app, "johndoe", "secret").await;
-    let (admin, _) = login_pair(&app, "johndoe", "secret").await;
+    let (admin, _) = login_pair(&app, "root", "root-pw").await;
     let resp = send(
         &app,
         reqwest::Method::PATCH,
