@@ -7,15 +7,14 @@ use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 use migration::{Migrator, MigratorTrait};
 use poem::{
     endpoint::{make_sync, BoxEndpoint},
-    middleware::{CatchPanic, SetHeader},
-    web::Html,
+    middleware::CatchPanic,
     Endpoint, EndpointExt, Response, Route,
 };
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::{
-    accounts::{signing_keys, Accounts, AccountsError, Scopes, SessionRules},
+    accounts::{signing_keys, usernames, Accounts, AccountsError, Scopes, SessionRules},
     api::{
         self,
         assets::{DocAssets, ASSETS_PATH},
@@ -106,12 +105,25 @@ impl App {
             .reloads_signing_keys()
             .then(|| signing_keys::reload_period(settings.jwks_max_age()));
         let (listener, local_addr) = bind(serve.bind).await?;
+        if !local_addr.ip().to_canonical().is_loopback()
+            && settings.public_url.is_none()
+            && settings.jwt_issuer.is_none()
+        {
+            tracing::warn!(
+                addr = %local_addr,
+                "listening beyond loopback without PUBLIC_URL or JWT_ISSUER: the URLs the \
+                 metadata names follow each request's Host header (and are sent with \
+                 Cache-Control: no-store); set PUBLIC_URL to the URL clients reach gatehouse at"
+            );
+        }
         let metrics = match settings.metrics_bind {
             Some(addr) => {
                 let (listener, local_addr) = bind(addr).await?;
                 let endpoint = state
                     .metrics
                     .endpoint(state.accounts.hasher().clone())
+                    .catch_all_error(|err| async move { err.into_response() })
+                    .with(server::security_headers())
                     .boxed();
                 Some((listener, endpoint, local_addr))
             }
@@ -210,6 +222,16 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StartupError> {
     Migrator::up(&db, None)
         .await
         .map_err(StartupError::Migration)?;
+    // Under the lock, so replicas starting together record them one after the other. Not
+    // a reason to refuse to start: names are still checked against the keys recorded.
+    match usernames::record_look_alike_keys(&db).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(users = n, "recorded the look-alike keys of existing users"),
+        Err(e) => tracing::warn!(
+            error = %e,
+            "could not record the look-alike keys of existing users; retried at the next start"
+        ),
+    }
     if let Some(lock) = lock {
         lock.commit().await.map_err(StartupError::Migration)?;
     }
@@ -253,6 +275,7 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
             }
         },
         jwks_max_age: settings.jwks_max_age(),
+        public_url: settings.public_url.clone(),
         jwt_issuer: settings.jwt_issuer.clone(),
         root_path: settings.root_path.as_str().into(),
         client_timeout: settings.client_timeout(),
@@ -411,7 +434,7 @@ async fn purge_expired(db: Db, accounts: Accounts) {
 }
 
 /// The tutorial's users: johndoe/secret (its published hash) and disabled alice/secret2,
-/// holding every scope.
+/// holding every scope; each unless a user of that name, or one that looks like it, exists.
 async fn seed_demo_users(db: &Db) -> Result<(), sea_orm::DbErr> {
     let demo = [
         NewUser {
@@ -420,6 +443,7 @@ async fn seed_demo_users(db: &Db) -> Result<(), sea_orm::DbErr> {
             full_name: Some("John Doe".to_owned()),
             hashed_password: "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc".to_owned(),
             disabled: false,
+            username_skeleton: Some(usernames::look_alike_key("johndoe")),
         },
         NewUser {
             username: "alice".to_owned(),
@@ -427,6 +451,7 @@ async fn seed_demo_users(db: &Db) -> Result<(), sea_orm::DbErr> {
             full_name: Some("Alice Wonderson".to_owned()),
             hashed_password: "$argon2id$v=19$m=65536,t=3,p=4$SGHSvpimTShkAsnQIG44jg$H/oGZa5X2ZGEn3OVecVvoNHDGyw4baYXQDDe6VfII7Y".to_owned(),
             disabled: true,
+            username_skeleton: Some(usernames::look_alike_key("alice")),
         },
     ];
     for user in demo {
@@ -446,14 +471,8 @@ pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Respon
     Route::new()
         .at(format!("{ASSETS_PATH}/:name"), DocAssets::endpoint())
         .nest("/", service)
-        .at(
-            DOCS_PATH,
-            make_sync(move |_| Html(swagger.swagger_ui_html().to_owned())),
-        )
-        .at(
-            REDOC_PATH,
-            make_sync(move |_| Html(redoc.redoc_html().to_owned())),
-        )
+        .at(DOCS_PATH, make_sync(move |_| swagger.swagger_ui_page()))
+        .at(REDOC_PATH, make_sync(move |_| redoc.redoc_page()))
         .at(
             OPENAPI_PATH,
             make_sync(move |_| {
@@ -471,13 +490,7 @@ pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Respon
         .with(CatchPanic::new().with_handler(|_| {
             poem::Error::from(Error::Internal("handler panicked".to_owned())).into_response()
         }))
-        .with(
-            server::SECURITY_HEADERS
-                .iter()
-                .fold(SetHeader::new(), |set, (name, value)| {
-                    set.overriding(*name, *value)
-                }),
-        )
+        .with(server::security_headers())
         .with(RequestLog)
 }
 

@@ -14,6 +14,10 @@ use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
 use secrecy::SecretString;
 
+mod public_url;
+
+pub use public_url::PublicUrl;
+
 use crate::{
     accounts::{
         Scopes, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
@@ -195,6 +199,12 @@ pub struct Settings {
           global = true, hide_env_values = true,
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub jwks_max_age_secs: u64,
+    /// The URL clients reach the service at, with any path prefix a proxy adds (e.g.
+    /// `https://auth.example.com`); the URLs the service names start with it, whatever
+    /// the request's `Host`.
+    #[arg(long, env = "PUBLIC_URL", global = true, hide_env_values = true,
+          value_parser = PublicUrl::parse)]
+    pub public_url: Option<PublicUrl>,
     /// `iss` claim to issue and require.
     #[arg(long, env = "JWT_ISSUER", global = true, hide_env_values = true)]
     pub jwt_issuer: Option<String>,
@@ -339,6 +349,7 @@ impl Settings {
             jwt_algorithm: JwtAlgorithm::Hs256,
             jwt_private_key_file: None,
             jwks_max_age_secs: DEFAULT_JWKS_MAX_AGE_SECS,
+            public_url: None,
             jwt_issuer: None,
             jwt_audience: None,
             default_scopes: None,

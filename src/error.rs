@@ -273,6 +273,8 @@ pub enum Error {
     UserNotFound,
     #[error("username already registered")]
     UserExists,
+    #[error("the change would leave no enabled admin")]
+    LastAdmin,
     #[error("method not allowed")]
     MethodNotAllowed { allow: String },
     #[error("database error: {0}")]
@@ -300,6 +302,7 @@ impl From<AccountsError> for Error {
             AccountsError::Database(e) => Error::Database(e),
             AccountsError::UserExists(_) => Error::UserExists,
             AccountsError::NoSuchUser(_) => Error::UserNotFound,
+            AccountsError::LastAdmin(_) => Error::LastAdmin,
             AccountsError::Invalid { field, message } => {
                 Error::Validation(vec![ValidationError::value_error(field, &message)])
             }
@@ -352,6 +355,10 @@ impl Error {
             Error::NotFound => "Not Found",
             Error::UserNotFound => "User not found",
             Error::UserExists => "Username already registered",
+            Error::LastAdmin => {
+                "The last enabled user holding the admin scope cannot lose it: grant admin to \
+                 another user first"
+            }
             Error::MethodNotAllowed { .. } => "Method Not Allowed",
             Error::Database(_) => "Service unavailable, retry later",
             Error::Internal(_) => "Internal Server Error",
@@ -378,8 +385,8 @@ impl Error {
 
     /// The body an operation answers with `status`, as an example for the OpenAPI
     /// document; a `login` (`/token`) checks a password, the other operations a bearer
-    /// token or nothing.
-    pub fn example_body(status: StatusCode, login: bool) -> Option<Value> {
+    /// token or nothing; `creates` (a `POST`) makes something new.
+    pub fn example_body(status: StatusCode, login: bool, creates: bool) -> Option<Value> {
         let error = match status {
             StatusCode::BAD_REQUEST if login => GrantError::InvalidGrant.into(),
             StatusCode::BAD_REQUEST => Error::InactiveUser,
@@ -390,7 +397,8 @@ impl Error {
             StatusCode::REQUEST_TIMEOUT => Error::RequestTimeout,
             // Only the admin API documents these.
             StatusCode::NOT_FOUND => Error::UserNotFound,
-            StatusCode::CONFLICT => Error::UserExists,
+            StatusCode::CONFLICT if creates => Error::UserExists,
+            StatusCode::CONFLICT => Error::LastAdmin,
             StatusCode::PAYLOAD_TOO_LARGE => Error::BodyTooLarge,
             StatusCode::UNPROCESSABLE_ENTITY => {
                 Error::Validation(vec![ValidationError::missing("username")])
@@ -426,7 +434,7 @@ impl ResponseError for Error {
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::Busy | Error::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::NotFound | Error::UserNotFound | Error::SessionNotFound => StatusCode::NOT_FOUND,
-            Error::UserExists => StatusCode::CONFLICT,
+            Error::UserExists | Error::LastAdmin => StatusCode::CONFLICT,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

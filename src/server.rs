@@ -37,6 +37,7 @@ use hyper_util::{
 };
 use poem::{
     http::uri::Scheme,
+    middleware::SetHeader,
     web::{LocalAddr, RemoteAddr},
     Endpoint, Request, Response,
 };
@@ -54,6 +55,16 @@ pub const SECURITY_HEADERS: [(&str, &str); 3] = [
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "no-referrer"),
 ];
+
+/// Middleware adding the [`SECURITY_HEADERS`] to every response of the endpoint it wraps;
+/// errors must have become responses inside it (`SetHeader` passes an error through).
+pub fn security_headers() -> SetHeader {
+    SECURITY_HEADERS
+        .iter()
+        .fold(SetHeader::new(), |set, (name, value)| {
+            set.overriding(*name, *value)
+        })
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

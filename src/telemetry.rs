@@ -7,9 +7,12 @@
 //! Request lines carry method, path, status and latency; never headers, query strings or
 //! bodies, which may hold passwords or tokens.
 //!
-//! Log values may come from clients (a username, a path). In the text format every field
-//! is written through [`Escaped`], so a newline or an ESC byte in one cannot start a forged
-//! log line or drive the reader's terminal; the JSON format escapes them as JSON does.
+//! Log values may come from clients (a username, a path). Every character of the Unicode
+//! categories Cc, Cf, Zl and Zp ([`needs_escape`]) is written as an escape, so a newline,
+//! U+2028 or an ESC byte in one cannot start a forged log line or drive the reader's
+//! terminal, and no invisible or reordering character hides what a line says. The text
+//! format writes every field through [`Escaped`]; the JSON format's writer is
+//! [`JsonEscaped`], since serde_json leaves all but the C0 controls raw.
 
 use std::{fmt::Write as _, io::IsTerminal, time::Instant};
 
@@ -33,11 +36,10 @@ pub fn init(format: &str) -> LogGuard {
     let (writer, guard) = batch_writer::BatchWriter::start();
     let builder = fmt::fmt()
         .with_env_filter(filter)
-        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests starting several apps) keeps the first subscriber.
     let _ = if format == "json" {
-        builder.json().try_init()
+        builder.with_writer(JsonEscaped(writer)).json().try_init()
     } else {
         // The default text fields (`message name=value ...`), each value escaped.
         let fields = debug_fn(|writer, field, value| {
@@ -47,13 +49,13 @@ pub fn init(format: &str) -> LogGuard {
             write!(Escaped(writer), "{value:?}")
         })
         .delimited(" ");
-        builder.fmt_fields(fields).try_init()
+        builder.with_writer(writer).fmt_fields(fields).try_init()
     };
     LogGuard(guard)
 }
 
-/// Writes through to `W`, with control characters (newlines and ESC included) and the
-/// Unicode controls that reorder text written as visible escapes (`\n`, `\u{1b}`).
+/// Writes through to `W`, with every character [`needs_escape`] names written as a
+/// visible escape (`\n`, `\u{1b}`, `\u{2028}`).
 pub struct Escaped<W>(pub W);
 
 impl<W: std::fmt::Write> std::fmt::Write for Escaped<W> {
@@ -69,11 +71,69 @@ impl<W: std::fmt::Write> std::fmt::Write for Escaped<W> {
     }
 }
 
-/// Control characters, and the bidirectional formatting characters that make a terminal or
-/// an editor show text in another order than it was written (CVE-2021-42574).
+/// Characters a log line never carries raw: controls (Cc: newlines, ESC, DEL, U+0085),
+/// format characters (Cf: zero-width and bidirectional controls that make a terminal or an
+/// editor show text in another order than it was written, CVE-2021-42574) and the line and
+/// paragraph separators (Zl, Zp: U+2028, U+2029), which some readers take for line ends.
 fn needs_escape(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    )
+}
+
+/// The JSON format's writer: each line through to `M`'s writer, with every character
+/// [`needs_escape`] names that serde_json left raw written as a JSON escape (`\u2028`;
+/// a surrogate pair beyond the BMP). serde_json has already escaped the C0 controls, and
+/// a JSON line has no raw character outside its strings but ASCII, so every character
+/// escaped here is inside a string, where the escape reads back as the same character.
+pub struct JsonEscaped<M>(pub M);
+
+impl<'a, M: fmt::MakeWriter<'a>> fmt::MakeWriter<'a> for JsonEscaped<M> {
+    type Writer = JsonEscapedLine<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        JsonEscapedLine(self.0.make_writer())
+    }
+}
+
+pub struct JsonEscapedLine<W>(W);
+
+impl<W: std::io::Write> std::io::Write for JsonEscapedLine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // Below DEL, serde_json has escaped all there is to escape: most lines end here.
+        if buf.iter().all(|b| *b < 0x7f) {
+            self.0.write_all(buf)?;
+            return Ok(buf.len());
+        }
+        // The subscriber writes each line whole; a line that is not UTF-8 (it always is)
+        // would keep its invalid bytes as they are.
+        let mut escaped = Vec::with_capacity(buf.len());
+        for chunk in buf.utf8_chunks() {
+            let text = chunk.valid();
+            let mut rest = text;
+            while let Some(at) = rest.find(|c| needs_escape(c) && u32::from(c) >= 0x20) {
+                escaped.extend_from_slice(&rest.as_bytes()[..at]);
+                let c = rest[at..].chars().next().unwrap_or_default();
+                for unit in c.encode_utf16(&mut [0; 2]) {
+                    escaped.extend_from_slice(format!("\\u{unit:04x}").as_bytes());
+                }
+                rest = &rest[at + c.len_utf8()..];
+            }
+            escaped.extend_from_slice(rest.as_bytes());
+            escaped.extend_from_slice(chunk.invalid());
+        }
+        self.0.write_all(&escaped)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// Middleware logging one line per request.
@@ -118,16 +178,36 @@ impl<E: Endpoint> Endpoint for RequestLogEndpoint<E> {
 mod tests {
     use std::fmt::Write as _;
 
-    use super::Escaped;
+    use super::{Escaped, JsonEscapedLine};
 
     #[test]
-    fn control_and_bidi_characters_are_written_as_escapes() {
+    fn control_format_and_separator_characters_are_written_as_escapes() {
         let mut out = String::new();
         write!(
             Escaped(&mut out),
-            "x\nFORGED\r\u{1b}[31m\u{7f}\u{202e}é\\ ok"
+            "x\nFORGED\r\u{1b}[31m\u{7f}\u{202e}é\\ ok\u{2028}\u{85}\u{200b}\u{e0001} \u{a0}"
         )
         .unwrap();
-        assert_eq!(out, "x\\nFORGED\\r\\u{1b}[31m\\u{7f}\\u{202e}é\\ ok");
+        assert_eq!(
+            out,
+            "x\\nFORGED\\r\\u{1b}[31m\\u{7f}\\u{202e}é\\ ok\\u{2028}\\u{85}\\u{200b}\\u{e0001} \u{a0}"
+        );
+    }
+
+    #[test]
+    fn json_lines_get_json_escapes_and_keep_their_line_end() {
+        use std::io::Write as _;
+        let mut out = Vec::new();
+        let line = "{\"user\":\"a\u{2029}é\u{7f}\u{feff}\u{e0001}\\n\"}\n";
+        JsonEscapedLine(&mut out)
+            .write_all(line.as_bytes())
+            .unwrap();
+        let written = String::from_utf8(out).unwrap();
+        assert_eq!(
+            written,
+            "{\"user\":\"a\\u2029é\\u007f\\ufeff\\udb40\\udc01\\n\"}\n"
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&written).unwrap();
+        assert_eq!(parsed["user"], "a\u{2029}é\u{7f}\u{feff}\u{e0001}\n");
     }
 }

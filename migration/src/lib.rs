@@ -10,6 +10,8 @@ mod m20261130_000004_create_known_clients;
 mod m20261130_000005_add_user_scopes;
 mod m20261130_000006_create_sessions;
 mod m20261130_000010_create_signing_keys;
+mod m20261206_000007_bounded_sessions;
+mod m20261206_000010_username_skeletons;
 
 pub struct Migrator;
 
@@ -24,6 +26,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000005_add_user_scopes::Migration),
             Box::new(m20261130_000006_create_sessions::Migration),
             Box::new(m20261130_000010_create_signing_keys::Migration),
+            Box::new(m20261206_000007_bounded_sessions::Migration),
+            Box::new(m20261206_000010_username_skeletons::Migration),
         ]
     }
 }

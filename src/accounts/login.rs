@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use secrecy::SecretString;
 
-use super::{Accounts, AccountsError, Origin, Scopes};
+use super::{usernames, Accounts, AccountsError, Origin, Scopes};
 use crate::{
     auth::password::{HashSlot, Verification, DUMMY_HASH},
     db::{self, user},
@@ -94,7 +94,8 @@ impl Accounts {
         username: &str,
         password: SecretString,
     ) -> Result<user::Model, AccountsError> {
-        let user = db::find_user(&self.db, username).await?;
+        // As sent first: a name stored before the preparation rules logs in as it always did.
+        let user = db::find_user_or(&self.db, username, &usernames::mapped(username)).await?;
         let stored = user
             .as_ref()
             .map_or(DUMMY_HASH, |u| u.hashed_password.as_str())
@@ -117,10 +118,11 @@ impl Accounts {
     }
 }
 
-/// The account a login is counted against: the username as sent (usernames are
-/// case-sensitive), with NUL, which PostgreSQL text cannot hold, replaced.
+/// The account a login is counted against: the username width-mapped and in NFC (the
+/// forms that log in to one account share its failures; usernames are case-sensitive),
+/// with NUL, which PostgreSQL text cannot hold, replaced.
 fn account_key(username: &str) -> String {
-    username.replace('\0', "\u{fffd}")
+    usernames::mapped(username).replace('\0', "\u{fffd}")
 }
 
 /// The key failed logins from `ip` are counted under: the IPv4 address, or the /64 of an
@@ -138,6 +140,14 @@ pub fn address_key(ip: IpAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forms_of_one_name_are_counted_as_one_account() {
+        assert_eq!(account_key("ｊｏｈｎｄｏｅ"), "johndoe");
+        assert_eq!(account_key("jose\u{301}"), account_key("jos\u{e9}"));
+        assert_eq!(account_key("JohnDoe"), "JohnDoe");
+        assert_eq!(account_key("a\0b"), "a\u{fffd}b");
+    }
 
     #[test]
     fn ipv6_clients_are_counted_by_their_64_prefix() {

@@ -3,13 +3,22 @@
 //! CLI and the admin API both call. Each change that should end a user's tokens does so at
 //! once, on every replica: it bumps the stored `token_version` that every bearer check
 //! compares. A scope change needs no bump: every bearer check reads the held scopes.
+//!
+//! [`change_account`] and [`delete_user`], the admin API's, never take `admin` from the
+//! last enabled user holding it: an API caller could otherwise lock every admin out. The
+//! CLI's [`set_scopes`] and [`set_disabled`] may: an operator with the database at hand is
+//! the way back in.
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{AccountsError, Scopes, MAX_PASSWORD_BYTES, MAX_USERNAME_CHARS};
+use super::{usernames, AccountsError, Scope, Scopes, MAX_PASSWORD_BYTES};
 use crate::{
     auth::password::PasswordHasher,
-    db::{self, user, CreateUserError, Db, NewUser, UserChanges},
+    db::{
+        self,
+        scope_holders::{self, KeptHolder},
+        user, CreateUserError, Db, NewUser, UserChanges,
+    },
 };
 
 /// Longest email and full name accepted, in characters.
@@ -18,6 +27,7 @@ pub const MAX_PROFILE_CHARS: usize = 256;
 /// A user to create, without the password.
 #[derive(Debug, Clone)]
 pub struct NewAccount {
+    /// As given: [`add_user`] prepares it (see `accounts::usernames`).
     pub username: String,
     pub email: Option<String>,
     pub full_name: Option<String>,
@@ -59,23 +69,6 @@ pub fn check_profile_field(field: &'static str, value: Option<&str>) -> Result<(
     Ok(())
 }
 
-/// Usernames are 1 to [`MAX_USERNAME_CHARS`] characters without control characters.
-pub fn check_username(username: &str) -> Result<(), AccountsError> {
-    if username.is_empty() || username.chars().count() > MAX_USERNAME_CHARS {
-        return Err(invalid(
-            "username",
-            format!("username must be 1 to {MAX_USERNAME_CHARS} characters"),
-        ));
-    }
-    if username.chars().any(char::is_control) {
-        return Err(invalid(
-            "username",
-            "username must not contain control characters".to_owned(),
-        ));
-    }
-    Ok(())
-}
-
 /// Passwords are 1 to [`MAX_PASSWORD_BYTES`] bytes.
 pub fn check_password(password: &SecretString) -> Result<(), AccountsError> {
     let len = password.expose_secret().len();
@@ -94,32 +87,37 @@ pub fn check_password(password: &SecretString) -> Result<(), AccountsError> {
     Ok(())
 }
 
-/// Creates a user with `password`.
+/// Creates a user with `password`; returns the username as stored (prepared, see
+/// `accounts::usernames`). A name that looks like an existing user's is taken as well.
 pub async fn add_user(
     db: &Db,
     hasher: &PasswordHasher,
     account: NewAccount,
     password: SecretString,
-) -> Result<(), AccountsError> {
-    check_username(&account.username)?;
+) -> Result<String, AccountsError> {
+    let username = usernames::prepare(&account.username)?;
     check_profile_field("email", account.email.as_deref())?;
     check_profile_field("full_name", account.full_name.as_deref())?;
     check_password(&password)?;
     let hashed_password = hasher.hash(password).await?;
     let new = NewUser {
-        username: account.username,
+        username_skeleton: Some(usernames::look_alike_key(&username)),
+        username: username.clone(),
         email: account.email,
         full_name: account.full_name,
         hashed_password,
         disabled: account.disabled,
     };
     let scopes = Some(account.scopes.to_string());
+    // The name's and the key's UNIQUE indexes decide, so two creations that race cannot
+    // both win.
     db::create_user_holding(db, new, scopes)
         .await
         .map_err(|e| match e {
             CreateUserError::Exists(name) => AccountsError::UserExists(name),
             CreateUserError::Db(e) => AccountsError::Database(e),
-        })
+        })?;
+    Ok(username)
 }
 
 /// Sets `username`'s password and revokes every token issued before.
@@ -145,7 +143,8 @@ pub async fn revoke_tokens(db: &Db, username: &str) -> Result<(), AccountsError>
 }
 
 /// Applies `changes` to `username` at once: a disable or a new password also revokes every
-/// token issued before; new scopes apply from the next request.
+/// token issued before; new scopes apply from the next request. A disable or new scopes
+/// that would leave no enabled user holding `admin` are refused ([`AccountsError::LastAdmin`]).
 pub async fn change_account(
     db: &Db,
     hasher: &PasswordHasher,
@@ -171,7 +170,10 @@ pub async fn change_account(
         hashed_password,
         scopes: changes.scopes.map(|s| s.to_string()),
     };
-    found(db::change_user(db, username, changes).await?, username)
+    let kept =
+        scope_holders::change_user_keeping_holder(db, username, changes, Scope::Admin.name())
+            .await?;
+    kept_admin(kept, username)
 }
 
 /// Sets the scopes `username` holds; the next request of every token sees them.
@@ -190,9 +192,11 @@ pub async fn get_user(db: &Db, username: &str) -> Result<user::Model, AccountsEr
         .ok_or_else(|| AccountsError::NoSuchUser(username.to_owned()))
 }
 
-/// Deletes `username`; their tokens stop working with them.
+/// Deletes `username`; their tokens stop working with them. The last enabled user holding
+/// `admin` is not deleted ([`AccountsError::LastAdmin`]).
 pub async fn delete_user(db: &Db, username: &str) -> Result<(), AccountsError> {
-    found(db::delete_user(db, username).await?, username)
+    let kept = scope_holders::delete_user_keeping_holder(db, username, Scope::Admin.name()).await?;
+    kept_admin(kept, username)
 }
 
 /// Every user, by username.
@@ -204,6 +208,14 @@ fn invalid(field: &'static str, message: impl Into<String>) -> AccountsError {
     AccountsError::Invalid {
         field,
         message: message.into(),
+    }
+}
+
+fn kept_admin(kept: KeptHolder, username: &str) -> Result<(), AccountsError> {
+    match kept {
+        KeptHolder::Done => Ok(()),
+        KeptHolder::NoSuchUser => Err(AccountsError::NoSuchUser(username.to_owned())),
+        KeptHolder::LastHolder => Err(AccountsError::LastAdmin(username.to_owned())),
     }
 }
 

@@ -11,6 +11,7 @@ mod scopes;
 mod self_service;
 mod sessions;
 pub mod signing_keys;
+pub mod usernames;
 
 use std::sync::Arc;
 
@@ -61,6 +62,9 @@ pub enum AccountsError {
     UserExists(String),
     #[error("no user named {0:?}")]
     NoSuchUser(String),
+    /// The change would take `admin` from the last enabled user holding it.
+    #[error("{0:?} is the last enabled user holding the admin scope")]
+    LastAdmin(String),
     /// A value outside the limits: `field` names it (as the admin API's JSON does), the
     /// message says what is wrong.
     #[error("{message}")]

@@ -11,12 +11,15 @@ use std::{net::IpAddr, time::Duration};
 use super::{held_scopes, Accounts, AccountsError, Login, Scopes};
 use crate::{
     auth::{
-        refresh_token::{hash_refresh_token, new_session_id, RefreshTokenKey},
+        refresh_token::{
+            hash_legacy_refresh_token, new_session_id, RefreshTokenClaims, RefreshTokenKey,
+        },
         token::unix_now,
     },
     db::{
-        self,
-        session::{self, NewRefreshToken, PresentedRefresh, Rotation},
+        group_commit::Rotation,
+        legacy_refresh_token,
+        session::{self, NewSession, Started},
         user,
     },
 };
@@ -27,7 +30,8 @@ pub const DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS: u64 = 14;
 pub const DEFAULT_REFRESH_REUSE_INTERVAL_SECS: u64 = 0;
 /// Default of `MAX_SESSIONS_PER_USER`.
 pub const DEFAULT_MAX_SESSIONS_PER_USER: u64 = 100;
-/// Longest refresh token looked up; ours are 43 characters.
+/// Longest refresh token looked up; ours are 83 characters (43 before they carried
+/// their session).
 const MAX_REFRESH_TOKEN_CHARS: usize = 256;
 /// Longest user agent kept with a session, in characters.
 const MAX_USER_AGENT_CHARS: usize = 256;
@@ -40,8 +44,8 @@ const TOUCH_EVERY_SECS: i64 = 60;
 pub struct SessionRules {
     /// How long a refresh token stays valid; `None`: no refresh tokens are issued.
     pub refresh_lifetime: Option<Duration>,
-    /// How long a spent refresh token may still be presented, answering the session's
-    /// current one; zero: a spent token presented again ends the session.
+    /// How long the refresh token before a session's current one may still be presented,
+    /// answering the current one; zero: a spent token presented again ends the session.
     pub reuse_interval: Duration,
     /// Live sessions per user; a login beyond it ends the user's oldest.
     pub max_per_user: u64,
@@ -94,6 +98,11 @@ fn secs(d: Duration) -> i64 {
 impl Accounts {
     /// Starts a session for `user` (just logged in) with `scope`, and issues its first
     /// access token and, unless disabled, refresh token.
+    ///
+    /// The session is stored only if the user's `token_version` is still the one the
+    /// password check read: a login that raced a password change, a disable or a revoke
+    /// is refused as if the password were wrong (it may well be, now), never answered
+    /// with a session the change should have ended.
     pub(super) async fn start_session(
         &self,
         user: user::Model,
@@ -105,52 +114,53 @@ impl Accounts {
         let id = new_session_id();
         let access_expires =
             now.saturating_add(i64::try_from(self.tokens.lifetime_secs()).unwrap_or(i64::MAX));
-        let refresh = rules.refresh_lifetime.map(|lifetime| {
-            let token = rules.key.token(&id, 0);
-            let stored = NewRefreshToken {
-                token_hash: hash_refresh_token(&token),
-                expires_at: now.saturating_add(secs(lifetime)),
-            };
-            (token, stored)
-        });
-        let record = session::Model {
+        let refresh_expires = rules
+            .refresh_lifetime
+            .map(|lifetime| now.saturating_add(secs(lifetime)));
+        let record = NewSession {
             id: id.clone(),
             user_id: user.id,
+            token_version: user.token_version,
             scope: scope.to_string(),
-            generation: 0,
             created_at: now,
-            last_used_at: now,
-            expires_at: refresh
-                .as_ref()
-                .map_or(access_expires, |(_, s)| s.expires_at.max(access_expires)),
+            expires_at: refresh_expires.map_or(access_expires, |r| r.max(access_expires)),
             client_addr: origin.client.map(|ip| ip.to_string()),
             user_agent: origin
                 .user_agent
                 .as_deref()
                 .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
         };
-        let (refresh_token, stored) = refresh.unzip();
-        if let Err(e) = session::start(&self.db, record, stored, rules.max_per_user).await {
-            // A database that serves reads but refuses writes (read-only, locked, full)
-            // still lets users in, as before sessions existed: with an access token outside
-            // any session (its user's token_version still revokes it) and no refresh token.
-            tracing::warn!(error = %e, user = %user.username, "could not store a session: access token without one");
-            let access_token = self.tokens.issue_access_token(
-                &user.username,
-                user.id,
-                user.token_version,
-                &scope.to_string(),
-                unix_now(),
-            )?;
-            return Ok(Login {
-                user,
-                access_token,
-                refresh_token: None,
-                scope,
-                expires_in: self.tokens.lifetime_secs(),
-            });
+        match session::start(&self.db, record, rules.max_per_user).await {
+            Ok(Started::Started) => {
+                let refresh_token = refresh_expires.map(|_| rules.key.token(&id, 0));
+                self.issue_pair(user, scope, &id, refresh_token)
+            }
+            Ok(Started::UserChanged) => {
+                tracing::info!(user = %user.username, "login refused: the user changed during the password check");
+                Err(AccountsError::IncorrectCredentials)
+            }
+            Err(e) => {
+                // A database that serves reads but refuses writes (read-only, locked,
+                // full) still lets users in, as before sessions existed: with an access
+                // token outside any session (its user's token_version still revokes it)
+                // and no refresh token.
+                tracing::warn!(error = %e, user = %user.username, "could not store a session: access token without one");
+                let access_token = self.tokens.issue_access_token(
+                    &user.username,
+                    user.id,
+                    user.token_version,
+                    &scope.to_string(),
+                    unix_now(),
+                )?;
+                Ok(Login {
+                    user,
+                    access_token,
+                    refresh_token: None,
+                    scope,
+                    expires_in: self.tokens.lifetime_secs(),
+                })
+            }
         }
-        self.issue_pair(user, scope, &id, refresh_token)
     }
 
     fn issue_pair(
@@ -177,13 +187,35 @@ impl Accounts {
         })
     }
 
+    /// The session and rotation count `token` names: a token of ours (see
+    /// `auth::refresh_token`), or one issued before tokens carried them and still listed
+    /// in `db::legacy_refresh_token`.
+    async fn presented_refresh(
+        &self,
+        token: &str,
+    ) -> Result<Option<RefreshTokenClaims>, AccountsError> {
+        if token.is_empty() || token.len() > MAX_REFRESH_TOKEN_CHARS {
+            return Ok(None);
+        }
+        if let Some(claims) = self.sessions.key.open(token) {
+            return Ok(Some(claims));
+        }
+        let hash = hash_legacy_refresh_token(token);
+        let legacy = legacy_refresh_token::find(&self.db, &hash, now_secs()).await?;
+        Ok(legacy.map(|(session_id, generation)| RefreshTokenClaims {
+            session_id,
+            generation,
+        }))
+    }
+
     /// The refresh grant: exchanges `presented` for a new pair and spends it. The access
     /// token gets the `requested` scopes (all granted at login when empty), which must be
     /// among those granted at login, and which the user must still hold.
     ///
-    /// Of concurrent refreshes of one token exactly one rotates. The others, like any
-    /// later presentation of a spent token, get the session's current pair within the
-    /// reuse interval, and past it end the session (RFC 9700 §4.14.2).
+    /// Of concurrent refreshes of one token exactly one rotates. Presenting the token just
+    /// before the session's current one again, within the reuse interval, answers the
+    /// current pair (a client whose concurrent refresh lost the race); any other spent
+    /// token ends the session (RFC 9700 §4.14.2).
     pub async fn refresh(
         &self,
         presented: &str,
@@ -193,62 +225,78 @@ impl Accounts {
         let Some(lifetime) = rules.refresh_lifetime else {
             return Ok(Err(GrantError::RefreshDisabled));
         };
-        if presented.is_empty() || presented.chars().count() > MAX_REFRESH_TOKEN_CHARS {
-            return Ok(Err(GrantError::InvalidGrant));
-        }
-        let hash = hash_refresh_token(presented);
-        let Some(found) = session::find_refresh_token(&self.db, &hash).await? else {
+        let Some(token) = self.presented_refresh(presented).await? else {
             return Ok(Err(GrantError::InvalidGrant));
         };
-        let now = now_secs();
-        if found.token.expires_at <= now || found.user.disabled {
+        let Some(found) = self.live_session(&token.session_id).await? else {
             return Ok(Err(GrantError::InvalidGrant));
-        }
+        };
         let scope = match refreshed_scope(&found, requested) {
             Ok(scope) => scope,
             Err(e) => return Ok(Err(e)),
         };
-        if found.token.spent_at.is_none() {
-            let generation = found.session.generation + 1;
-            let token = rules.key.token(&found.session.id, generation);
+        let now = now_secs();
+        if token.generation == found.session.generation {
             let rotated = self
                 .rotations
                 .rotate(Rotation {
                     session_id: found.session.id.clone(),
-                    spent_hash: hash.clone(),
-                    next: NewRefreshToken {
-                        token_hash: hash_refresh_token(&token),
-                        expires_at: now.saturating_add(secs(lifetime)),
-                    },
-                    generation,
+                    generation: token.generation,
                     now,
+                    expires_at: now.saturating_add(secs(lifetime)),
                 })
                 .await?;
             if rotated {
+                let next = rules.key.token(&found.session.id, token.generation + 1);
                 return self
-                    .issue_pair(found.user, scope, &found.session.id, Some(token))
+                    .issue_pair(found.user, scope, &found.session.id, Some(next))
                     .map(Ok);
             }
         }
-        // Spent, maybe a moment ago by a concurrent request: read it as it is now.
-        let Some(found) = session::find_refresh_token(&self.db, &hash).await? else {
+        // Spent, maybe a moment ago by a concurrent request: read the session as it is now.
+        let Some(found) = self.live_session(&token.session_id).await? else {
             return Ok(Err(GrantError::InvalidGrant));
         };
-        let spent_at = found.token.spent_at.unwrap_or(now);
+        let session = &found.session;
+        if token.generation >= session.generation {
+            // Not one the session has issued: a session ended and refused since.
+            return Ok(Err(GrantError::InvalidGrant));
+        }
         let interval = secs(rules.reuse_interval);
-        if interval > 0 && now - spent_at <= interval {
-            let current = rules.key.token(&found.session.id, found.session.generation);
+        let previous = token.generation + 1 == session.generation;
+        if previous && interval > 0 && session.rotated_at.is_some_and(|at| now - at <= interval) {
+            let current = rules.key.token(&session.id, session.generation);
             return self
                 .issue_pair(found.user, scope, &found.session.id, Some(current))
                 .map(Ok);
         }
-        session::end(&self.db, &found.session.id).await?;
+        session::end(&self.db, &session.id).await?;
         tracing::warn!(
             user = %found.user.username,
-            session = %found.session.id,
+            session = %session.id,
             "spent refresh token presented again: session ended"
         );
         Ok(Err(GrantError::Reused))
+    }
+
+    /// Session `session_id` with its user, if it can be refreshed: unexpired, its user
+    /// enabled and at the session's `token_version`. A session behind its user's version
+    /// (left by a login that raced a revocation) is ended when found.
+    async fn live_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<SessionWithUser>, AccountsError> {
+        let Some((session, user)) = session::find_with_user(&self.db, session_id).await? else {
+            return Ok(None);
+        };
+        if session.token_version != user.token_version {
+            session::end(&self.db, &session.id).await?;
+            return Ok(None);
+        }
+        if session.expires_at <= now_secs() || user.disabled {
+            return Ok(None);
+        }
+        Ok(Some(SessionWithUser { session, user }))
     }
 
     /// RFC 7009: ends the session of `token`, a refresh token or an access token of ours
@@ -263,12 +311,9 @@ impl Accounts {
                 .and_then(|claims| claims.sid)
         };
         let as_refresh = async {
-            if token.chars().count() > MAX_REFRESH_TOKEN_CHARS {
-                return Ok(None);
-            }
-            session::find_refresh_token(&self.db, &hash_refresh_token(token))
+            self.presented_refresh(token)
                 .await
-                .map(|found| found.map(|f| f.session.id))
+                .map(|found| found.map(|claims| claims.session_id))
         };
         let session_id = if hint == Some("access_token") {
             match as_access(self) {
@@ -295,7 +340,7 @@ impl Accounts {
         user: &user::Model,
         current: Option<&str>,
     ) -> Result<Vec<SessionInfo>, AccountsError> {
-        let sessions = session::list(&self.db, user.id, now_secs()).await?;
+        let sessions = session::list(&self.db, user.id, user.token_version, now_secs()).await?;
         Ok(sessions
             .into_iter()
             .map(|s| SessionInfo {
@@ -334,16 +379,26 @@ impl Accounts {
         });
     }
 
-    /// Deletes expired sessions and refresh tokens; returns how many of each.
+    /// Deletes expired (and stale) sessions and expired legacy refresh tokens; returns
+    /// how many of each.
     pub async fn purge_expired_sessions(&self) -> Result<(u64, u64), AccountsError> {
-        Ok(db::session::purge_expired(&self.db, now_secs()).await?)
+        let now = now_secs();
+        let sessions = session::purge_expired(&self.db, now).await?;
+        let legacy = legacy_refresh_token::purge_expired(&self.db, now).await?;
+        Ok((sessions, legacy))
     }
+}
+
+/// A session that may be refreshed, and its user.
+struct SessionWithUser {
+    session: session::Model,
+    user: user::Model,
 }
 
 /// The scopes a refreshed access token gets: `requested` (all granted at login when
 /// empty), each of which must have been granted at login (RFC 6749 §6), that the user
 /// still holds.
-fn refreshed_scope(found: &PresentedRefresh, requested: &[String]) -> Result<Scopes, GrantError> {
+fn refreshed_scope(found: &SessionWithUser, requested: &[String]) -> Result<Scopes, GrantError> {
     let granted = Scopes::lenient(&found.session.scope);
     let wanted = if requested.is_empty() {
         granted

@@ -68,7 +68,10 @@ impl From<user::Model> for AdminUser {
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct AdminUserCreate {
-    /// 1 to 128 characters, no control characters; unique.
+    /// 1 to 128 characters. Stored width-mapped and in NFC (RFC 8265's
+    /// UsernameCasePreserved); no spaces, control, invisible or direction characters
+    /// (Unicode categories Zs, Zl, Zp, Cc, Cf). Unique: a name that looks like an existing
+    /// one (the same Unicode TR39 skeleton, case folded) is already registered.
     #[oai(validator(
         min_length = 1,
         max_length = 128,
@@ -157,6 +160,12 @@ const AUTH: [(StatusCode, &str); 2] = [
     ),
 ];
 const NOT_FOUND: (StatusCode, &str) = (StatusCode::NOT_FOUND, "User not found");
+const LAST_ADMIN: (StatusCode, &str) = (
+    StatusCode::CONFLICT,
+    "The user is the last enabled one holding `admin` (the caller, unless another admin's \
+     change came first): taking the scope away, disabling or deleting them would leave \
+     nobody to manage users",
+);
 const BODY: [(StatusCode, &str); 3] = [
     (
         StatusCode::REQUEST_TIMEOUT,
@@ -211,8 +220,14 @@ impl ErrorStatuses for UserErrors {
 pub enum UpdateErrors {}
 impl ErrorStatuses for UpdateErrors {
     const STATUSES: &'static [(StatusCode, &'static str)] = &[
-        AUTH[0], AUTH[1], NOT_FOUND, BODY[0], BODY[1], BODY[2], TAIL[0], TAIL[1],
+        AUTH[0], AUTH[1], NOT_FOUND, BODY[0], LAST_ADMIN, BODY[1], BODY[2], TAIL[0], TAIL[1],
     ];
+}
+
+pub enum DeleteErrors {}
+impl ErrorStatuses for DeleteErrors {
+    const STATUSES: &'static [(StatusCode, &'static str)] =
+        &[AUTH[0], AUTH[1], NOT_FOUND, LAST_ADMIN, TAIL[0], TAIL[1]];
 }
 
 #[derive(ApiResponse)]
@@ -289,7 +304,6 @@ impl AdminUsersApi {
         let scopes = new
             .scopes
             .map_or(Scopes::DEFAULT_HELD, |s| s.into_iter().collect());
-        let username = new.username.clone();
         let account = NewAccount {
             username: new.username,
             email: new.email,
@@ -298,7 +312,8 @@ impl AdminUsersApi {
             scopes,
         };
         let db = state.accounts.db();
-        manage::add_user(db, state.accounts.hasher(), account, secret(new.password)).await?;
+        let username =
+            manage::add_user(db, state.accounts.hasher(), account, secret(new.password)).await?;
         let created = manage::get_user(db, &username).await?;
         Ok(CreatedResponse::Created(Json(created.into())))
     }
@@ -330,8 +345,9 @@ impl AdminUserApi {
     /// Change a user
     ///
     /// Fields left out stay as they are. A new password or `disabled: true` revokes every
-    /// token issued before; new scopes apply from the user's next request. Needs the
-    /// `admin` scope.
+    /// token issued before; new scopes apply from the user's next request. The last
+    /// enabled user holding `admin` keeps it: scopes without it or `disabled: true` for
+    /// them answer 409. Needs the `admin` scope.
     #[oai(
         path = "/admin/users/:username",
         method = "patch",
@@ -365,7 +381,8 @@ impl AdminUserApi {
 
     /// Delete a user
     ///
-    /// Their tokens stop working at once. Needs the `admin` scope.
+    /// Their tokens stop working at once. The last enabled user holding `admin` is not
+    /// deleted (409). Needs the `admin` scope.
     #[oai(
         path = "/admin/users/:username",
         method = "delete",
@@ -376,7 +393,7 @@ impl AdminUserApi {
         state: Data<&AppState>,
         #[oai(scope = "Scope::Admin")] _auth: OAuth2PasswordBearer,
         username: Path<String>,
-    ) -> Result<DeletedResponse, ApiError<UserErrors>> {
+    ) -> Result<DeletedResponse, ApiError<DeleteErrors>> {
         manage::delete_user(state.accounts.db(), &username).await?;
         Ok(DeletedResponse::NoContent)
     }

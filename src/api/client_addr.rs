@@ -35,30 +35,36 @@ pub fn client_ip(req: &Request, trusted: &[IpNet]) -> Option<IpAddr> {
 }
 
 /// `scheme://host[:port]` of the service as the client addressed it: the `Host` header
-/// (`X-Forwarded-Host` and `X-Forwarded-Proto` when the peer is a trusted proxy). A host
-/// that is not a plain `name[:port]` or `[v6]:port` gives way to the address the request
-/// arrived on, so a client cannot write arbitrary text into the URLs built from it.
+/// (`X-Forwarded-Host` and `X-Forwarded-Proto` when the peer is a trusted proxy). Of a
+/// forwarded header's entries the right-most counts, the one the trusted proxy added:
+/// entries further left were written by the client or by proxies before it, as for
+/// [`client_ip`]. A host that is not a plain `name[:port]` or `[v6]:port` gives way to the
+/// address the request arrived on, so a client cannot write arbitrary text into the URLs
+/// built from it.
 pub fn request_origin(req: &Request, trusted: &[IpNet]) -> String {
     let from_proxy = req.remote_addr().as_socket_addr().is_some_and(|peer| {
         trusted
             .iter()
             .any(|net| net.contains(&peer.ip().to_canonical()))
     });
-    let header = |name: &str| {
+    // The last line's last entry: a proxy appends its entry to the list or adds a line.
+    let forwarded = |name: &str| {
         req.headers()
-            .get(name)
+            .get_all(name)
+            .iter()
+            .next_back()
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.rsplit(',').next())
             .map(str::trim)
     };
-    let scheme = match header("x-forwarded-proto") {
+    let scheme = match forwarded("x-forwarded-proto") {
         Some(proto) if from_proxy && proto.eq_ignore_ascii_case("https") => "https",
         _ => "http",
     };
     let host = from_proxy
-        .then(|| header("x-forwarded-host"))
+        .then(|| forwarded("x-forwarded-host"))
         .flatten()
-        .or_else(|| header("host"))
+        .or_else(|| req.headers().get("host").and_then(|v| v.to_str().ok()))
         .filter(|h| {
             !h.is_empty()
                 && h.len() <= 255

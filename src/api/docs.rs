@@ -3,12 +3,23 @@
 //!
 //! The pages are small: they load the served document and Swagger UI's or ReDoc's
 //! JavaScript and CSS from [`super::assets`], which the browser then caches for good.
+//!
+//! Each page is sent with a `Content-Security-Policy` that allows scripts, styles and
+//! requests of the page's own origin and no framing. The one inline script that starts
+//! Swagger UI or ReDoc is allowed by its SHA-256 hash, never by `'unsafe-inline'`.
+//! ReDoc's policy also allows inline styles (its CSS-in-JS library writes `<style>`
+//! elements) and workers from `blob:` URLs (its search runs in one).
 
 use std::sync::OnceLock;
 
+use base64::{engine::general_purpose::STANDARD, Engine as _};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
-use poem::http::StatusCode;
+use poem::{
+    http::{header, StatusCode},
+    Response,
+};
 
 use super::{assets::DocAssets, routing::OPENAPI_PATH, security};
 use crate::error::Error;
@@ -21,8 +32,33 @@ pub struct Docs {
 }
 
 struct Pages {
-    swagger_ui_html: String,
-    redoc_html: String,
+    swagger_ui: Page,
+    redoc: Page,
+}
+
+/// A page and its `Content-Security-Policy`.
+struct Page {
+    html: String,
+    policy: String,
+}
+
+impl Page {
+    /// `template` with `{script}` replaced by `script`, the page's one inline script,
+    /// which `policy` (with `{script_hash}` for the script's hash) allows.
+    fn new(template: &str, script: &str, policy: &str) -> Self {
+        let hash = STANDARD.encode(Sha256::digest(script.as_bytes()));
+        Self {
+            html: template.replace("{script}", script),
+            policy: policy.replace("{script_hash}", &format!("'sha256-{hash}'")),
+        }
+    }
+
+    fn response(&self) -> Response {
+        Response::builder()
+            .content_type("text/html; charset=utf-8")
+            .header(header::CONTENT_SECURITY_POLICY, self.policy.as_str())
+            .body(self.html.clone())
+    }
 }
 
 impl Docs {
@@ -43,12 +79,14 @@ impl Docs {
             .get_or_init(|| document(&super::service().spec(), &self.root_path))
     }
 
-    pub fn swagger_ui_html(&self) -> &str {
-        &self.pages().swagger_ui_html
+    /// `GET /docs`: Swagger UI.
+    pub fn swagger_ui_page(&self) -> Response {
+        self.pages().swagger_ui.response()
     }
 
-    pub fn redoc_html(&self) -> &str {
-        &self.pages().redoc_html
+    /// `GET /redoc`: ReDoc.
+    pub fn redoc_page(&self) -> Response {
+        self.pages().redoc.response()
     }
 
     fn pages(&self) -> &Pages {
@@ -57,19 +95,41 @@ impl Docs {
             let url = |path: &str| format!("{}{path}", self.root_path);
             // The pages load the document from /openapi.json rather than embedding it: it
             // is over 100 KB, and the pages stay a kilobyte each.
+            // ROOT_PATH is a path of RFC 3986 characters: it cannot end the attribute or
+            // the string literal it is written into, but `&` must be written as `&amp;`
+            // in an attribute.
+            let attribute = |path: &str| url(path).replace('&', "&amp;");
             let spec_url = url(OPENAPI_PATH);
             Pages {
-                swagger_ui_html: SWAGGER_UI_PAGE
-                    .replace("{css}", &url(&assets.swagger_ui_css.path))
-                    .replace("{js}", &url(&assets.swagger_ui_js.path))
-                    .replace("{spec_url}", &spec_url),
-                redoc_html: REDOC_PAGE
-                    .replace("{js}", &url(&assets.redoc_js.path))
-                    .replace("{spec_url}", &spec_url),
+                swagger_ui: Page::new(
+                    &SWAGGER_UI_PAGE
+                        .replace("{css}", &attribute(&assets.swagger_ui_css.path))
+                        .replace("{js}", &attribute(&assets.swagger_ui_js.path)),
+                    &SWAGGER_UI_SCRIPT.replace("{spec_url}", &spec_url),
+                    SWAGGER_UI_POLICY,
+                ),
+                redoc: Page::new(
+                    &REDOC_PAGE.replace("{js}", &attribute(&assets.redoc_js.path)),
+                    &REDOC_SCRIPT.replace("{spec_url}", &spec_url),
+                    REDOC_POLICY,
+                ),
             }
         })
     }
 }
+
+/// Swagger UI's policy: scripts, styles, images and requests (the document, Authorize's
+/// `POST /token`, "Try it out") of the page's origin, images also as `data:` URLs (its CSS
+/// has icons so); nothing else, and no framing.
+const SWAGGER_UI_POLICY: &str = "default-src 'none'; script-src 'self' {script_hash}; \
+     style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; \
+     base-uri 'none'; frame-ancestors 'none'";
+
+/// ReDoc's: Swagger UI's, with inline styles (ReDoc writes `<style>` elements, and the page
+/// has one) and its search's worker, started from a `blob:` URL; it has no form.
+const REDOC_POLICY: &str = "default-src 'none'; script-src 'self' {script_hash}; \
+     style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; \
+     worker-src blob:; form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /// poem-openapi's Swagger UI page, with its assets linked instead of inlined.
 const SWAGGER_UI_PAGE: &str = r##"<!DOCTYPE html>
@@ -83,16 +143,19 @@ const SWAGGER_UI_PAGE: &str = r##"<!DOCTYPE html>
 </head>
 <body>
 <div id="ui"></div>
-<script>
+<script>{script}</script>
+</body>
+</html>
+"##;
+
+/// The script that starts Swagger UI.
+const SWAGGER_UI_SCRIPT: &str = r##"
 SwaggerUIBundle({
   dom_id: "#ui",
   url: "{spec_url}",
   filter: false,
   deepLinking: true,
 });
-</script>
-</body>
-</html>
 "##;
 
 /// poem-openapi's ReDoc page without its web fonts from Google (the page works offline
@@ -108,11 +171,14 @@ const REDOC_PAGE: &str = r#"<!DOCTYPE html>
 </head>
 <body>
 <div id="redoc-container"></div>
-<script>
-Redoc.init("{spec_url}", { scrollYOffset: 50 }, document.getElementById("redoc-container"));
-</script>
+<script>{script}</script>
 </body>
 </html>
+"#;
+
+/// The script that starts ReDoc.
+const REDOC_SCRIPT: &str = r#"
+Redoc.init("{spec_url}", { scrollYOffset: 50 }, document.getElementById("redoc-container"));
 "#;
 
 /// Each documented error response gets the body that operation really answers as its
@@ -122,11 +188,12 @@ fn add_error_examples(doc: &mut Value) {
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
     };
-    for operation in paths
+    for (method, operation) in paths
         .values_mut()
         .filter_map(Value::as_object_mut)
-        .flat_map(|methods| methods.values_mut())
+        .flat_map(|methods| methods.iter_mut())
     {
+        let creates = method == "post";
         // The login is the one operation with a body and no bearer token.
         let login = operation.get("security").is_none() && operation.get("requestBody").is_some();
         let Some(responses) = operation["responses"].as_object_mut() else {
@@ -139,7 +206,7 @@ fn add_error_examples(doc: &mut Value) {
                 .and_then(|s| StatusCode::from_u16(s).ok());
             let Some(example) = status
                 .filter(|s| s.is_client_error() || s.is_server_error())
-                .and_then(|s| Error::example_body(s, login))
+                .and_then(|s| Error::example_body(s, login, creates))
             else {
                 continue;
             };

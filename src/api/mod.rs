@@ -14,6 +14,7 @@ pub mod json_body;
 pub mod revoke;
 pub mod routing;
 pub mod security;
+pub mod service_url;
 pub mod users;
 pub mod well_known;
 
@@ -29,7 +30,7 @@ use ipnet::IpNet;
 use poem::Request;
 use poem_openapi::OpenApiService;
 
-use crate::{accounts::Accounts, error::Error, metrics::Metrics};
+use crate::{accounts::Accounts, config::PublicUrl, error::Error, metrics::Metrics};
 
 /// What every request handler may use.
 #[derive(Clone)]
@@ -41,6 +42,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<[IpNet]>,
     /// How long resource servers may cache the JWKS.
     pub jwks_max_age: Duration,
+    /// `PUBLIC_URL`: where the URLs the service names start (see [`service_url`]).
+    pub public_url: Option<PublicUrl>,
     /// `JWT_ISSUER`: the issuer the metadata names.
     pub jwt_issuer: Option<String>,
     /// `ROOT_PATH`, for URLs built from the request's origin.

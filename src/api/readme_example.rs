@@ -86,6 +86,7 @@ async fn readme_example_operation_answers_only_tokens_with_its_new_scope() {
         client_timeout: Duration::from_secs(10),
         trusted_proxies: Vec::new().into(),
         jwks_max_age: Duration::from_secs(300),
+        public_url: None,
         jwt_issuer: None,
         root_path: "".into(),
         metrics: crate::metrics::Metrics::new(),

@@ -5,7 +5,7 @@
 use poem::{http::StatusCode, web::Data, Request};
 use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
 
-use super::{client_addr::request_origin, AppState};
+use super::{service_url::ServiceUrl, AppState};
 use crate::{
     accounts::Scope,
     error::{ApiError, ErrorStatuses},
@@ -95,8 +95,9 @@ impl ErrorStatuses for WellKnownErrors {
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct AuthorizationServerMetadata {
-    /// `JWT_ISSUER` when set, else the service's own URL (the request's origin and
-    /// `ROOT_PATH`); the other URLs start with it.
+    /// `JWT_ISSUER` when set, else the service's URL: `PUBLIC_URL`, else the request's
+    /// origin and `ROOT_PATH`. The other URLs start with `PUBLIC_URL` when it is set, else
+    /// with the issuer.
     pub issuer: String,
     /// `POST /token`.
     pub token_endpoint: String,
@@ -125,8 +126,9 @@ pub struct AuthorizationServerMetadata {
 }
 
 impl AuthorizationServerMetadata {
-    fn new(issuer: String, refresh_tokens: bool) -> Self {
-        let url = |path: &str| format!("{issuer}{path}");
+    /// The metadata with `issuer`, whose URLs start with `base`.
+    fn new(issuer: String, base: &str, refresh_tokens: bool) -> Self {
+        let url = |path: &str| format!("{base}{path}");
         let list = |items: &[&str]| items.iter().map(|&s| s.to_owned()).collect();
         Self {
             token_endpoint: url("/token"),
@@ -151,7 +153,11 @@ impl AuthorizationServerMetadata {
 
 impl Example for AuthorizationServerMetadata {
     fn example() -> Self {
-        Self::new("https://auth.example.com".to_owned(), true)
+        Self::new(
+            "https://auth.example.com".to_owned(),
+            "https://auth.example.com",
+            true,
+        )
     }
 }
 
@@ -159,7 +165,18 @@ impl Example for AuthorizationServerMetadata {
 pub enum MetadataResponse {
     /// The metadata.
     #[oai(status = 200)]
-    Ok(Json<AuthorizationServerMetadata>),
+    Ok(
+        Json<AuthorizationServerMetadata>,
+        /// `no-store` when the URLs come from the request (neither `PUBLIC_URL` nor
+        /// `JWT_ISSUER` is set); `public, max-age=3600` when those settings pin them.
+        #[oai(header = "Cache-Control")]
+        String,
+        /// When the URLs come from the request: `Host`, and `X-Forwarded-Host,
+        /// X-Forwarded-Proto` too when `TRUSTED_PROXIES` is set. Absent when they are
+        /// pinned.
+        #[oai(header = "Vary")]
+        Option<String>,
+    ),
 }
 
 #[derive(Default)]
@@ -199,9 +216,10 @@ impl WellKnownApi {
     ///
     /// RFC 8414's document: the issuer, the endpoints, the grant types, scopes and
     /// authentication methods, for OAuth libraries that configure themselves from it.
-    /// Its URLs start with `JWT_ISSUER` when set, else with the URL the request was
-    /// sent to (`X-Forwarded-Proto`/`X-Forwarded-Host` from a trusted proxy) and
-    /// `ROOT_PATH`.
+    /// Its URLs start with `PUBLIC_URL` when set, else with `JWT_ISSUER` when set (which
+    /// is also the `issuer`); with neither, with the URL the request was sent to (the
+    /// right-most `X-Forwarded-Proto`/`X-Forwarded-Host` from a trusted proxy) and
+    /// `ROOT_PATH`, and the answer must not be cached.
     #[oai(
         path = "/.well-known/oauth-authorization-server",
         method = "get",
@@ -212,17 +230,14 @@ impl WellKnownApi {
         state: Data<&AppState>,
         req: &Request,
     ) -> Result<MetadataResponse, ApiError<WellKnownErrors>> {
-        let issuer = match &state.jwt_issuer {
-            Some(issuer) => issuer.trim_end_matches('/').to_owned(),
-            None => format!(
-                "{}{}",
-                request_origin(req, &state.trusted_proxies),
-                state.root_path
-            ),
-        };
+        let url = ServiceUrl::of(req, &state);
         let refresh_tokens = state.accounts.issues_refresh_tokens();
-        Ok(MetadataResponse::Ok(Json(
-            AuthorizationServerMetadata::new(issuer, refresh_tokens),
-        )))
+        let metadata =
+            AuthorizationServerMetadata::new(url.issuer().to_owned(), url.base(), refresh_tokens);
+        Ok(MetadataResponse::Ok(
+            Json(metadata),
+            url.cache_control(),
+            url.vary(&state),
+        ))
     }
 }

@@ -12,7 +12,7 @@ use crate::{
     accounts::{
         held_scopes,
         manage::{self, NewAccount},
-        AccountsError,
+        usernames, AccountsError,
     },
     app,
     auth::password::PasswordHasher,
@@ -30,17 +30,17 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), CliErr
             scopes,
         } => {
             // Refuse a bad name before asking for a password.
-            manage::check_username(&username)?;
+            usernames::prepare(&username)?;
             let password = read_password()?;
             let account = NewAccount {
-                username: username.clone(),
+                username,
                 email,
                 full_name,
                 disabled,
                 scopes,
             };
-            manage::add_user(db, &one_hasher()?, account, password).await?;
-            println!("created user {username}");
+            let stored = manage::add_user(db, &one_hasher()?, account, password).await?;
+            println!("created user {stored}");
         }
         UserCommand::Passwd { username } => {
             let password = read_password()?;

@@ -3,15 +3,17 @@
 //!
 //! A rotation's cost is its commit. SQLite has one writer at a time and each commit waits
 //! for its `fsync` (`synchronous=FULL`); rotating one token per transaction held the write
-//! lock through five statements, each a round trip to sqlx's connection thread, for every
-//! request. Here one task per service writes every waiting rotation in one transaction of
-//! three statements, whatever their number, so the commit and its `fsync` are shared.
+//! lock through a round trip to sqlx's connection thread for every request. Here one task
+//! per service writes every waiting rotation in one statement of one transaction, whatever
+//! their number, so the commit and its `fsync` are shared.
 //!
-//! Nothing about a single rotation changes: each still spends its token with a conditional
-//! statement (`spent_at IS NULL`, so of concurrent rotations of one token, in this process
-//! or on another replica, exactly one succeeds) and stores its successor in the same
-//! transaction, so a crash leaves both or neither. If a group's transaction fails, each of
-//! its rotations is retried alone, so one bad rotation cannot fail the others.
+//! Nothing about a single rotation changes: each moves its session from the generation
+//! its token carries to the next with a conditional statement (`generation = ?`, so of
+//! concurrent rotations of one token, in this process or on another replica, exactly one
+//! succeeds), and only while the session is at its user's `token_version`. Sessions are
+//! locked in `id` order (see `session`'s comment on lock order). If a group's transaction
+//! fails, each of its rotations is retried alone, so one bad rotation cannot fail the
+//! others.
 
 use std::{
     collections::HashSet,
@@ -19,20 +21,27 @@ use std::{
 };
 
 use sea_orm::{
-    sea_query::{CaseStatement, Expr, Query},
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryTrait,
-    TransactionTrait,
+    sea_query::{Expr, LockType, Query, SimpleExpr},
+    ColumnTrait, Condition, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, Order,
+    QueryFilter, QueryTrait, TransactionTrait,
 };
 use tokio::sync::{mpsc, oneshot};
 
-use super::{
-    refresh_token,
-    session::{self, Rotation},
-    Db,
-};
+use super::{session, user, Db};
 
 /// Most rotations written in one transaction.
 const MAX_GROUP: usize = 256;
+
+/// One rotation: session `session_id` moves on from `generation`.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub session_id: String,
+    /// The generation the presented token carries, which must be the session's.
+    pub generation: i64,
+    /// Unix seconds: the rotation's time, and when the new refresh token expires.
+    pub now: i64,
+    pub expires_at: i64,
+}
 
 type Job = (Rotation, oneshot::Sender<Result<bool, DbErr>>);
 
@@ -52,8 +61,9 @@ impl RotationQueue {
         }
     }
 
-    /// Spends `rotation.spent_hash` and stores its successor; `false` if the token was
-    /// spent already, by this or any replica (see the module's comment).
+    /// Moves `rotation.session_id` on from `rotation.generation`; `false` if the session
+    /// is not there at that generation (rotated already, by this or any replica, ended,
+    /// or behind its user's `token_version`).
     pub async fn rotate(&self, rotation: Rotation) -> Result<bool, DbErr> {
         let jobs = self.jobs.get_or_init(|| {
             let (tx, rx) = mpsc::channel(4 * MAX_GROUP);
@@ -102,7 +112,7 @@ async fn write_group(db: &Db, rotations: &[Rotation]) -> Vec<Result<bool, DbErr>
 /// Writes `rotations` in one transaction; for each, whether it rotated.
 async fn rotate_group(db: &Db, rotations: &[Rotation]) -> Result<Vec<bool>, DbErr> {
     let txn = db.begin().await?;
-    match write_rotations(&txn, rotations).await {
+    match advance(&txn, rotations).await {
         Ok(done) => {
             txn.commit().await?;
             Ok(done)
@@ -116,156 +126,137 @@ async fn rotate_group(db: &Db, rotations: &[Rotation]) -> Result<Vec<bool>, DbEr
     }
 }
 
-async fn write_rotations(
-    txn: &DatabaseTransaction,
-    rotations: &[Rotation],
-) -> Result<Vec<bool>, DbErr> {
-    let mut spent = spend(txn, rotations).await?;
-    // Of rotations of one token, the first rotates; the others find it spent.
-    let done: Vec<bool> = rotations
-        .iter()
-        .map(|r| spent.remove(&r.spent_hash))
-        .collect();
-    let rotated: Vec<&Rotation> = rotations
-        .iter()
-        .zip(&done)
-        .filter_map(|(r, done)| done.then_some(r))
-        .collect();
-    if !rotated.is_empty() {
-        store_successors(txn, &rotated).await?;
-    }
-    Ok(done)
-}
-
-/// Marks each unspent token of `rotations` spent, in one conditional statement; returns
-/// the hashes it marked. A hash named twice is spent once.
-async fn spend(
-    txn: &DatabaseTransaction,
-    rotations: &[Rotation],
-) -> Result<HashSet<String>, DbErr> {
+/// Moves each session of `rotations` that is at the rotation's generation (and at its
+/// user's `token_version`) to the next, in one statement; for each rotation, whether it
+/// did. Of two rotations of one session at one generation, the first rotates.
+async fn advance(txn: &DatabaseTransaction, rotations: &[Rotation]) -> Result<Vec<bool>, DbErr> {
+    use session::Column as C;
     let now = rotations.iter().map(|r| r.now).max().unwrap_or_default();
-    let mut update = refresh_token::Entity::update_many()
-        .col_expr(refresh_token::Column::SpentAt, Expr::value(now))
-        .filter(
-            refresh_token::Column::TokenHash.is_in(rotations.iter().map(|r| r.spent_hash.as_str())),
+    let expires_at = rotations
+        .iter()
+        .map(|r| r.expires_at)
+        .max()
+        .unwrap_or_default();
+    let at_generation = rotations.iter().fold(Condition::any(), |any, r| {
+        any.add(
+            Condition::all()
+                .add(C::Id.eq(r.session_id.as_str()))
+                .add(C::Generation.eq(r.generation)),
         )
-        .filter(refresh_token::Column::SpentAt.is_null())
+    });
+    let user_version = Query::select()
+        .column(user::Column::TokenVersion)
+        .from(user::Entity)
+        .and_where(Expr::col((user::Entity, user::Column::Id)).equals((session::Entity, C::UserId)))
+        .to_owned();
+    let current = Expr::col((session::Entity, C::TokenVersion)).eq(SimpleExpr::SubQuery(
+        None,
+        Box::new(user_version.into_sub_query_statement()),
+    ));
+    let locked = Query::select()
+        .column(C::Id)
+        .from(session::Entity)
+        .cond_where(at_generation.clone())
+        .and_where(current)
+        .order_by(C::Id, Order::Asc)
+        .lock(LockType::Update)
+        .to_owned();
+    let mut update = session::Entity::update_many()
+        .col_expr(C::Generation, Expr::col(C::Generation).add(1))
+        .col_expr(C::RotatedAt, Expr::value(now))
+        .col_expr(C::LastUsedAt, Expr::value(now))
+        .col_expr(C::ExpiresAt, Expr::value(expires_at))
+        .filter(C::Id.in_subquery(locked))
+        .filter(at_generation)
         .into_query();
-    update.returning(Query::returning().column(refresh_token::Column::TokenHash));
+    update.returning(Query::returning().columns([C::Id, C::Generation]));
     let backend = txn.get_database_backend();
     let rows = txn.query_all(backend.build(&update)).await?;
-    rows.iter()
-        .map(|row| row.try_get_by_index::<String>(0))
-        .collect()
-}
-
-/// Stores the successor of each of `rotated` and moves its session on, in two statements.
-async fn store_successors(txn: &DatabaseTransaction, rotated: &[&Rotation]) -> Result<(), DbErr> {
-    refresh_token::Entity::insert_many(
-        rotated
-            .iter()
-            .map(|r| session::unspent_refresh_token(&r.session_id, r.generation, r.next.clone())),
-    )
-    .exec_without_returning(txn)
-    .await?;
-    // One rotation per session at most: only a session's current token is unspent.
-    let by_session = |column: session::Column, value: fn(&Rotation) -> i64| {
-        rotated
-            .iter()
-            .fold(CaseStatement::new(), |case, r| {
-                case.case(
-                    Expr::col(session::Column::Id).eq(r.session_id.as_str()),
-                    value(r),
-                )
-            })
-            .finally(Expr::col(column))
-    };
-    use session::Column as C;
-    session::Entity::update_many()
-        .col_expr(
-            C::Generation,
-            by_session(C::Generation, |r| r.generation).into(),
-        )
-        .col_expr(C::LastUsedAt, by_session(C::LastUsedAt, |r| r.now).into())
-        .col_expr(
-            C::ExpiresAt,
-            by_session(C::ExpiresAt, |r| r.next.expires_at).into(),
-        )
-        .filter(session::Column::Id.is_in(rotated.iter().map(|r| r.session_id.as_str())))
-        .exec(txn)
-        .await?;
-    Ok(())
+    // Each row is a session and the generation it moved from.
+    let mut moved = rows
+        .iter()
+        .map(|row| {
+            let id: String = row.try_get_by_index(0)?;
+            let generation: i64 = row.try_get_by_index(1)?;
+            Ok((id, generation - 1))
+        })
+        .collect::<Result<HashSet<_>, DbErr>>()?;
+    Ok(rotations
+        .iter()
+        .map(|r| moved.remove(&(r.session_id.clone(), r.generation)))
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::{
-        hot_reads::tests::{add_session, database_with_a_session},
-        session::NewRefreshToken,
-    };
+    use crate::db::hot_reads::tests::{add_session, database_with_a_session};
 
-    async fn store_token(db: &Db, session_id: &str, hash: &str) {
-        let token = NewRefreshToken {
-            token_hash: hash.into(),
-            expires_at: i64::MAX,
-        };
-        refresh_token::Entity::insert(session::unspent_refresh_token(session_id, 0, token))
-            .exec_without_returning(db)
-            .await
-            .unwrap();
-    }
-
-    fn rotation(session_id: &str, spent: &str, next: &str) -> Rotation {
+    fn rotation(session_id: &str, generation: i64) -> Rotation {
         Rotation {
             session_id: session_id.into(),
-            spent_hash: spent.into(),
-            next: NewRefreshToken {
-                token_hash: next.into(),
-                expires_at: 1_000_000,
-            },
-            generation: 1,
+            generation,
             now: 500,
+            expires_at: 1_000_000,
         }
+    }
+
+    async fn generation(db: &Db, id: &str) -> i64 {
+        session::find(db, id).await.unwrap().unwrap().generation
     }
 
     #[tokio::test]
-    async fn a_group_rotates_each_token_once_and_moves_each_session_on() {
+    async fn a_group_rotates_each_session_once_and_moves_each_on() {
         let dir = tempfile::tempdir().unwrap();
         let db = database_with_a_session(dir.path()).await;
         add_session(&db, "s2").await;
-        store_token(&db, "s1", "a0").await;
-        store_token(&db, "s2", "b0").await;
         let group = [
-            rotation("s1", "a0", "a1"),
-            rotation("s2", "b0", "b1"),
-            rotation("s1", "a0", "a1-again"),
-            rotation("s2", "unknown", "x"),
+            rotation("s1", 0),
+            rotation("s2", 0),
+            rotation("s1", 0),
+            rotation("s2", 7),
+            rotation("unknown", 0),
         ];
         assert_eq!(
             rotate_group(&db, &group).await.unwrap(),
-            [true, true, false, false]
+            [true, true, false, false, false]
         );
-
-        let mut stored: Vec<String> = refresh_token::Entity::find()
-            .all(&db)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|t| format!("{}:{}", t.token_hash, t.spent_at.is_some()))
-            .collect();
-        stored.sort();
-        assert_eq!(stored, ["a0:true", "a1:false", "b0:true", "b1:false"]);
         for id in ["s1", "s2"] {
             let s = session::find(&db, id).await.unwrap().unwrap();
             assert_eq!(
-                (s.generation, s.last_used_at, s.expires_at),
-                (1, 500, 1_000_000),
+                (s.generation, s.rotated_at, s.last_used_at, s.expires_at),
+                (1, Some(500), 500, 1_000_000),
                 "{id}"
             );
         }
-        // Spent: a second group changes nothing.
+        // Rotated: the same generation again changes nothing; the next one rotates.
         assert_eq!(rotate_group(&db, &group[..1]).await.unwrap(), [false]);
+        assert_eq!(
+            rotate_group(&db, &[rotation("s1", 1)]).await.unwrap(),
+            [true]
+        );
+        assert_eq!(generation(&db, "s1").await, 2);
+    }
+
+    #[tokio::test]
+    async fn a_session_behind_its_users_token_version_does_not_rotate() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = database_with_a_session(dir.path()).await;
+        add_session(&db, "s2").await;
+        // The user moved on without ending the sessions (as a login that raced a password
+        // change leaves one behind).
+        user::Entity::update_many()
+            .col_expr(user::Column::TokenVersion, Expr::value(5))
+            .exec(&db)
+            .await
+            .unwrap();
+        assert_eq!(
+            rotate_group(&db, &[rotation("s1", 0), rotation("s2", 0)])
+                .await
+                .unwrap(),
+            [false, false]
+        );
+        assert_eq!(generation(&db, "s1").await, 0);
     }
 
     #[tokio::test]
@@ -273,35 +264,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = database_with_a_session(dir.path()).await;
         add_session(&db, "s2").await;
-        store_token(&db, "s1", "a0").await;
-        store_token(&db, "s2", "b0").await;
-        store_token(&db, "s2", "taken").await;
-        // The second successor's hash is stored already: its insert, and so the group's
-        // transaction, fails.
-        let group = [rotation("s1", "a0", "a1"), rotation("s2", "b0", "taken")];
-        let results = write_group(&db, &group).await;
+        // Any update of s2 fails, and with it the group's one statement.
+        db.execute_unprepared(
+            "CREATE TRIGGER refuse_s2 BEFORE UPDATE ON sessions WHEN OLD.id = 's2' \
+             BEGIN SELECT RAISE(ABORT, 's2 refused'); END",
+        )
+        .await
+        .unwrap();
+        let results = write_group(&db, &[rotation("s1", 0), rotation("s2", 0)]).await;
         assert!(matches!(results[0], Ok(true)), "{results:?}");
         assert!(results[1].is_err(), "{results:?}");
-        let spent = |hash: &'static str| {
-            let db = db.clone();
-            async move {
-                refresh_token::Entity::find_by_id(hash)
-                    .one(&db)
-                    .await
-                    .unwrap()
-                    .map(|t| t.spent_at.is_some())
-            }
-        };
-        assert_eq!(spent("a0").await, Some(true));
+        assert_eq!(generation(&db, "s1").await, 1, "the good rotation");
         assert_eq!(
-            spent("a1").await,
-            Some(false),
-            "the good rotation's successor"
-        );
-        assert_eq!(
-            spent("b0").await,
-            Some(false),
-            "the failed rotation changed nothing"
+            generation(&db, "s2").await,
+            0,
+            "the failed one changed nothing"
         );
     }
 
@@ -311,7 +288,6 @@ mod tests {
         let db = database_with_a_session(dir.path()).await;
         for i in 0..40 {
             add_session(&db, &format!("s-{i}")).await;
-            store_token(&db, &format!("s-{i}"), &format!("t-{i}")).await;
         }
         let queue = RotationQueue::new(&db);
         let tasks: Vec<_> = (0..40)
@@ -319,8 +295,10 @@ mod tests {
             .map(|i| {
                 let queue = queue.clone();
                 tokio::spawn(async move {
-                    let r = rotation(&format!("s-{i}"), &format!("t-{i}"), &format!("n-{i}"));
-                    (i, queue.rotate(r).await.unwrap())
+                    (
+                        i,
+                        queue.rotate(rotation(&format!("s-{i}"), 0)).await.unwrap(),
+                    )
                 })
             })
             .collect();
@@ -329,6 +307,6 @@ mod tests {
             let (i, done) = task.await.unwrap();
             rotated[i] += usize::from(done);
         }
-        assert_eq!(rotated, [1; 40], "each token rotated exactly once");
+        assert_eq!(rotated, [1; 40], "each session rotated exactly once");
     }
 }

@@ -193,10 +193,10 @@ fn user_in_session_sql() -> &'static str {
 }
 
 /// The index of each of a user's fields in a statement's rows.
-struct UserColumns([usize; 10]);
+struct UserColumns([usize; 11]);
 
 impl UserColumns {
-    const NAMES: [user::Column; 10] = [
+    const NAMES: [user::Column; 11] = [
         user::Column::Id,
         user::Column::Username,
         user::Column::Email,
@@ -207,10 +207,11 @@ impl UserColumns {
         user::Column::Scopes,
         user::Column::CreatedAt,
         user::Column::UpdatedAt,
+        user::Column::UsernameSkeleton,
     ];
 
     fn of(statement: &rusqlite::Statement<'_>) -> rusqlite::Result<Self> {
-        let mut at = [0; 10];
+        let mut at = [0; 11];
         for (slot, column) in at.iter_mut().zip(Self::NAMES) {
             *slot = statement.column_index(column.as_str())?;
         }
@@ -219,7 +220,7 @@ impl UserColumns {
 
     /// The user in `row`, as SeaORM would read it.
     fn read(&self, row: &Row<'_>) -> rusqlite::Result<user::Model> {
-        let [id, username, email, full_name, hashed_password, disabled, token_version, scopes, created_at, updated_at] =
+        let [id, username, email, full_name, hashed_password, disabled, token_version, scopes, created_at, updated_at, username_skeleton] =
             self.0;
         Ok(user::Model {
             id: row.get(id)?,
@@ -232,6 +233,7 @@ impl UserColumns {
             scopes: row.get(scopes)?,
             created_at: timestamp(row, created_at)?,
             updated_at: timestamp(row, updated_at)?,
+            username_skeleton: row.get(username_skeleton)?,
         })
     }
 }
@@ -265,6 +267,7 @@ pub(super) mod tests {
             full_name: None,
             hashed_password: "$argon2id$not-a-real-hash".into(),
             disabled: false,
+            username_skeleton: None,
         };
         create_user(&db, user).await.unwrap();
         add_session(&db, "s1").await;
@@ -273,18 +276,18 @@ pub(super) mod tests {
 
     pub(crate) async fn add_session(db: &Db, id: &str) {
         let alice = find_user(db, "alice").await.unwrap().unwrap();
-        let session = session::Model {
+        let session = session::NewSession {
             id: id.into(),
             user_id: alice.id,
+            token_version: alice.token_version,
             scope: "me".into(),
-            generation: 0,
             created_at: 1,
-            last_used_at: 1,
             expires_at: i64::MAX,
             client_addr: None,
             user_agent: None,
         };
-        session::start(db, session, None, 1000).await.unwrap();
+        let started = session::start(db, session, 1000).await.unwrap();
+        assert_eq!(started, session::Started::Started);
     }
 
     #[tokio::test]

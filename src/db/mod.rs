@@ -4,16 +4,18 @@
 pub mod group_commit;
 pub mod hot_reads;
 pub mod known_client;
+pub mod legacy_refresh_token;
 pub mod login_failure;
-pub mod refresh_token;
+pub mod scope_holders;
 pub mod server_secret;
 pub mod session;
 pub mod signing_key;
 pub mod sqlite_file;
 pub mod url;
 pub mod user;
+pub mod username_skeleton;
 
-use std::{path::Path, str::FromStr, sync::OnceLock, time::Duration};
+use std::{future::Future, path::Path, pin::Pin, str::FromStr, sync::OnceLock, time::Duration};
 
 use chrono::Utc;
 use sea_orm::{
@@ -22,7 +24,7 @@ use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection,
     DatabaseTransaction, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder, QueryTrait,
-    RuntimeErr, SqlErr, Statement, TransactionTrait,
+    RuntimeErr, SqlErr, Statement, TransactionError, TransactionTrait,
 };
 
 pub use sea_orm::DatabaseConnection as Db;
@@ -142,6 +144,9 @@ pub struct NewUser {
     pub full_name: Option<String>,
     pub hashed_password: String,
     pub disabled: bool,
+    /// The name's look-alike key (`users.username_skeleton`), unique; `None` leaves it to
+    /// be recorded when the server next starts.
+    pub username_skeleton: Option<String>,
 }
 
 /// Changes to one user; `None` leaves a field as it is.
@@ -157,6 +162,13 @@ pub struct UserChanges {
 /// Applies `changes` to `username`; disabling or a new password also revokes every token
 /// and session issued before. Returns whether the user exists.
 pub async fn change_user(db: &Db, username: &str, changes: UserChanges) -> Result<bool, DbErr> {
+    let (update, revoke) = user_update(username, changes);
+    update_and_revoke(db, username, update, revoke).await
+}
+
+/// The one statement that applies `changes` to `username`, and whether it revokes (bumps
+/// `token_version`): a disable or a new password does.
+fn user_update(username: &str, changes: UserChanges) -> (sea_orm::UpdateMany<user::Entity>, bool) {
     let revoke = changes.disabled == Some(true) || changes.hashed_password.is_some();
     let mut update = user::Entity::update_many()
         .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
@@ -182,7 +194,7 @@ pub async fn change_user(db: &Db, username: &str, changes: UserChanges) -> Resul
             Expr::col(user::Column::TokenVersion).add(1),
         );
     }
-    update_and_revoke(db, username, update, revoke).await
+    (update, revoke)
 }
 
 /// Runs `update` on `username`; with `revoke`, also ends every session of the user, in
@@ -196,20 +208,78 @@ async fn update_and_revoke(
     if !revoke {
         return Ok(update.exec(db).await?.rows_affected > 0);
     }
-    let txn = db.begin().await?;
-    let exists = update.exec(&txn).await?.rows_affected > 0;
-    session::end_all_of(&txn, username).await?;
-    txn.commit().await?;
-    Ok(exists)
+    // The user's row first, then the sessions (see `session`'s comment on lock order).
+    retrying_conflicts(db, |txn| {
+        let (update, username) = (update.clone(), username.to_owned());
+        Box::pin(async move {
+            let exists = update.exec(txn).await?.rows_affected > 0;
+            session::end_all_of(txn, &username).await?;
+            Ok(exists)
+        })
+    })
+    .await
 }
 
 /// Deletes `username`; returns whether the user existed.
 pub async fn delete_user(db: &Db, username: &str) -> Result<bool, DbErr> {
-    let deleted = user::Entity::delete_many()
-        .filter(user::Column::Username.eq(username))
-        .exec(db)
-        .await?;
-    Ok(deleted.rows_affected > 0)
+    // The sessions first, in the one lock order, rather than by the foreign key's
+    // cascade, whose order is the table's.
+    retrying_conflicts(db, |txn| {
+        let username = username.to_owned();
+        Box::pin(async move {
+            session::end_all_of(txn, &username).await?;
+            let deleted = user::Entity::delete_many()
+                .filter(user::Column::Username.eq(&username))
+                .exec(txn)
+                .await?;
+            Ok(deleted.rows_affected > 0)
+        })
+    })
+    .await
+}
+
+/// How often a transaction that PostgreSQL aborted for a conflict is tried.
+const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// Runs `work` in a transaction, and again when PostgreSQL chose it as a deadlock's
+/// victim or failed it for serialization: such a failure is a race lost, not an error of
+/// the request. With one lock order it should not happen; a revocation must not fail
+/// because refreshes run at the same time, so it is retried all the same.
+async fn retrying_conflicts<T, F>(db: &Db, work: F) -> Result<T, DbErr>
+where
+    T: Send,
+    F: for<'c> Fn(
+            &'c DatabaseTransaction,
+        ) -> Pin<Box<dyn Future<Output = Result<T, DbErr>> + Send + 'c>>
+        + Send
+        + Sync,
+{
+    let mut attempt = 1;
+    loop {
+        match db.transaction::<_, T, DbErr>(|txn| work(txn)).await {
+            Ok(done) => return Ok(done),
+            Err(TransactionError::Transaction(e))
+                if attempt < CONFLICT_ATTEMPTS && is_conflict(&e) =>
+            {
+                tracing::info!(error = %e, attempt, "transaction lost a race; retrying");
+                attempt += 1;
+            }
+            Err(TransactionError::Connection(e) | TransactionError::Transaction(e)) => {
+                return Err(e)
+            }
+        }
+    }
+}
+
+/// Whether PostgreSQL aborted a statement as a deadlock's victim (40P01) or for a
+/// serialization failure (40001).
+pub fn is_conflict(e: &DbErr) -> bool {
+    let (DbErr::Exec(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(e)))
+    | DbErr::Query(RuntimeErr::SqlxError(sea_orm::sqlx::Error::Database(e)))) = e
+    else {
+        return false;
+    };
+    matches!(e.code().as_deref(), Some("40P01" | "40001"))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +299,27 @@ pub async fn find_user(db: &Db, username: &str) -> Result<Option<user::Model>, D
     let backend = db.get_database_backend();
     let stmt = Statement::from_sql_and_values(backend, find_user_sql(backend), [username.into()]);
     user::Entity::find().from_raw_sql(stmt).one(db).await
+}
+
+/// The user named `sent`, else the one named `alternative` (another form of the same
+/// name), in one query.
+pub async fn find_user_or(
+    db: &Db,
+    sent: &str,
+    alternative: &str,
+) -> Result<Option<user::Model>, DbErr> {
+    if sent == alternative || alternative.contains('\0') {
+        return find_user(db, sent).await;
+    }
+    if sent.contains('\0') {
+        return find_user(db, alternative).await;
+    }
+    let mut found = user::Entity::find()
+        .filter(user::Column::Username.is_in([sent, alternative]))
+        .all(db)
+        .await?;
+    found.sort_by_key(|u| u.username != sent);
+    Ok(found.into_iter().next())
 }
 
 /// `find_user`'s SQL (see [`built_once`]). Usernames are unique, so it needs no `LIMIT`.
@@ -287,6 +378,7 @@ fn active_user(new: NewUser, scopes: Option<String>) -> user::ActiveModel {
         scopes: scopes.map_or(NotSet, Set),
         created_at: Set(now),
         updated_at: Set(now),
+        username_skeleton: Set(new.username_skeleton),
     }
 }
 
@@ -313,7 +405,8 @@ pub async fn create_user_holding(
     }
 }
 
-/// Creates the user unless the username is taken; returns whether it was created.
+/// Creates the user unless the username (or its look-alike key) is taken; returns whether
+/// it was created.
 pub async fn create_user_if_absent(db: &Db, new: NewUser) -> Result<bool, DbErr> {
     create_user_holding_if_absent(db, new, None).await
 }
@@ -324,12 +417,9 @@ pub async fn create_user_holding_if_absent(
     new: NewUser,
     scopes: Option<String>,
 ) -> Result<bool, DbErr> {
+    // No conflict target: a taken name or a taken look-alike key alike.
     let inserted = user::Entity::insert(active_user(new, scopes))
-        .on_conflict(
-            OnConflict::column(user::Column::Username)
-                .do_nothing()
-                .to_owned(),
-        )
+        .on_conflict(OnConflict::new().do_nothing().to_owned())
         .exec_without_returning(db)
         .await?;
     Ok(inserted > 0)

@@ -19,6 +19,10 @@ pub struct Model {
     pub scopes: String,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
+    /// The look-alike key of the username (see `accounts::usernames`), unique; `None` for a
+    /// user whose name looks like an older user's, or not recorded yet.
+    #[sea_orm(unique)]
+    pub username_skeleton: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

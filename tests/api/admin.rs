@@ -27,6 +27,19 @@ async fn send(
     parts(req.send().await.unwrap(), &["www-authenticate"]).await
 }
 
+/// Creates `username` (password `<username>-pw`) holding `admin` through the API, with
+/// `admin`'s token; the new admin's token with scope `admin`.
+async fn admin_named(app: &TestApp, admin: &str, username: &str) -> String {
+    let password = format!("{username}-pw");
+    let body = json!({"username": username, "password": password, "scopes": ["me", "admin"]});
+    let (status, _, _) = send(app, Method::POST, "/admin/users/", admin, Some(body)).await;
+    assert_eq!(status, 201, "{username} created");
+    app.login_with_scope(username, &password, "admin").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[tokio::test]
 async fn admin_creates_reads_lists_changes_and_deletes_a_user() {
     let app = spawn_app().await;
@@ -189,11 +202,12 @@ async fn admin_operations_need_the_admin_scope_held_now() {
 
     // An admin whose `admin` scope is taken away (here, by another admin) loses it at once.
     let admin = token_with(&app, "admin").await;
+    let root = admin_named(&app, &admin, "root").await;
     let (status, _, _) = send(
         &app,
         Method::PATCH,
         "/admin/users/johndoe",
-        &admin,
+        &root,
         Some(json!({"scopes": ["me", "items"]})),
     )
     .await;
@@ -339,4 +353,185 @@ async fn admin_api_answers_409_404_and_fastapi_shaped_422s() {
         (status, body),
         (413, json!({"detail": "Request body too large"}))
     );
+}
+
+const LAST_ADMIN: &str = "The last enabled user holding the admin scope cannot lose it: grant \
+                          admin to another user first";
+
+#[tokio::test]
+async fn the_last_enabled_admin_cannot_demote_disable_or_delete_themselves() {
+    let app = spawn_app().await;
+    // johndoe is the only enabled admin: the demo's alice holds `admin` but is disabled.
+    let admin = token_with(&app, "admin").await;
+    let refused = (409, json!({ "detail": LAST_ADMIN }), vec![None]);
+    for (method, body) in [
+        (Method::PATCH, Some(json!({"scopes": ["me", "items"]}))),
+        (Method::PATCH, Some(json!({"scopes": []}))),
+        (Method::PATCH, Some(json!({"disabled": true}))),
+        (
+            Method::PATCH,
+            Some(json!({"disabled": true, "scopes": ["admin"], "email": "x@example.com"})),
+        ),
+        (Method::DELETE, None),
+    ] {
+        assert_eq!(
+            send(
+                &app,
+                method.clone(),
+                "/admin/users/johndoe",
+                &admin,
+                body.clone()
+            )
+            .await,
+            refused,
+            "{method} {body:?}"
+        );
+    }
+    // Nothing of a refused change was made, and the token still works.
+    let johndoe = json!({"username": "johndoe", "email": "johndoe@example.com",
+                         "full_name": "John Doe", "disabled": false,
+                         "scopes": ["me", "items", "admin", "introspect"]});
+    assert_eq!(
+        send(&app, Method::GET, "/admin/users/johndoe", &admin, None).await,
+        (200, johndoe.clone(), vec![None])
+    );
+    // A change that keeps `admin` is no concern of the rule.
+    let (status, body, _) = send(
+        &app,
+        Method::PATCH,
+        "/admin/users/johndoe",
+        &admin,
+        Some(json!({"scopes": ["admin", "me"], "full_name": "J. Doe"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["scopes"], json!(["me", "admin"]));
+
+    // With a second enabled admin, johndoe may step down, and then root is the last one.
+    let root = admin_named(&app, &admin, "root").await;
+    let (status, body, _) = send(
+        &app,
+        Method::PATCH,
+        "/admin/users/johndoe",
+        &admin,
+        Some(json!({"scopes": ["me"]})),
+    )
+    .await;
+    assert_eq!((status, &body["scopes"]), (200, &json!(["me"])));
+    assert_eq!(
+        send(&app, Method::DELETE, "/admin/users/root", &root, None).await,
+        refused
+    );
+    // Enabling alice, who holds `admin`, makes her an admin who counts.
+    let (status, _, _) = send(
+        &app,
+        Method::PATCH,
+        "/admin/users/alice",
+        &root,
+        Some(json!({"disabled": false})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        send(&app, Method::DELETE, "/admin/users/root", &root, None).await,
+        (204, Value::Null, vec![None])
+    );
+}
+
+#[tokio::test]
+async fn the_cli_may_take_admin_from_the_last_admin() {
+    let app = spawn_app().await;
+    let db = app.settings.database_url.clone();
+    for args in [
+        &["user", "scopes", "johndoe", "--set", "me"][..],
+        &["user", "disable", "johndoe"],
+    ] {
+        let out = crate::helpers::gatehouse_cli(&db, args, "");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let users = gatehouse::db::list_users(&app.db).await.unwrap();
+    let johndoe = users.iter().find(|u| u.username == "johndoe").unwrap();
+    assert_eq!((johndoe.disabled, johndoe.scopes.as_str()), (true, "me"));
+}
+
+/// How many enabled users hold `admin`, from the database.
+async fn enabled_admins(app: &TestApp) -> usize {
+    gatehouse::db::list_users(&app.db)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|u| !u.disabled && u.scopes.split(' ').any(|s| s == "admin"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_admins_taking_admin_from_each_other_at_once_leave_one() {
+    let app = spawn_app().await;
+    let johndoe = token_with(&app, "admin").await;
+    admin_named(&app, &johndoe, "carol").await;
+    for round in 0..24 {
+        // Both hold `admin` again, enabled, with fresh tokens.
+        for name in ["johndoe", "carol"] {
+            let changes = gatehouse::db::UserChanges {
+                disabled: Some(false),
+                scopes: Some("me admin".to_owned()),
+                ..Default::default()
+            };
+            assert!(gatehouse::db::change_user(&app.db, name, changes)
+                .await
+                .unwrap());
+        }
+        let password = |name| {
+            if name == "johndoe" {
+                "secret"
+            } else {
+                "carol-pw"
+            }
+        };
+        let token = |name: &'static str| {
+            let app = &app;
+            async move {
+                app.login_with_scope(name, password(name), "admin").await["access_token"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            }
+        };
+        let (johndoes, carols) = (token("johndoe").await, token("carol").await);
+        // Every other round by a disable, which also revokes the target's tokens.
+        let body = if round % 2 == 0 {
+            json!({"scopes": ["me"]})
+        } else {
+            json!({"disabled": true})
+        };
+        let (one, other) = tokio::join!(
+            send(
+                &app,
+                Method::PATCH,
+                "/admin/users/carol",
+                &johndoes,
+                Some(body.clone())
+            ),
+            send(
+                &app,
+                Method::PATCH,
+                "/admin/users/johndoe",
+                &carols,
+                Some(body.clone())
+            ),
+        );
+        let mut statuses = [one.0, other.0];
+        statuses.sort_unstable();
+        // The second change is refused: by the guard (409), or, when the first was done
+        // before its bearer check, as its caller no longer an admin (401).
+        assert!(
+            statuses == [200, 409] || statuses == [200, 401],
+            "round {round} ({body}): {statuses:?}"
+        );
+        assert_eq!(enabled_admins(&app).await, 1, "round {round} ({body})");
+    }
 }

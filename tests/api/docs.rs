@@ -212,6 +212,64 @@ async fn swagger_ui_and_redoc_are_served_from_the_binary() {
     }
 }
 
+/// The text of the page's inline scripts (those without `src`).
+fn inline_scripts(html: &str) -> Vec<&str> {
+    html.split("<script>")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("</script>").map(|(script, _)| script))
+        .collect()
+}
+
+#[tokio::test]
+async fn docs_pages_send_a_policy_allowing_their_own_assets_and_one_inline_script_by_hash() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    for root_path in ["", "/auth"] {
+        let app = spawn_app_with(|s| s.root_path = root_path.to_owned()).await;
+        for (path, styles, worker_and_forms) in [
+            ("/docs", "'self'", "form-action 'self'"),
+            (
+                "/redoc",
+                "'self' 'unsafe-inline'",
+                "worker-src blob:; form-action 'none'",
+            ),
+        ] {
+            let resp = app.get(path, None).await;
+            assert_eq!(resp.status(), 200, "{path}");
+            let policy = resp.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let html = resp.text().await.unwrap();
+            let scripts = inline_scripts(&html);
+            assert_eq!(scripts.len(), 1, "{path}: {html}");
+            assert!(
+                scripts[0].contains(&format!("\"{root_path}/openapi.json\"")),
+                "{path}: {html}"
+            );
+            let hash = base64::engine::general_purpose::STANDARD
+                .encode(sha2::Sha256::digest(scripts[0].as_bytes()));
+            assert_eq!(
+                policy,
+                format!(
+                    "default-src 'none'; script-src 'self' 'sha256-{hash}'; style-src {styles}; \
+                     img-src 'self' data:; connect-src 'self'; {worker_and_forms}; \
+                     base-uri 'none'; frame-ancestors 'none'"
+                ),
+                "{root_path}{path}"
+            );
+        }
+        // The policy is the pages'; the document and the API's answers need none.
+        for path in ["/openapi.json", "/healthz"] {
+            let resp = app.get(path, None).await;
+            assert!(
+                resp.headers().get("content-security-policy").is_none(),
+                "{path}"
+            );
+        }
+    }
+}
+
 /// `src`/`href` attributes of the page's own tags (not inside scripts) that point off-site.
 fn external_references(html: &str) -> Vec<String> {
     let mut found = Vec::new();

@@ -61,6 +61,7 @@ async fn chapter() -> Chapter {
             full_name: Some("Alice Chains".into()),
             hashed_password: "$argon2id$v=19$m=65536,t=3,p=4$g2/AV1zwopqUntPKJavBFw$BwpRGDCyUHLvHICnwijyX8ROGoiUPwNKZ7915MeYfCE".into(),
             disabled: true,
+            username_skeleton: None,
         },
     )
     .await

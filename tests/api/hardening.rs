@@ -170,6 +170,54 @@ async fn a_username_with_a_newline_and_esc_is_escaped_in_the_json_log() {
     assert_eq!(line["fields"]["user"], FORGING_USERNAME);
 }
 
+/// One character of each kind a log line must not carry raw: line and paragraph
+/// separators (Zl, Zp), a C1 control (Cc) and DEL, and format characters (Cf): zero-width,
+/// byte-order mark, soft hyphen, bidirectional controls and an invisible tag beyond the
+/// BMP.
+const INVISIBLE_USERNAME: &str =
+    "a\u{2028}b\u{2029}c\u{85}d\u{7f}e\u{200b}f\u{feff}g\u{ad}h\u{202e}i\u{2066}j\u{61c}k\u{e0001}l";
+
+/// Whether `c` is of a category the log escapes: Cc, Cf, Zl or Zp.
+fn escaped_by_the_log(c: char) -> bool {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        G::Control | G::Format | G::LineSeparator | G::ParagraphSeparator
+    ) && c != '\n'
+}
+
+#[tokio::test]
+async fn separators_and_invisible_format_characters_are_escaped_in_the_text_log() {
+    let log = log_of_a_refused_login(INVISIBLE_USERNAME, "text").await;
+    let refused = lines_with(&log, "login refused");
+    assert_eq!(refused.len(), 1, "{log}");
+    assert!(
+        refused[0].contains(
+            r"user=a\u{2028}b\u{2029}c\u{85}d\u{7f}e\u{200b}f\u{feff}g\u{ad}h\u{202e}i\u{2066}j\u{61c}k\u{e0001}l address="
+        ),
+        "{log}"
+    );
+    let raw: Vec<char> = log.chars().filter(|c| escaped_by_the_log(*c)).collect();
+    assert_eq!(raw, Vec::<char>::new(), "raw in the log: {log:?}");
+}
+
+#[tokio::test]
+async fn separators_and_invisible_format_characters_are_escaped_in_the_json_log() {
+    let log = log_of_a_refused_login(INVISIBLE_USERNAME, "json").await;
+    let refused = lines_with(&log, "login refused");
+    assert_eq!(refused.len(), 1, "{log}");
+    assert!(
+        refused[0].contains(
+            r#""user":"a\u2028b\u2029c\u0085d\u007fe\u200bf\ufeffg\u00adh\u202ei\u2066j\u061ck\udb40\udc01l""#
+        ),
+        "{log}"
+    );
+    let raw: Vec<char> = log.chars().filter(|c| escaped_by_the_log(*c)).collect();
+    assert_eq!(raw, Vec::<char>::new(), "raw in the log: {log:?}");
+    let line: Value = serde_json::from_str(refused[0]).unwrap();
+    assert_eq!(line["fields"]["user"], INVISIBLE_USERNAME);
+}
+
 #[tokio::test]
 async fn database_url_passwords_never_reach_stderr() {
     const PASSWORD: &str = "Pw-7qZx2-hunter2";

@@ -51,6 +51,7 @@ async fn add_carol(app: &TestApp) {
             full_name: None,
             hashed_password: hash,
             disabled: false,
+            username_skeleton: None,
         },
     )
     .await

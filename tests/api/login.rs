@@ -311,6 +311,7 @@ async fn legacy_hashes_verify_and_are_replaced_by_argon2id_on_login() {
                 full_name: None,
                 hashed_password: hash,
                 disabled: false,
+                username_skeleton: None,
             },
         )
         .await

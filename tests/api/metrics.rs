@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use prometheus_parse::{Scrape, Value as Sample};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, spawn_app_with, ServingBinary, TestApp, TestDb};
+use crate::helpers::{parts, spawn_app, spawn_app_with, ServingBinary, TestApp, TestDb};
 
 async fn spawn_app_with_metrics(
     configure: impl FnOnce(&mut gatehouse::config::Settings),
@@ -172,6 +172,39 @@ async fn throttled_logins_are_counted_as_429s_and_as_a_login_outcome() {
         ),
         1.0
     );
+}
+
+#[tokio::test]
+async fn every_answer_of_the_metrics_listener_carries_the_security_headers() {
+    let app = spawn_app_with_metrics(|_| {}).await;
+    let metrics = app.metrics_address.clone().expect("metrics listener");
+    let security = || {
+        vec![
+            Some("nosniff".to_owned()),
+            Some("DENY".to_owned()),
+            Some("no-referrer".to_owned()),
+        ]
+    };
+    let headers = [
+        "x-content-type-options",
+        "x-frame-options",
+        "referrer-policy",
+    ];
+    for (method, path, status) in [
+        (reqwest::Method::GET, "/metrics", 200),
+        (reqwest::Method::HEAD, "/metrics", 200),
+        (reqwest::Method::POST, "/metrics", 405),
+        (reqwest::Method::GET, "/users/me/", 404),
+    ] {
+        let resp = app
+            .client
+            .request(method.clone(), format!("{metrics}{path}"))
+            .send()
+            .await
+            .unwrap();
+        let (got, _, values) = parts(resp, &headers).await;
+        assert_eq!((got, values), (status, security()), "{method} {path}");
+    }
 }
 
 #[tokio::test]

@@ -62,6 +62,7 @@ async fn absent_user_fields_are_null() {
             full_name: None,
             hashed_password: gatehouse::auth::password::hash_password("pw").unwrap(),
             disabled: false,
+            username_skeleton: None,
         },
     )
     .await

@@ -189,6 +189,7 @@ async fn users_created_without_a_choice_hold_me_and_items() {
             full_name: None,
             hashed_password: gatehouse::auth::password::hash_password("secret").unwrap(),
             disabled: false,
+            username_skeleton: None,
         },
     )
     .await

@@ -1,6 +1,7 @@
 //! Sessions, refresh tokens, revocation and self-service (SPEC §7), through real HTTP on
 //! the suite's backend (SQLite, or PostgreSQL with `DATABASE_URL`).
 
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{json, Value};
 
 use crate::helpers::{gatehouse_cli, now, parts, segment, spawn_app, spawn_app_with, TestApp};
@@ -86,8 +87,8 @@ async fn a_password_login_returns_a_refresh_token_and_an_access_token_of_its_ses
         ]
     );
     let (access, refresh_token) = pair(body);
-    // 256 bits, base64url without padding.
-    assert_eq!(refresh_token.len(), 43);
+    // The session id, its rotation count and a 256-bit MAC, base64url without padding.
+    assert_eq!(refresh_token.len(), 83);
     assert!(refresh_token
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
@@ -158,7 +159,8 @@ async fn presenting_a_spent_refresh_token_again_ends_the_whole_session() {
 }
 
 #[tokio::test]
-async fn within_the_reuse_interval_a_spent_token_answers_the_sessions_current_one() {
+async fn within_the_reuse_interval_the_previous_token_answers_the_current_one_and_no_older_one_does(
+) {
     let app = spawn_app_with(|s| s.refresh_reuse_interval_secs = 10).await;
     let (_, first) = login_pair(&app, "johndoe", "secret").await;
     let (_, second) = pair(refresh(&app, &first).await.json().await.unwrap());
@@ -169,8 +171,16 @@ async fn within_the_reuse_interval_a_spent_token_answers_the_sessions_current_on
     assert_eq!(again, second, "the session's current refresh token");
     assert_eq!(me_status(&app, &again_access).await, 200);
     // The current one still rotates as usual.
-    let (_, third) = pair(refresh(&app, &second).await.json().await.unwrap());
+    let (third_access, third) = pair(refresh(&app, &second).await.json().await.unwrap());
     assert_ne!(third, second);
+    // Only the token just before the current one may come again: the first is now two
+    // back, and presenting it ends the session.
+    assert_eq!(
+        parts(refresh(&app, &first).await, &OAUTH_HEADERS).await,
+        oauth_error("invalid_grant", REUSED)
+    );
+    assert_eq!(me_status(&app, &third_access).await, 401);
+    assert_eq!(refresh(&app, &third).await.status(), 400);
 }
 
 #[tokio::test]
@@ -421,10 +431,9 @@ async fn the_user_lists_their_sessions_and_ends_one() {
 #[tokio::test]
 async fn live_sessions_per_user_are_bounded_and_the_oldest_ends_first() {
     let app = spawn_app_with(|s| s.max_sessions_per_user = 2).await;
+    // Within one second: the order of logins is the order of sessions, not their clock.
     let (oldest, oldest_refresh) = login_pair(&app, "johndoe", "secret").await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (middle, _) = login_pair(&app, "johndoe", "secret").await;
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (newest, _) = login_pair(&app, "johndoe", "secret").await;
     assert_eq!(me_status(&app, &oldest).await, 401);
     assert_eq!(refresh(&app, &oldest_refresh).await.status(), 400);
@@ -444,19 +453,81 @@ async fn live_sessions_per_user_are_bounded_and_the_oldest_ends_first() {
 }
 
 #[tokio::test]
-async fn expired_sessions_and_refresh_tokens_are_purged() {
+async fn with_one_session_per_user_a_login_always_ends_the_previous_one_never_itself() {
+    let app = spawn_app_with(|s| s.max_sessions_per_user = 1).await;
+    for trial in 0..10 {
+        let (previous, _) = login_pair(&app, "johndoe", "secret").await;
+        let (latest, latest_refresh) = login_pair(&app, "johndoe", "secret").await;
+        assert_eq!(me_status(&app, &latest).await, 200, "trial {trial}");
+        assert_eq!(me_status(&app, &previous).await, 401, "trial {trial}");
+        assert_eq!(
+            refresh(&app, &latest_refresh).await.status(),
+            200,
+            "trial {trial}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_session_behind_its_users_token_version_is_dead_for_bearer_and_refresh() {
+    let app = spawn_app().await;
+    let (access, refresh_token) = login_pair(&app, "johndoe", "secret").await;
+    let (other, _) = login_pair(&app, "johndoe", "secret").await;
+    // As a login that raced a password change would have left it, had its insert not
+    // been refused: the session one version behind its user, the token current.
+    let sid = segment(&access, 1)["sid"].as_str().unwrap().to_owned();
+    let backend = app.db.get_database_backend();
+    app.db
+        .execute(Statement::from_sql_and_values(
+            backend,
+            match backend {
+                sea_orm::DatabaseBackend::Postgres => {
+                    "UPDATE sessions SET token_version = token_version - 1 WHERE id = $1"
+                }
+                _ => "UPDATE sessions SET token_version = token_version - 1 WHERE id = ?",
+            },
+            [sid.into()],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(me_status(&app, &access).await, 401);
+    assert_eq!(
+        parts(refresh(&app, &refresh_token).await, &OAUTH_HEADERS).await,
+        oauth_error("invalid_grant", INVALID_GRANT)
+    );
+    let listed: Vec<Value> = send(
+        &app,
+        reqwest::Method::GET,
+        "/users/me/sessions/",
+        &other,
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        listed.len(),
+        1,
+        "only the live session is listed: {listed:?}"
+    );
+    assert_eq!(me_status(&app, &other).await, 200);
+}
+
+#[tokio::test]
+async fn expired_sessions_are_purged() {
     let app = spawn_app().await;
     let (access, refresh_token) = login_pair(&app, "johndoe", "secret").await;
     let purged = gatehouse::db::session::purge_expired(&app.db, now())
         .await
         .unwrap();
-    assert_eq!(purged, (0, 0), "nothing live is purged");
+    assert_eq!(purged, 0, "nothing live is purged");
     assert_eq!(me_status(&app, &access).await, 200);
     // Fifteen days on, the 14-day refresh token and its session are gone.
     let purged = gatehouse::db::session::purge_expired(&app.db, now() + 15 * 86_400)
         .await
         .unwrap();
-    assert_eq!(purged, (1, 0), "the session, its refresh token with it");
+    assert_eq!(purged, 1, "the session");
     assert_eq!(me_status(&app, &access).await, 401);
     assert_eq!(refresh(&app, &refresh_token).await.status(), 400);
 }
@@ -579,10 +650,15 @@ async fn a_disable_or_a_revoke_ends_every_session_and_refresh_token() {
         );
         assert_eq!(me_status(&app, &access).await, 401, "{command:?}");
     }
-    // The admin API's disable too.
+    // The admin API's disable too (by another admin: the last one keeps their account).
     gatehouse_cli(&db, &["user", "enable", "johndoe"], "");
+    gatehouse_cli(
+        &db,
+        &["user", "add", "root", "--scopes", "admin"],
+        "root-pw\n",
+    );
     let (access, refresh_token) = login_pair(&app, "johndoe", "secret").await;
-    let (admin, _) = login_pair(&app, "johndoe", "secret").await;
+    let (admin, _) = login_pair(&app, "root", "root-pw").await;
     let resp = send(
         &app,
         reqwest::Method::PATCH,

@@ -2,7 +2,7 @@
 
 use gatehouse::db;
 use migration::{Migrator, MigratorTrait};
-use sea_orm::{ConnectionTrait, Statement};
+use sea_orm::{ConnectionTrait, EntityTrait, QueryOrder, Statement};
 
 use crate::helpers::{spawn_app_with, start, TestDb};
 
@@ -27,8 +27,8 @@ async fn migrations_go_up_and_down(db: &db::Db) {
         table_names(db).await,
         [
             "known_clients",
+            "legacy_refresh_tokens",
             "login_failures",
-            "refresh_tokens",
             "seaql_migrations",
             "server_secrets",
             "sessions",
@@ -43,8 +43,8 @@ async fn migrations_go_up_and_down(db: &db::Db) {
         table_names(db).await,
         [
             "known_clients",
+            "legacy_refresh_tokens",
             "login_failures",
-            "refresh_tokens",
             "seaql_migrations",
             "server_secrets",
             "sessions",
@@ -147,7 +147,8 @@ async fn postgres_serves_the_same_login() {
             email: None,
             full_name: None,
             hashed_password: "x".into(),
-            disabled: false
+            disabled: false,
+            username_skeleton: None,
         }
     )
     .await
@@ -218,6 +219,7 @@ async fn the_scopes_migration_is_reversible_and_gives_existing_users_me_and_item
         full_name: None,
         hashed_password: "x".into(),
         disabled: false,
+        username_skeleton: None,
     };
     db::create_user_holding(&db, user("root"), Some("admin".into()))
         .await
@@ -251,4 +253,159 @@ async fn the_scopes_migration_is_reversible_and_gives_existing_users_me_and_item
     Migrator::up(&db, None).await.unwrap();
     let root = db::find_user(&db, "root").await.unwrap().unwrap();
     assert_eq!(root.scopes, "me items");
+}
+
+/// Runs `sql` with `values`, written with `?` placeholders, on either backend.
+async fn execute(db: &db::Db, sql: &str, values: Vec<sea_orm::Value>) {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        sea_orm::DatabaseBackend::Postgres => {
+            let mut n = 0;
+            sql.chars()
+                .map(|c| {
+                    if c == '?' {
+                        n += 1;
+                        format!("${n}")
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        }
+        _ => sql.to_owned(),
+    };
+    db.execute(Statement::from_sql_and_values(backend, sql, values))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn refresh_tokens_issued_before_the_bounded_sessions_migration_keep_their_meaning() {
+    use gatehouse::auth::refresh_token::hash_legacy_refresh_token;
+    let test_db = TestDb::new().await;
+    let conn = db::connect(&test_db.url).await.unwrap();
+    let migrations = Migrator::migrations();
+    let before = migrations
+        .iter()
+        .position(|m| m.name() == "m20261206_000007_bounded_sessions")
+        .unwrap();
+    Migrator::up(&conn, Some(u32::try_from(before).unwrap()))
+        .await
+        .unwrap();
+    // carol, with two sessions as the old schema kept them: each rotated once, its first
+    // refresh token spent and its second current, both stored as hashes.
+    let hash = gatehouse::auth::password::hash_password("carol-pw").unwrap();
+    let created = chrono::Utc::now();
+    execute(
+        &conn,
+        "INSERT INTO users (username, hashed_password, disabled, token_version, scopes, \
+         created_at, updated_at) VALUES ('carol', ?, false, 0, 'me items', ?, ?)",
+        vec![hash.into(), created.into(), created.into()],
+    )
+    .await;
+    let carol_id: i32 = conn
+        .query_one(Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT id FROM users WHERE username = 'carol'",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "id")
+        .unwrap();
+    let now = crate::helpers::now();
+    for (sid, created) in [
+        ("legacy-session-0000001", now - 20),
+        ("legacy-session-0000002", now - 10),
+    ] {
+        execute(
+            &conn,
+            "INSERT INTO sessions (id, user_id, scope, generation, created_at, last_used_at, \
+             expires_at) VALUES (?, ?, 'me items', 1, ?, ?, ?)",
+            vec![
+                sid.into(),
+                carol_id.into(),
+                created.into(),
+                created.into(),
+                (now + 86_400).into(),
+            ],
+        )
+        .await;
+        for (generation, spent_at) in [(0i64, Some(now - 5)), (1, None)] {
+            execute(
+                &conn,
+                "INSERT INTO refresh_tokens (token_hash, session_id, generation, expires_at, \
+                 spent_at) VALUES (?, ?, ?, ?, ?)",
+                vec![
+                    hash_legacy_refresh_token(&format!("{sid}-{generation}")).into(),
+                    sid.into(),
+                    generation.into(),
+                    (now + 86_400).into(),
+                    spent_at.into(),
+                ],
+            )
+            .await;
+        }
+    }
+
+    let app = start(test_db.settings()).await;
+    let sessions = db::session::Entity::find()
+        .order_by_asc(db::session::Column::Seq)
+        .all(&app.db)
+        .await
+        .unwrap();
+    let numbered: Vec<(&str, i64, i64)> = sessions
+        .iter()
+        .map(|s| (s.id.as_str(), s.seq, s.token_version))
+        .collect();
+    assert_eq!(
+        numbered,
+        [
+            ("legacy-session-0000001", 1, 0),
+            ("legacy-session-0000002", 2, 0)
+        ],
+        "numbered by when they started, at their user's version"
+    );
+    let refresh = |token: String| {
+        let app = &app;
+        async move {
+            let resp = app
+                .post_form(
+                    "/token",
+                    &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+                )
+                .await;
+            let status = resp.status().as_u16();
+            let body: serde_json::Value = resp.json().await.unwrap();
+            (status, body)
+        }
+    };
+    let reused = serde_json::json!({
+        "error": "invalid_grant",
+        "error_description": "The refresh token was already used; the session is ended"
+    });
+
+    // The current legacy token rotates into a token of today's form, once.
+    let (status, body) = refresh("legacy-session-0000001-1".into()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["refresh_token"].as_str().unwrap().len(), 83);
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.me(&access).await.status(), 200);
+    assert_eq!(
+        refresh("legacy-session-0000001-1".into()).await,
+        (400, reused.clone())
+    );
+    assert_eq!(
+        app.me(&access).await.status(),
+        401,
+        "the reuse ended the session"
+    );
+
+    // A legacy token spent before the migration is still recognised as spent.
+    assert_eq!(
+        refresh("legacy-session-0000002-0".into()).await,
+        (400, reused)
+    );
+    let (status, _) = refresh("legacy-session-0000002-1".into()).await;
+    assert_eq!(status, 400, "its session ended");
 }

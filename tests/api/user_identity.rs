@@ -28,6 +28,7 @@ async fn token_of_a_deleted_user_is_refused_after_the_name_is_created_again() {
             // The tutorial's hash of "secret": same name, same password, same version 0.
             hashed_password: "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc".to_owned(),
             disabled: false,
+            username_skeleton: None,
         },
     )
     .await

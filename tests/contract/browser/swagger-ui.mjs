@@ -3,7 +3,8 @@
 //   GATEHOUSE_URL=BASE_URL SCREENSHOTS=PATH_PREFIX node --test browser/swagger-ui.mjs
 //
 // BASE_URL is where the API is served (http://127.0.0.1:PORT, or with a proxy prefix);
-// the page is BASE_URL/docs. Every request the page makes must stay on BASE_URL's origin.
+// the page is BASE_URL/docs. Every request the page makes must stay on BASE_URL's origin,
+// the page must come with its Content-Security-Policy, and nothing may violate it.
 // PATH_PREFIX-authorized.png shows the authorized call, PATH_PREFIX-wrong-password.png the
 // refused login, PATH_PREFIX-scopes.png the Authorize dialog's scopes and
 // PATH_PREFIX-not-enough-permissions.png the call with too few of them, and
@@ -32,6 +33,14 @@ const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
+/** The Content-Security-Policy of /docs: everything from the page's own origin, its one
+ * inline script by its hash, no inline style, and no framing. */
+const CSP = new RegExp(
+  "^default-src 'none'; script-src 'self' 'sha256-[A-Za-z0-9+/]{43}='; style-src 'self'; " +
+    "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; " +
+    "frame-ancestors 'none'$",
+);
+
 /** Runs `body(page, requests)` in a fresh browser profile; `requests` lists every URL the page fetched. */
 async function withPage(body) {
   const profile = mkdtempSync(join(tmpdir(), "gatehouse-chromium-"));
@@ -43,18 +52,37 @@ async function withPage(body) {
   });
   const requests = [];
   context.on("request", (request) => requests.push(request.url()));
+  const violations = [];
   try {
     const page = context.pages()[0] ?? (await context.newPage());
     page.setDefaultTimeout(15_000);
-    await page.goto(`${baseUrl}/docs`);
+    await watchPolicyViolations(page, violations);
+    const response = await page.goto(`${baseUrl}/docs`);
+    assert.match(response.headers()["content-security-policy"] ?? "", CSP);
     await page.locator(".swagger-ui button.authorize").first().waitFor();
     await body(page, requests);
+    await page.waitForTimeout(100);
   } finally {
     await context.close();
     rmSync(profile, { recursive: true, force: true });
   }
   const offsite = requests.filter((url) => new URL(url).origin !== origin);
   assert.deepEqual(offsite, [], `requests that left ${origin}`);
+  assert.deepEqual(violations, [], "Content-Security-Policy violations");
+}
+
+/** Collects into `violations` every report of a Content-Security-Policy violation: the
+ * page's `securitypolicyviolation` events and the console's "Refused to ..." errors. */
+async function watchPolicyViolations(page, violations) {
+  await page.exposeFunction("reportPolicyViolation", (v) => violations.push(v));
+  await page.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) =>
+      window.reportPolicyViolation(`${e.violatedDirective} blocked ${e.blockedURI}`),
+    );
+  });
+  page.on("console", (message) => {
+    if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
+  });
 }
 
 /** Authorize dialog: the password flow with `username` / `password`, ticking `scopes`;
