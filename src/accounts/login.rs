@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use secrecy::SecretString;
 
-use super::{usernames, Accounts, AccountsError, Origin, Scopes};
+use super::{attempt::Attempt, usernames, Accounts, AccountsError, Origin, Scopes};
 use crate::{
     auth::password::{HashSlot, Verification, DUMMY_HASH},
     db::{self, user},
@@ -24,20 +24,40 @@ pub struct Login {
 }
 
 impl Accounts {
-    /// Checks `username`'s `password` and starts a session with an access token (and a
-    /// refresh token), unless the account or the client address has failed too often (see
-    /// [`Self::check_login`]). The token gets the `requested` scopes the user holds (see
-    /// `granted_scopes`).
+    /// Checks `username`'s `password` (and, for a user with TOTP on, `otp`: see
+    /// `totp.rs`) and starts a session with an access token (and a refresh token), unless
+    /// the account or the client address has failed too often (see [`Self::check_login`]).
+    /// The token gets the `requested` scopes the user holds (see `granted_scopes`).
+    ///
+    /// A wrong `otp` counts as a failed login, like a wrong password, so guessing codes
+    /// meets the same limits. A missing one does not: the password was right, and a
+    /// client that cannot send `otp` learns the factor is needed.
     pub async fn login(
         &self,
         origin: &Origin,
         username: &str,
         password: SecretString,
+        otp: Option<SecretString>,
         requested: &[String],
     ) -> Result<Login, AccountsError> {
-        let user = self.check_login(origin.client, username, password).await?;
+        let (user, attempt) = self
+            .check_login_unsettled(origin.client, username, password)
+            .await?;
+        let methods = match self.second_factor(&user, otp.as_ref()).await {
+            Ok(methods) => methods,
+            Err(AccountsError::IncorrectCode) => {
+                tracing::info!(user = %user.username, "login refused: incorrect second factor");
+                self.attempt_failed(attempt).await?;
+                return Err(AccountsError::IncorrectCode);
+            }
+            Err(e) => {
+                self.attempt_abandoned(attempt).await;
+                return Err(e);
+            }
+        };
+        self.attempt_succeeded(attempt, user.id).await?;
         let scope = self.granted_scopes(&user, requested);
-        self.start_session(user, scope, origin).await
+        self.start_session(user, scope, origin, methods).await
     }
 
     /// The user if `password` is `username`'s, unless the account or the client address
@@ -54,6 +74,21 @@ impl Accounts {
         username: &str,
         password: SecretString,
     ) -> Result<user::Model, AccountsError> {
+        let (user, attempt) = self
+            .check_login_unsettled(client, username, password)
+            .await?;
+        self.attempt_succeeded(attempt, user.id).await?;
+        Ok(user)
+    }
+
+    /// [`Self::check_login`] with a right password's attempt still reserved as a failure,
+    /// for the caller to settle once the rest of the login is decided.
+    async fn check_login_unsettled(
+        &self,
+        client: Option<IpAddr>,
+        username: &str,
+        password: SecretString,
+    ) -> Result<(user::Model, Attempt), AccountsError> {
         // Only a non-TCP transport has no peer address; they all count as one client.
         let address = client.map_or_else(|| "unknown".to_owned(), address_key);
         // First, before any database work: a saturated pool must refuse cheaply. Each
@@ -79,8 +114,7 @@ impl Accounts {
                 return Err(e);
             }
         };
-        self.attempt_succeeded(attempt, user.id).await?;
-        Ok(user)
+        Ok((user, attempt))
     }
 
     /// The user if `password` is theirs.

@@ -1,8 +1,10 @@
-//! Credentials without HTTP or storage: password hashing, access tokens, and the limits
-//! on failed logins.
+//! Credentials without HTTP or storage: password hashing, access tokens, one-time
+//! passwords and recovery codes, and the limits on failed logins.
 
 pub mod keys;
 pub mod password;
+pub mod recovery_code;
 pub mod refresh_token;
 pub mod throttle;
 pub mod token;
+pub mod totp;
