@@ -6,13 +6,11 @@ use secrecy::ExposeSecret;
 
 use super::{
     client_addr::client_ip,
+    error::{ApiError, Error, ErrorStatuses},
     form::{OAuth2PasswordRequestForm, RefreshRequestForm, TokenRequestForm},
     AppState,
 };
-use crate::{
-    accounts::{Login, Origin},
-    error::{ApiError, Error, ErrorStatuses},
-};
+use crate::accounts::{Login, Origin};
 
 /// An access token for the `Authorization: Bearer` header, and a refresh token.
 #[derive(Debug, Object)]

@@ -19,10 +19,8 @@ use poem_openapi::{
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::{
-    accounts::{MAX_PASSWORD_BYTES, MAX_USERNAME_CHARS},
-    error::{Error, ValidationError},
-};
+use super::error::{Error, ValidationError};
+use crate::accounts::{MAX_PASSWORD_BYTES, MAX_USERNAME_CHARS};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;

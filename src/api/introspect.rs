@@ -14,11 +14,11 @@ use poem_openapi::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
+    error::{ApiError, Error, ErrorStatuses, ValidationError},
     form::{field, read_fields, required_body},
     security::{OAuth2PasswordBearer, Scope},
     AppState,
 };
-use crate::error::{ApiError, Error, ErrorStatuses, ValidationError};
 
 /// The introspection form as the OpenAPI document describes it.
 #[derive(Debug, Object)]

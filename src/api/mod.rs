@@ -7,6 +7,7 @@ pub mod assets;
 pub mod auth;
 pub mod client_addr;
 pub mod docs;
+pub mod error;
 pub mod form;
 pub mod health;
 pub mod introspect;
@@ -30,7 +31,8 @@ use ipnet::IpNet;
 use poem::Request;
 use poem_openapi::OpenApiService;
 
-use crate::{accounts::Accounts, config::PublicUrl, error::Error, metrics::Metrics};
+use self::error::Error;
+use crate::{accounts::Accounts, config::PublicUrl, metrics::Metrics};
 
 /// What every request handler may use.
 #[derive(Clone)]

@@ -12,10 +12,10 @@ use poem_openapi::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
+    error::{ApiError, Error, ErrorStatuses},
     form::{field, read_fields, required_body},
     AppState,
 };
-use crate::error::{ApiError, Error, ErrorStatuses};
 
 /// The revocation form as the OpenAPI document describes it.
 #[derive(Debug, Object)]
