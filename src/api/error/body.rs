@@ -227,7 +227,7 @@ pub enum AnyOAuthError {
 impl Error {
     /// The `detail` string a client sees; `None` for validation errors, whose detail is
     /// the list of problems, and for OAuth errors, which have none.
-    pub(super) fn detail(&self) -> Option<&'static str> {
+    fn detail(&self) -> Option<&'static str> {
         Some(match self {
             Error::IncorrectCredentials => "Incorrect username or password",
             Error::NotAuthenticated => "Not authenticated",

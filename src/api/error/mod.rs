@@ -5,17 +5,14 @@
 //! (database, hashing pool) are logged in full and never shown to the client.
 
 mod body;
+mod response;
 
 use std::marker::PhantomData;
 
-use poem::{
-    error::ResponseError,
-    http::{header, HeaderValue, StatusCode},
-    Body, Response,
-};
+use poem::http::StatusCode;
 use poem_openapi::{
     registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry},
-    types::{ToJSON, Type},
+    types::Type,
     ApiResponse,
 };
 use serde_json::Value;
@@ -161,112 +158,6 @@ impl Error {
         };
         Some(error.body())
     }
-}
-
-/// Seconds a client should wait before retrying a 503.
-const RETRY_AFTER_BUSY_SECS: &str = "1";
-
-impl ResponseError for Error {
-    fn status(&self) -> StatusCode {
-        match self {
-            Error::IncorrectCredentials
-            | Error::NotAuthenticated
-            | Error::InvalidToken { .. }
-            | Error::InsufficientScope { .. } => StatusCode::UNAUTHORIZED,
-            Error::InactiveUser | Error::IncorrectPassword | Error::OAuth { .. } => {
-                StatusCode::BAD_REQUEST
-            }
-            Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Error::Busy | Error::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::NotFound | Error::UserNotFound | Error::SessionNotFound => StatusCode::NOT_FOUND,
-            Error::UserExists | Error::LastAdmin => StatusCode::CONFLICT,
-            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    fn as_response(&self) -> Response {
-        // The cause may name tables or paths: the log gets it, the client does not.
-        match self {
-            Error::Database(_) => tracing::error!(error = %self, "database failure"),
-            Error::Internal(_) => tracing::error!(error = %self, "internal failure"),
-            _ => {}
-        }
-        let Some(detail) = self.detail() else {
-            let mut resp = json_response(self.status(), self.body().to_string());
-            if let Error::OAuth { .. } = self {
-                // RFC 6749 §5.1, as for the token response itself.
-                let headers = resp.headers_mut();
-                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-            }
-            return resp;
-        };
-        let body = HttpError {
-            detail: detail.to_owned(),
-        };
-        let mut resp = json_response(self.status(), body.to_json_string());
-        let headers = resp.headers_mut();
-        match self {
-            Error::IncorrectCredentials | Error::NotAuthenticated => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            Error::InvalidToken { required } => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    bearer_challenge(required, "invalid_token"),
-                );
-            }
-            Error::InsufficientScope { required } => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    bearer_challenge(required, "insufficient_scope"),
-                );
-            }
-            Error::Busy | Error::Database(_) => {
-                headers.insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from_static(RETRY_AFTER_BUSY_SECS),
-                );
-            }
-            Error::TooManyAttempts { retry_after } => {
-                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
-            }
-            Error::RequestTimeout => {
-                // The rest of the body may still be on its way: this connection is done.
-                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-            }
-            Error::MethodNotAllowed { allow } => {
-                if let Ok(value) = HeaderValue::from_str(allow) {
-                    headers.insert(header::ALLOW, value);
-                }
-            }
-            _ => {}
-        }
-        resp
-    }
-}
-
-/// `Bearer scope="<required>", error="<error>"` (RFC 6750 §3), FastAPI's challenge with
-/// the RFC's `error`; `scope` is left out when the operation requires none.
-fn bearer_challenge(required: &str, error: &str) -> HeaderValue {
-    let challenge = if required.is_empty() {
-        format!("Bearer error=\"{error}\"")
-    } else {
-        format!("Bearer scope=\"{required}\", error=\"{error}\"")
-    };
-    // Scope names are ASCII tokens; the fallback is never reached.
-    HeaderValue::from_str(&challenge).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
-}
-
-fn json_response(status: StatusCode, body: String) -> Response {
-    Response::builder()
-        .status(status)
-        .content_type("application/json")
-        .body(Body::from_string(body))
 }
 
 /// The error statuses one operation can answer, each with what it means there, for the
