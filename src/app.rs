@@ -24,8 +24,8 @@ use crate::{
         AppState,
     },
     auth::{
+        hashing_pool::PasswordHasher,
         keys::{Ed25519Key, KeyError, KeySet},
-        password::PasswordHasher,
         refresh_token::RefreshTokenKey,
         throttle,
         token::{JwtAlgorithm, SigningKey, SigningKeyError, TokenAuthority, TokenSettings},

@@ -221,7 +221,7 @@ pub struct Settings {
     pub hash_workers: Option<u16>,
     /// Logins that may wait for a hashing thread, per thread; beyond them the answer is 503.
     /// 16 is ~1.6 s of argon2 work when idle (a verify is ~100 ms; a login never waits more
-    /// than `password::MAX_QUEUE_WAIT`) and lets 16 clients per core log in
+    /// than `hashing_pool::MAX_QUEUE_WAIT`) and lets 16 clients per core log in
     /// without a 503 ever: refused clients that retry at once cost CPU the hashes need.
     #[arg(long, env = "HASH_QUEUE_PER_WORKER", default_value_t = 16, global = true,
           hide_env_values = true, value_parser = clap::value_parser!(u16).range(0..=1024))]

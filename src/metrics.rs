@@ -31,7 +31,7 @@ use crate::{
         error::Error,
         routing::{DOCS_PATH, OPENAPI_PATH, REDOC_PATH},
     },
-    auth::password::PasswordHasher,
+    auth::hashing_pool::PasswordHasher,
 };
 
 /// Path of the metrics on the metrics listener.

@@ -6,7 +6,10 @@ use secrecy::SecretString;
 
 use super::{usernames, Accounts, AccountsError, Origin, Scopes};
 use crate::{
-    auth::password::{HashSlot, Verification, DUMMY_HASH},
+    auth::{
+        hashing_pool::HashSlot,
+        password::{Verification, DUMMY_HASH},
+    },
     db::{self, user},
 };
 

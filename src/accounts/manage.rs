@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{usernames, AccountsError, Scope, Scopes, MAX_PASSWORD_BYTES};
 use crate::{
-    auth::password::PasswordHasher,
+    auth::hashing_pool::PasswordHasher,
     db::{
         self,
         scope_holders::{self, KeptHolder},

@@ -25,7 +25,7 @@ use crate::{
         Accounts, Scopes, SessionRules,
     },
     auth::{
-        password::PasswordHasher,
+        hashing_pool::PasswordHasher,
         refresh_token::RefreshTokenKey,
         token::{SigningKey, TokenAuthority, TokenSettings},
     },

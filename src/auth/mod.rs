@@ -1,6 +1,7 @@
 //! Credentials without HTTP or storage: password hashing, access tokens, and the limits
 //! on failed logins.
 
+pub mod hashing_pool;
 pub mod keys;
 pub mod password;
 pub mod refresh_token;
