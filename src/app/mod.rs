@@ -1,6 +1,9 @@
 //! Building and running the service: `App::build(settings)` connects, migrates, loads the
 //! signing key and binds; `run_until_stopped()` serves until SIGINT/SIGTERM. The route
-//! table is in [`routes`]. [`open_database`] is the part every command shares.
+//! table is in [`routes`]. [`open_database`] is the part every command shares; where the
+//! keys come from is in [`keys`].
+
+pub mod keys;
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -10,7 +13,6 @@ use poem::{
     middleware::CatchPanic,
     Endpoint, EndpointExt, Response, Route,
 };
-use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::{
@@ -25,10 +27,10 @@ use crate::{
     },
     auth::{
         hashing_pool::PasswordHasher,
-        keys::{Ed25519Key, KeyError, KeySet},
+        keys::KeyError,
         refresh_token::RefreshTokenKey,
         throttle,
-        token::{JwtAlgorithm, SigningKey, SigningKeyError, TokenAuthority, TokenSettings},
+        token::{JwtAlgorithm, SigningKeyError},
     },
     config::{ServeArgs, Settings},
     db::{self, Db, NewUser},
@@ -39,8 +41,6 @@ use crate::{
 
 /// How long in-flight requests get to finish after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Name of the generated signing key in `server_secrets`.
-const GENERATED_KEY_NAME: &str = "jwt_signing_key";
 
 /// Why the service could not start; each says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -242,8 +242,8 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StartupError> {
 /// the limits. Only `serve` starts them.
 async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError> {
     // Under EdDSA too: refresh tokens are keyed from it.
-    let key = signing_key(settings, &db).await?;
-    let tokens = token_authority(settings, &key, &db).await?;
+    let key = keys::signing_key(settings, &db).await?;
+    let tokens = keys::token_authority(settings, &key, &db).await?;
     let reloading =
         tokens.algorithm() == JwtAlgorithm::EdDsa && settings.jwt_private_key_file.is_none();
     let workers = settings
@@ -284,46 +284,6 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
     })
 }
 
-/// The token rules of `JWT_ALGORITHM` with their keys: under HS256 the shared secret
-/// `key`, under EdDSA the key of `JWT_PRIVATE_KEY_FILE`, else the database's keys.
-async fn token_authority(
-    settings: &Settings,
-    key: &SigningKey,
-    db: &Db,
-) -> Result<TokenAuthority, StartupError> {
-    let token_settings = TokenSettings {
-        lifetime: settings.token_lifetime(),
-        issuer: settings.jwt_issuer.clone(),
-        audience: settings.jwt_audience.clone(),
-    };
-    Ok(match settings.jwt_algorithm {
-        JwtAlgorithm::Hs256 => TokenAuthority::new(key, token_settings),
-        JwtAlgorithm::EdDsa => {
-            let keys = match &settings.jwt_private_key_file {
-                Some(path) => KeySet::single(private_key_from_file(path)?),
-                None => signing_keys::load_key_set(db, settings.token_lifetime())
-                    .await
-                    .map_err(StartupError::SigningKeys)?,
-            };
-            TokenAuthority::eddsa(keys, token_settings)
-        }
-    })
-}
-
-/// The Ed25519 key of `--jwt-private-key-file`, with the rules of a secret key file.
-pub fn private_key_from_file(path: &std::path::Path) -> Result<Ed25519Key, StartupError> {
-    let shown = || path.display().to_string();
-    let bytes = read_key_file(path).map_err(|source| StartupError::PrivateKeyFile {
-        path: shown(),
-        source,
-    })?;
-    let pem = String::from_utf8_lossy(&bytes);
-    Ed25519Key::from_pem(&pem).map_err(|source| StartupError::PrivateKey {
-        path: shown(),
-        source,
-    })
-}
-
 /// Rereads the database's signing keys every `period`, so that this replica knows a
 /// rotated key before it starts signing.
 async fn reload_signing_keys(accounts: Accounts, period: Duration) {
@@ -334,72 +294,6 @@ async fn reload_signing_keys(accounts: Accounts, period: Duration) {
             tracing::warn!(error = %e, "could not reload the signing keys");
         }
     }
-}
-
-/// The configured key, else the key generated once into the database so that restarts
-/// and replicas sharing it agree.
-async fn signing_key(settings: &Settings, db: &Db) -> Result<SigningKey, StartupError> {
-    if let Some(key) = configured_signing_key(settings)? {
-        return Ok(key);
-    }
-    let stored = db::server_secret(db, GENERATED_KEY_NAME, SigningKey::generate_hex)
-        .await
-        .map_err(StartupError::Database)?;
-    Ok(SigningKey::new(stored.into_bytes())?)
-}
-
-/// `--secret-key-file`, else `SECRET_KEY`, checked; `None` when neither is set. `migrate`
-/// checks it too, so a bad key is found before the first `serve`.
-pub fn configured_signing_key(settings: &Settings) -> Result<Option<SigningKey>, StartupError> {
-    if let Some(path) = &settings.secret_key_file {
-        let mut bytes = read_key_file(path).map_err(|source| StartupError::SecretKeyFile {
-            path: path.display().to_string(),
-            source,
-        })?;
-        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            bytes.pop();
-        }
-        return Ok(Some(SigningKey::new(bytes)?));
-    }
-    settings
-        .secret_key
-        .as_ref()
-        .map(|key| SigningKey::new(key.expose_secret().as_bytes().to_vec()))
-        .transpose()
-        .map_err(StartupError::from)
-}
-
-/// A key file holds one key: this many bytes is plenty for any key and its newline.
-const MAX_KEY_FILE_BYTES: u64 = 4096;
-
-/// The bytes of a key file: a regular file (after symlinks) of at most
-/// [`MAX_KEY_FILE_BYTES`], so that `/dev/zero`, a pipe or a log file given by mistake is
-/// refused at once instead of being read without end.
-fn read_key_file(path: &std::path::Path) -> io::Result<Vec<u8>> {
-    use std::io::Read;
-    let not_regular = || {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file (a device, pipe or directory cannot hold a key)",
-        )
-    };
-    // Checked before opening too: opening a pipe would wait for a writer.
-    if !std::fs::metadata(path)?.is_file() {
-        return Err(not_regular());
-    }
-    let file = std::fs::File::open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(not_regular());
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than {MAX_KEY_FILE_BYTES} bytes; a key file holds one key"),
-        ));
-    }
-    Ok(bytes)
 }
 
 /// Deletes ended failed-login windows, expired known clients, sessions and refresh
