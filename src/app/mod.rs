@@ -3,6 +3,7 @@
 //! table is in [`routes`]. [`open_database`] is the part every command shares; where the
 //! keys come from is in [`keys`].
 
+mod background;
 pub mod keys;
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
@@ -29,7 +30,6 @@ use crate::{
         hashing_pool::PasswordHasher,
         keys::KeyError,
         refresh_token::RefreshTokenKey,
-        throttle,
         token::{JwtAlgorithm, SigningKeyError},
     },
     config::{ServeArgs, Settings},
@@ -156,10 +156,13 @@ impl App {
     /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         tracing::info!(addr = %self.local_addr, "gatehouse listening");
-        let reload = self
-            .key_reload_period
-            .map(|period| tokio::spawn(reload_signing_keys(self.accounts.clone(), period)));
-        let purge = tokio::spawn(purge_expired(self.db, self.accounts));
+        let reload = self.key_reload_period.map(|period| {
+            tokio::spawn(background::reload_signing_keys(
+                self.accounts.clone(),
+                period,
+            ))
+        });
+        let purge = tokio::spawn(background::purge_expired(self.db, self.accounts));
         // Metrics are served until the API stops; a scrape in flight is simply cut off.
         let metrics = self.metrics.map(|(listener, endpoint, addr)| {
             tracing::info!(%addr, "metrics listening");
@@ -282,49 +285,6 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
         trusted_proxies: settings.trusted_proxies.clone().into(),
         metrics: Metrics::new(),
     })
-}
-
-/// Rereads the database's signing keys every `period`, so that this replica knows a
-/// rotated key before it starts signing.
-async fn reload_signing_keys(accounts: Accounts, period: Duration) {
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    loop {
-        ticks.tick().await;
-        if let Err(e) = accounts.reload_signing_keys().await {
-            tracing::warn!(error = %e, "could not reload the signing keys");
-        }
-    }
-}
-
-/// Deletes ended failed-login windows, expired known clients, sessions and refresh
-/// tokens now and then, so the tables hold only live rows.
-async fn purge_expired(db: Db, accounts: Accounts) {
-    const EVERY: Duration = Duration::from_secs(600);
-    // Longer than any window: a row this old has ended whatever its scope.
-    const AGE: i64 = 2 * 3600;
-    // Not at start-up: a fresh process has nothing of its own to purge yet.
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + EVERY, EVERY);
-    loop {
-        ticks.tick().await;
-        let cutoff = throttle::now() - AGE;
-        match db::login_failure::purge_before(&db, cutoff).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(rows = n, "purged ended failed-login windows"),
-            Err(e) => tracing::warn!(error = %e, "could not purge failed-login windows"),
-        }
-        match db::known_client::purge_expired(&db, throttle::now()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(rows = n, "purged expired known clients"),
-            Err(e) => tracing::warn!(error = %e, "could not purge known clients"),
-        }
-        match accounts.purge_expired_sessions().await {
-            Ok((0, 0)) => {}
-            Ok((sessions, refresh_tokens)) => {
-                tracing::debug!(sessions, refresh_tokens, "purged expired sessions")
-            }
-            Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
-        }
-    }
 }
 
 /// The tutorial's users: johndoe/secret (its published hash) and disabled alice/secret2,
