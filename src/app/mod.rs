@@ -4,6 +4,7 @@
 //! keys come from is in [`keys`].
 
 mod background;
+mod demo;
 pub mod keys;
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
@@ -17,7 +18,7 @@ use poem::{
 use tokio::net::TcpListener;
 
 use crate::{
-    accounts::{signing_keys, usernames, Accounts, AccountsError, Scopes, SessionRules},
+    accounts::{signing_keys, usernames, Accounts, AccountsError, SessionRules},
     api::{
         self,
         assets::{DocAssets, ASSETS_PATH},
@@ -33,7 +34,7 @@ use crate::{
         token::{JwtAlgorithm, SigningKeyError},
     },
     config::{ServeArgs, Settings},
-    db::{self, Db, NewUser},
+    db::{self, Db},
     metrics::{HttpMetrics, Metrics},
     server::{self, Limits},
     telemetry::RequestLog,
@@ -96,7 +97,9 @@ impl App {
     pub async fn build(settings: &Settings, serve: &ServeArgs) -> Result<Self, StartupError> {
         let db = open_database(settings).await?;
         if serve.demo {
-            seed_demo_users(&db).await.map_err(StartupError::Database)?;
+            demo::seed_demo_users(&db)
+                .await
+                .map_err(StartupError::Database)?;
         }
         let state = app_state(settings, db.clone()).await?;
         let accounts = state.accounts.clone();
@@ -285,36 +288,6 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
         trusted_proxies: settings.trusted_proxies.clone().into(),
         metrics: Metrics::new(),
     })
-}
-
-/// The tutorial's users: johndoe/secret (its published hash) and disabled alice/secret2,
-/// holding every scope; each unless a user of that name, or one that looks like it, exists.
-async fn seed_demo_users(db: &Db) -> Result<(), sea_orm::DbErr> {
-    let demo = [
-        NewUser {
-            username: "johndoe".to_owned(),
-            email: Some("johndoe@example.com".to_owned()),
-            full_name: Some("John Doe".to_owned()),
-            hashed_password: "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc".to_owned(),
-            disabled: false,
-            username_skeleton: Some(usernames::look_alike_key("johndoe")),
-        },
-        NewUser {
-            username: "alice".to_owned(),
-            email: Some("alice@example.com".to_owned()),
-            full_name: Some("Alice Wonderson".to_owned()),
-            hashed_password: "$argon2id$v=19$m=65536,t=3,p=4$SGHSvpimTShkAsnQIG44jg$H/oGZa5X2ZGEn3OVecVvoNHDGyw4baYXQDDe6VfII7Y".to_owned(),
-            disabled: true,
-            username_skeleton: Some(usernames::look_alike_key("alice")),
-        },
-    ];
-    for user in demo {
-        let name = user.username.clone();
-        if db::create_user_holding_if_absent(db, user, Some(Scopes::all().to_string())).await? {
-            tracing::info!(user = %name, "seeded demo user");
-        }
-    }
-    Ok(())
 }
 
 /// The route table: the API and its documentation, behind the route guard.
