@@ -20,10 +20,11 @@ pub use public_url::PublicUrl;
 
 use crate::{
     accounts::{
-        Scopes, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
+        Scopes, SessionRules, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
         DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
     },
     auth::{
+        refresh_token::RefreshTokenKey,
         throttle::{Limit, LoginLimits},
         token::JwtAlgorithm,
     },
@@ -320,6 +321,16 @@ impl Settings {
 
     pub fn client_timeout(&self) -> Duration {
         Duration::from_secs(self.client_timeout_secs)
+    }
+
+    /// The session rules of these settings, with refresh tokens keyed by `key`.
+    pub fn session_rules(&self, key: RefreshTokenKey) -> SessionRules {
+        SessionRules {
+            refresh_lifetime: self.refresh_token_lifetime(),
+            reuse_interval: self.refresh_reuse_interval(),
+            max_per_user: self.max_sessions_per_user,
+            key,
+        }
     }
 
     pub fn login_limits(&self) -> LoginLimits {

@@ -18,7 +18,7 @@ use poem::{
 use tokio::net::TcpListener;
 
 use crate::{
-    accounts::{signing_keys, usernames, Accounts, AccountsError, SessionRules},
+    accounts::{signing_keys, usernames, Accounts, AccountsError},
     api::{
         self,
         assets::{DocAssets, ASSETS_PATH},
@@ -35,7 +35,7 @@ use crate::{
     },
     config::{ServeArgs, Settings},
     db::{self, Db},
-    metrics::{HttpMetrics, Metrics},
+    metrics::HttpMetrics,
     server::{self, Limits},
     telemetry::RequestLog,
 };
@@ -258,36 +258,20 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
     let queue = workers * usize::from(settings.hash_queue_per_worker);
     let hasher = PasswordHasher::new(workers, queue).map_err(StartupError::Workers)?;
     tracing::debug!(workers, queue, "password hashing pool started");
-    let sessions = SessionRules {
-        refresh_lifetime: settings.refresh_token_lifetime(),
-        reuse_interval: settings.refresh_reuse_interval(),
-        max_per_user: settings.max_sessions_per_user,
-        key: RefreshTokenKey::new(&key),
+    let accounts = Accounts::new(
+        db,
+        tokens,
+        hasher,
+        settings.login_limits(),
+        settings.default_scopes,
+        settings.session_rules(RefreshTokenKey::new(&key)),
+    );
+    let accounts = if reloading {
+        accounts.reloading_signing_keys()
+    } else {
+        accounts
     };
-    Ok(AppState {
-        accounts: {
-            let accounts = Accounts::new(
-                db,
-                tokens,
-                hasher,
-                settings.login_limits(),
-                settings.default_scopes,
-                sessions,
-            );
-            if reloading {
-                accounts.reloading_signing_keys()
-            } else {
-                accounts
-            }
-        },
-        jwks_max_age: settings.jwks_max_age(),
-        public_url: settings.public_url.clone(),
-        jwt_issuer: settings.jwt_issuer.clone(),
-        root_path: settings.root_path.as_str().into(),
-        client_timeout: settings.client_timeout(),
-        trusted_proxies: settings.trusted_proxies.clone().into(),
-        metrics: Metrics::new(),
-    })
+    Ok(AppState::new(accounts, settings))
 }
 
 /// The route table: the API and its documentation, behind the route guard.

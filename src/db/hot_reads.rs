@@ -251,16 +251,12 @@ fn timestamp(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
 
 #[cfg(test)]
 pub(super) mod tests {
-    use migration::{Migrator, MigratorTrait};
-
     use super::*;
-    use crate::db::{change_user, connect, create_user, NewUser, UserChanges};
+    use crate::db::{change_user, connect, create_user, migrated_for_tests, NewUser, UserChanges};
 
     /// A migrated SQLite file in `dir`, with the user `alice` and her session `s1`.
     pub(crate) async fn database_with_a_session(dir: &Path) -> Db {
-        let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
-        let db = connect(&url).await.unwrap();
-        Migrator::up(&db, None).await.unwrap();
+        let db = migrated_for_tests(dir).await;
         let user = NewUser {
             username: "alice".into(),
             email: Some("alice@example.com".into()),

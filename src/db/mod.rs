@@ -66,6 +66,20 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
     Database::connect(opts).await
 }
 
+/// A migrated SQLite file in `dir`, for the crate's own tests.
+#[cfg(test)]
+pub(crate) async fn migrated_for_tests(dir: &Path) -> DatabaseConnection {
+    use migration::{Migrator, MigratorTrait};
+    let url = format!("sqlite://{}?mode=rwc", dir.join("gatehouse.db").display());
+    let db = connect(&url)
+        .await
+        .expect("a SQLite file in a temporary directory opens");
+    Migrator::up(&db, None)
+        .await
+        .expect("the migrations apply to an empty database");
+    db
+}
+
 /// What stops a SQLite URL from opening as configured, in plain words; SQLite's own error
 /// for each is "unable to open database file". A missing file is created only when the URL
 /// asks for it with `mode=rwc` (as the default URL does), so a mistyped path never starts
