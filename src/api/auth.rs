@@ -7,7 +7,8 @@ use secrecy::ExposeSecret;
 use super::{
     client_addr::client_ip,
     error::{ApiError, Error, ErrorStatuses},
-    form::{OAuth2PasswordRequestForm, RefreshRequestForm, TokenRequestForm},
+    form::FormBody,
+    token_form::{OAuth2PasswordRequestForm, RefreshRequestForm, TokenRequestForm},
     AppState,
 };
 use crate::accounts::{Login, Origin};
@@ -119,7 +120,7 @@ impl TokenApi {
         &self,
         state: Data<&AppState>,
         req: &Request,
-        form: TokenRequestForm,
+        FormBody(form): FormBody<TokenRequestForm>,
     ) -> Result<TokenResponse, ApiError<LoginErrors>> {
         let login = match form {
             TokenRequestForm::Password(form) => password_grant(&state, req, form).await?,

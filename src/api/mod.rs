@@ -16,6 +16,7 @@ pub mod revoke;
 pub mod routing;
 pub mod security;
 pub mod service_url;
+pub mod token_form;
 pub mod users;
 pub mod well_known;
 
