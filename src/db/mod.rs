@@ -1,6 +1,7 @@
 //! Storage: the connection, the entities, and the few queries gatehouse needs.
 //! Knows nothing of HTTP or tokens.
 
+mod built_once;
 pub mod group_commit;
 pub mod hot_reads;
 pub mod known_client;
@@ -15,7 +16,7 @@ pub mod url;
 pub mod user;
 pub mod username_skeleton;
 
-use std::{future::Future, path::Path, pin::Pin, str::FromStr, sync::OnceLock, time::Duration};
+use std::{future::Future, path::Path, pin::Pin, str::FromStr, time::Duration};
 
 use chrono::Utc;
 use sea_orm::{
@@ -28,6 +29,8 @@ use sea_orm::{
 };
 
 pub use sea_orm::DatabaseConnection as Db;
+
+use self::built_once::{built_once, BuiltOnce};
 
 /// The embedded default: a SQLite file in the working directory, created if missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db?mode=rwc";
@@ -336,7 +339,7 @@ pub async fn find_user_or(
     Ok(found.into_iter().next())
 }
 
-/// `find_user`'s SQL (see [`built_once`]). Usernames are unique, so it needs no `LIMIT`.
+/// `find_user`'s SQL (see [`built_once`](built_once::built_once)). Usernames are unique, so it needs no `LIMIT`.
 pub(super) fn find_user_sql(backend: DbBackend) -> &'static str {
     static SQL: BuiltOnce = BuiltOnce::new();
     built_once(&SQL, backend, || {
@@ -345,30 +348,6 @@ pub(super) fn find_user_sql(backend: DbBackend) -> &'static str {
             .build(backend)
             .sql
     })
-}
-
-/// One statement's SQL per backend, built on first use.
-pub(crate) struct BuiltOnce([OnceLock<String>; 3]);
-
-impl BuiltOnce {
-    pub(crate) const fn new() -> Self {
-        Self([OnceLock::new(), OnceLock::new(), OnceLock::new()])
-    }
-}
-
-/// The SQL of a query run on every request, built by SeaORM once per backend rather than
-/// each time (building it cost more instructions than SQLite spends running it).
-pub(crate) fn built_once(
-    cache: &'static BuiltOnce,
-    backend: DbBackend,
-    build: impl FnOnce() -> String,
-) -> &'static str {
-    let slot = match backend {
-        DbBackend::Sqlite => 0,
-        DbBackend::Postgres => 1,
-        DbBackend::MySql => 2,
-    };
-    cache.0[slot].get_or_init(build)
 }
 
 pub async fn list_users(db: &Db) -> Result<Vec<user::Model>, DbErr> {
