@@ -14,7 +14,7 @@ use crate::{
         token::{JwtAlgorithm, SigningKey, TokenAuthority, TokenSettings},
     },
     config::Settings,
-    db::{self, Db},
+    db::{server_secret, Db},
 };
 
 /// Name of the generated signing key in `server_secrets`.
@@ -66,7 +66,7 @@ pub(super) async fn signing_key(settings: &Settings, db: &Db) -> Result<SigningK
     if let Some(key) = configured_signing_key(settings)? {
         return Ok(key);
     }
-    let stored = db::server_secret(db, GENERATED_KEY_NAME, SigningKey::generate_hex)
+    let stored = server_secret::get_or_create(db, GENERATED_KEY_NAME, SigningKey::generate_hex)
         .await
         .map_err(StartupError::Database)?;
     Ok(SigningKey::new(stored.into_bytes())?)

@@ -481,33 +481,3 @@ pub async fn upgrade_password_hash(db: &Db, id: i32, old: &str, new: String) -> 
         .await?;
     Ok(())
 }
-
-/// The value of server secret `name`, creating it with `generate()` on first use.
-/// Insert-if-absent then read back, so replicas starting together agree on one value.
-pub async fn server_secret(
-    db: &Db,
-    name: &str,
-    generate: impl FnOnce() -> String,
-) -> Result<String, DbErr> {
-    if let Some(found) = server_secret::Entity::find_by_id(name).one(db).await? {
-        return Ok(found.value);
-    }
-    let candidate = server_secret::ActiveModel {
-        name: Set(name.to_owned()),
-        value: Set(generate()),
-        created_at: Set(Utc::now()),
-    };
-    server_secret::Entity::insert(candidate)
-        .on_conflict(
-            OnConflict::column(server_secret::Column::Name)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(db)
-        .await?;
-    server_secret::Entity::find_by_id(name)
-        .one(db)
-        .await?
-        .map(|s| s.value)
-        .ok_or_else(|| DbErr::RecordNotFound(format!("server secret {name}")))
-}

@@ -100,7 +100,7 @@ async fn generated_signing_key_is_stored_and_shared_by_restarts() {
         200,
         "the restarted service accepts the token"
     );
-    let stored = db::server_secret(&first.db, "jwt_signing_key", || unreachable!())
+    let stored = db::server_secret::get_or_create(&first.db, "jwt_signing_key", || unreachable!())
         .await
         .unwrap();
     assert_eq!(stored.len(), 64, "256 bits, hex");
