@@ -2,7 +2,10 @@
 
 use crate::{
     accounts::{usernames, Scopes},
-    db::{self, Db, NewUser},
+    db::{
+        user::{self, NewUser},
+        Db,
+    },
 };
 
 /// The tutorial's users: johndoe/secret (its published hash) and disabled alice/secret2,
@@ -16,6 +19,7 @@ pub(super) async fn seed_demo_users(db: &Db) -> Result<(), sea_orm::DbErr> {
             hashed_password: "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc".to_owned(),
             disabled: false,
             username_skeleton: Some(usernames::look_alike_key("johndoe")),
+            scopes: Some(Scopes::all().to_string()),
         },
         NewUser {
             username: "alice".to_owned(),
@@ -24,11 +28,12 @@ pub(super) async fn seed_demo_users(db: &Db) -> Result<(), sea_orm::DbErr> {
             hashed_password: "$argon2id$v=19$m=65536,t=3,p=4$SGHSvpimTShkAsnQIG44jg$H/oGZa5X2ZGEn3OVecVvoNHDGyw4baYXQDDe6VfII7Y".to_owned(),
             disabled: true,
             username_skeleton: Some(usernames::look_alike_key("alice")),
+            scopes: Some(Scopes::all().to_string()),
         },
     ];
-    for user in demo {
-        let name = user.username.clone();
-        if db::create_user_holding_if_absent(db, user, Some(Scopes::all().to_string())).await? {
+    for demo_user in demo {
+        let name = demo_user.username.clone();
+        if user::create(db, demo_user).await? {
             tracing::info!(user = %name, "seeded demo user");
         }
     }
