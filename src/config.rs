@@ -1,6 +1,6 @@
 //! Command line and configuration: flag > environment > default.
 //!
-//! The signing key is read only from the environment (`SECRET_KEY`) or a file
+//! The server secret is read only from the environment (`SECRET_KEY`) or a file
 //! (`--secret-key-file`), never from argv where `ps` would show it, and is held as a
 //! secret type that cannot be printed.
 

@@ -82,22 +82,22 @@ impl AppState {
         use crate::auth::{
             hashing_pool::PasswordHasher,
             refresh_token::RefreshTokenKey,
-            token::{SigningKey, TokenAuthority, TokenSettings},
+            token::{ServerSecret, TokenAuthority, TokenSettings},
         };
         // Its database URL is not used: `db` is the database.
         let settings = &Settings::for_database(crate::db::DEFAULT_DATABASE_URL);
-        let key = SigningKey::new(vec![7; 32]).expect("32 bytes make a valid key");
+        let secret = ServerSecret::new(vec![7; 32]).expect("32 bytes make a valid secret");
         let token_settings = TokenSettings {
             lifetime: settings.token_lifetime(),
             ..TokenSettings::default()
         };
         let accounts = Accounts::new(
             db,
-            TokenAuthority::new(&key, token_settings),
+            TokenAuthority::new(&secret, token_settings),
             PasswordHasher::new(1, 4).expect("a hashing thread starts"),
             settings.login_limits(),
             settings.default_scopes,
-            settings.session_rules(RefreshTokenKey::new(&key)),
+            settings.session_rules(RefreshTokenKey::new(&secret)),
         );
         Self::new(accounts, settings)
     }

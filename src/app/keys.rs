@@ -1,5 +1,5 @@
 //! Where the keys come from: the server secret (`SECRET_KEY`, `--secret-key-file`, else
-//! generated once into the database), the Ed25519 key of `--jwt-private-key-file`, and
+//! generated once into the database: HS256's key, and the root refresh tokens are keyed from), the Ed25519 key of `--jwt-private-key-file`, and
 //! the token authority built from them. `migrate` checks the configured ones too.
 
 use std::{io, path::Path};
@@ -11,20 +11,21 @@ use crate::{
     accounts::signing_keys,
     auth::{
         keys::{Ed25519Key, KeySet},
-        token::{JwtAlgorithm, SigningKey, TokenAuthority, TokenSettings},
+        token::{JwtAlgorithm, ServerSecret, TokenAuthority, TokenSettings},
     },
     config::Settings,
-    db::{server_secret, Db},
+    db::{self, Db},
 };
 
-/// Name of the generated signing key in `server_secrets`.
-const GENERATED_KEY_NAME: &str = "jwt_signing_key";
+/// Name of the generated server secret in `server_secrets` (from before it had a name of
+/// its own: existing databases hold it under this one).
+const GENERATED_SECRET_NAME: &str = "jwt_signing_key";
 
-/// The token rules of `JWT_ALGORITHM` with their keys: under HS256 the shared secret
-/// `key`, under EdDSA the key of `JWT_PRIVATE_KEY_FILE`, else the database's keys.
+/// The token rules of `JWT_ALGORITHM` with their keys: under HS256 the server secret,
+/// under EdDSA the key of `JWT_PRIVATE_KEY_FILE`, else the database's Ed25519 keys.
 pub(super) async fn token_authority(
     settings: &Settings,
-    key: &SigningKey,
+    secret: &ServerSecret,
     db: &Db,
 ) -> Result<TokenAuthority, StartupError> {
     let token_settings = TokenSettings {
@@ -33,7 +34,7 @@ pub(super) async fn token_authority(
         audience: settings.jwt_audience.clone(),
     };
     Ok(match settings.jwt_algorithm {
-        JwtAlgorithm::Hs256 => TokenAuthority::new(key, token_settings),
+        JwtAlgorithm::Hs256 => TokenAuthority::new(secret, token_settings),
         JwtAlgorithm::EdDsa => {
             let keys = match &settings.jwt_private_key_file {
                 Some(path) => KeySet::single(private_key_from_file(path)?),
@@ -60,21 +61,25 @@ pub fn private_key_from_file(path: &Path) -> Result<Ed25519Key, StartupError> {
     })
 }
 
-/// The configured key, else the key generated once into the database so that restarts
-/// and replicas sharing it agree.
-pub(super) async fn signing_key(settings: &Settings, db: &Db) -> Result<SigningKey, StartupError> {
-    if let Some(key) = configured_signing_key(settings)? {
-        return Ok(key);
+/// The configured server secret, else the one generated once into the database so that
+/// restarts and replicas sharing it agree.
+pub(super) async fn server_secret(
+    settings: &Settings,
+    db: &Db,
+) -> Result<ServerSecret, StartupError> {
+    if let Some(secret) = configured_server_secret(settings)? {
+        return Ok(secret);
     }
-    let stored = server_secret::get_or_create(db, GENERATED_KEY_NAME, SigningKey::generate_hex)
-        .await
-        .map_err(StartupError::Database)?;
-    Ok(SigningKey::new(stored.into_bytes())?)
+    let stored =
+        db::server_secret::get_or_create(db, GENERATED_SECRET_NAME, ServerSecret::generate_hex)
+            .await
+            .map_err(StartupError::Database)?;
+    Ok(ServerSecret::new(stored.into_bytes())?)
 }
 
-/// `--secret-key-file`, else `SECRET_KEY`, checked; `None` when neither is set. `migrate`
-/// checks it too, so a bad key is found before the first `serve`.
-pub fn configured_signing_key(settings: &Settings) -> Result<Option<SigningKey>, StartupError> {
+/// The server secret of `--secret-key-file`, else of `SECRET_KEY`, checked; `None` when
+/// neither is set. `migrate` checks it too, so a bad key is found before the first `serve`.
+pub fn configured_server_secret(settings: &Settings) -> Result<Option<ServerSecret>, StartupError> {
     if let Some(path) = &settings.secret_key_file {
         let mut bytes = read_key_file(path).map_err(|source| StartupError::SecretKeyFile {
             path: path.display().to_string(),
@@ -83,12 +88,12 @@ pub fn configured_signing_key(settings: &Settings) -> Result<Option<SigningKey>,
         while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
             bytes.pop();
         }
-        return Ok(Some(SigningKey::new(bytes)?));
+        return Ok(Some(ServerSecret::new(bytes)?));
     }
     settings
         .secret_key
         .as_ref()
-        .map(|key| SigningKey::new(key.expose_secret().as_bytes().to_vec()))
+        .map(|key| ServerSecret::new(key.expose_secret().as_bytes().to_vec()))
         .transpose()
         .map_err(StartupError::from)
 }

@@ -1,5 +1,5 @@
 //! Building and running the service: `App::build(settings)` connects, migrates, loads the
-//! signing key and binds; `run_until_stopped()` serves until SIGINT/SIGTERM. The route
+//! keys and binds; `run_until_stopped()` serves until SIGINT/SIGTERM. The route
 //! table is in [`routes`]. [`open_database`] is the part every command shares; where the
 //! keys come from is in [`keys`].
 
@@ -31,7 +31,7 @@ use crate::{
         hashing_pool::PasswordHasher,
         keys::KeyError,
         refresh_token::RefreshTokenKey,
-        token::{JwtAlgorithm, SigningKeyError},
+        token::{JwtAlgorithm, ServerSecretError},
     },
     config::{ServeArgs, Settings},
     db::{self, Db},
@@ -66,7 +66,7 @@ pub enum StartupError {
     #[error("cannot read --secret-key-file {path}: {source}")]
     SecretKeyFile { path: String, source: io::Error },
     #[error("invalid signing key: {0}")]
-    SecretKey(#[from] SigningKeyError),
+    ServerSecret(#[from] ServerSecretError),
     #[error("cannot read --jwt-private-key-file {path}: {source}")]
     PrivateKeyFile { path: String, source: io::Error },
     #[error("invalid --jwt-private-key-file {path}: {source}")]
@@ -244,12 +244,12 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StartupError> {
     Ok(db)
 }
 
-/// What the handlers need besides the database: the signing key, the hashing pool and
+/// What the handlers need besides the database: the keys, the hashing pool and
 /// the limits. Only `serve` starts them.
 async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError> {
     // Under EdDSA too: refresh tokens are keyed from it.
-    let key = keys::signing_key(settings, &db).await?;
-    let tokens = keys::token_authority(settings, &key, &db).await?;
+    let secret = keys::server_secret(settings, &db).await?;
+    let tokens = keys::token_authority(settings, &secret, &db).await?;
     let reloading =
         tokens.algorithm() == JwtAlgorithm::EdDsa && settings.jwt_private_key_file.is_none();
     let workers = settings
@@ -264,7 +264,7 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
         hasher,
         settings.login_limits(),
         settings.default_scopes,
-        settings.session_rules(RefreshTokenKey::new(&key)),
+        settings.session_rules(RefreshTokenKey::new(&secret)),
     );
     let accounts = if reloading {
         accounts.reloading_signing_keys()

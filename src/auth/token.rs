@@ -31,10 +31,10 @@ pub const LEEWAY_SECS: u64 = 5;
 const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
 
 /// The HMAC key that signs and verifies access tokens. Never printed.
-pub struct SigningKey(SecretBox<[u8]>);
+pub struct ServerSecret(SecretBox<[u8]>);
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SigningKeyError {
+pub enum ServerSecretError {
     #[error("SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes, got {0}")]
     TooShort(usize),
     #[error("SECRET_KEY is the key published in the FastAPI tutorial; generate your own (e.g. `openssl rand -hex 32`)")]
@@ -47,26 +47,26 @@ pub enum SigningKeyError {
     Quoted,
 }
 
-impl SigningKey {
+impl ServerSecret {
     /// Accepts a configured key: at least 32 bytes, not the tutorial's published key in
     /// any spelling, and without surrounding whitespace or quotes. Those are refused, not
     /// trimmed: a key that means two different things to two replicas (one trims, one
     /// does not) would sign tokens the other refuses.
-    pub fn new(bytes: Vec<u8>) -> Result<Self, SigningKeyError> {
+    pub fn new(bytes: Vec<u8>) -> Result<Self, ServerSecretError> {
         if is_published(&bytes) {
-            return Err(SigningKeyError::Published);
+            return Err(ServerSecretError::Published);
         }
         // Only text keys: 32 random bytes from a file may well begin with a space byte.
         if std::str::from_utf8(&bytes).is_ok() {
             if bytes.trim_ascii().len() != bytes.len() {
-                return Err(SigningKeyError::SurroundingWhitespace);
+                return Err(ServerSecretError::SurroundingWhitespace);
             }
             if unquoted(&bytes).len() != bytes.len() {
-                return Err(SigningKeyError::Quoted);
+                return Err(ServerSecretError::Quoted);
             }
         }
         if bytes.len() < MIN_SECRET_KEY_BYTES {
-            return Err(SigningKeyError::TooShort(bytes.len()));
+            return Err(ServerSecretError::TooShort(bytes.len()));
         }
         Ok(Self(SecretBox::new(bytes.into_boxed_slice())))
     }
@@ -104,9 +104,9 @@ fn unquoted(key: &[u8]) -> &[u8] {
     }
 }
 
-impl fmt::Debug for SigningKey {
+impl fmt::Debug for ServerSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SigningKey([REDACTED])")
+        f.write_str("ServerSecret([REDACTED])")
     }
 }
 
@@ -222,7 +222,7 @@ impl fmt::Debug for TokenAuthority {
 
 impl TokenAuthority {
     /// HS256 with the shared secret `key`.
-    pub fn new(key: &SigningKey, settings: TokenSettings) -> Self {
+    pub fn new(key: &ServerSecret, settings: TokenSettings) -> Self {
         let secret = key.0.expose_secret();
         let keys = Keys::Hs256 {
             encoding: EncodingKey::from_secret(secret),
@@ -413,7 +413,7 @@ mod tests {
     use super::*;
 
     fn authority() -> TokenAuthority {
-        let key = SigningKey::new(vec![7u8; 32]).unwrap();
+        let key = ServerSecret::new(vec![7u8; 32]).unwrap();
         TokenAuthority::new(
             &key,
             TokenSettings {
@@ -426,15 +426,15 @@ mod tests {
     #[test]
     fn tutorial_and_short_keys_are_refused() {
         assert_eq!(
-            SigningKey::new(TUTORIAL_SECRET_KEY.as_bytes().to_vec()).unwrap_err(),
-            SigningKeyError::Published
+            ServerSecret::new(TUTORIAL_SECRET_KEY.as_bytes().to_vec()).unwrap_err(),
+            ServerSecretError::Published
         );
         assert_eq!(
-            SigningKey::new(vec![1; 31]).unwrap_err(),
-            SigningKeyError::TooShort(31)
+            ServerSecret::new(vec![1; 31]).unwrap_err(),
+            ServerSecretError::TooShort(31)
         );
-        assert!(SigningKey::new(vec![1; 32]).is_ok());
-        assert_eq!(SigningKey::generate_hex().len(), 64);
+        assert!(ServerSecret::new(vec![1; 32]).is_ok());
+        assert_eq!(ServerSecret::generate_hex().len(), 64);
     }
 
     #[test]
@@ -456,8 +456,8 @@ mod tests {
             raw,
         ] {
             assert_eq!(
-                SigningKey::new(variant.clone()).unwrap_err(),
-                SigningKeyError::Published,
+                ServerSecret::new(variant.clone()).unwrap_err(),
+                ServerSecretError::Published,
                 "{}",
                 String::from_utf8_lossy(&variant)
             );
@@ -468,20 +468,20 @@ mod tests {
     fn keys_with_surrounding_whitespace_or_quotes_are_refused() {
         let key = "k".repeat(40);
         for (variant, error) in [
-            (format!(" {key}"), SigningKeyError::SurroundingWhitespace),
-            (format!("{key}\n"), SigningKeyError::SurroundingWhitespace),
-            (format!("\t{key}"), SigningKeyError::SurroundingWhitespace),
-            (format!("\"{key}\""), SigningKeyError::Quoted),
-            (format!("'{key}'"), SigningKeyError::Quoted),
+            (format!(" {key}"), ServerSecretError::SurroundingWhitespace),
+            (format!("{key}\n"), ServerSecretError::SurroundingWhitespace),
+            (format!("\t{key}"), ServerSecretError::SurroundingWhitespace),
+            (format!("\"{key}\""), ServerSecretError::Quoted),
+            (format!("'{key}'"), ServerSecretError::Quoted),
         ] {
-            assert_eq!(SigningKey::new(variant.into_bytes()).unwrap_err(), error);
+            assert_eq!(ServerSecret::new(variant.into_bytes()).unwrap_err(), error);
         }
         // Quotes or spaces inside a key, and a binary key that starts with a space byte,
         // are fine.
-        assert!(SigningKey::new(format!("\"{key} {key}").into_bytes()).is_ok());
+        assert!(ServerSecret::new(format!("\"{key} {key}").into_bytes()).is_ok());
         let mut binary = vec![b' '];
         binary.extend([0xff; 31]);
-        assert!(SigningKey::new(binary).is_ok());
+        assert!(ServerSecret::new(binary).is_ok());
     }
 
     #[test]
@@ -547,8 +547,8 @@ mod tests {
 
     #[test]
     fn key_is_not_printed_by_debug() {
-        let key = SigningKey::new(b"0123456789abcdef0123456789abcdef".to_vec()).unwrap();
-        assert_eq!(format!("{key:?}"), "SigningKey([REDACTED])");
+        let key = ServerSecret::new(b"0123456789abcdef0123456789abcdef".to_vec()).unwrap();
+        assert_eq!(format!("{key:?}"), "ServerSecret([REDACTED])");
     }
 }
 
@@ -566,7 +566,7 @@ mod fuzz {
 
     fn authority() -> TokenAuthority {
         TokenAuthority::new(
-            &SigningKey::new(KEY.to_vec()).unwrap(),
+            &ServerSecret::new(KEY.to_vec()).unwrap(),
             TokenSettings {
                 lifetime: Duration::from_secs(1800),
                 ..Default::default()

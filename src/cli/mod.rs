@@ -50,7 +50,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         },
         Command::Migrate => {
             async {
-                app::keys::configured_signing_key(&settings)?;
+                app::keys::configured_server_secret(&settings)?;
                 if let Some(path) = &settings.jwt_private_key_file {
                     app::keys::private_key_from_file(path)?;
                 }
