@@ -82,7 +82,8 @@ impl AppState {
         use crate::auth::{
             hashing_pool::PasswordHasher,
             refresh_token::RefreshTokenKey,
-            token::{ServerSecret, TokenAuthority, TokenSettings},
+            server_secret::ServerSecret,
+            token::{TokenAuthority, TokenSettings},
         };
         // Its database URL is not used: `db` is the database.
         let settings = &Settings::for_database(crate::db::DEFAULT_DATABASE_URL);

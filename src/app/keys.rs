@@ -11,7 +11,8 @@ use crate::{
     accounts::signing_keys,
     auth::{
         keys::{Ed25519Key, KeySet},
-        token::{JwtAlgorithm, ServerSecret, TokenAuthority, TokenSettings},
+        server_secret::ServerSecret,
+        token::{JwtAlgorithm, TokenAuthority, TokenSettings},
     },
     config::Settings,
     db::{self, Db},

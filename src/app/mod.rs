@@ -28,10 +28,8 @@ use crate::{
         AppState,
     },
     auth::{
-        hashing_pool::PasswordHasher,
-        keys::KeyError,
-        refresh_token::RefreshTokenKey,
-        token::{JwtAlgorithm, ServerSecretError},
+        hashing_pool::PasswordHasher, keys::KeyError, refresh_token::RefreshTokenKey,
+        server_secret::ServerSecretError, token::JwtAlgorithm,
     },
     config::{ServeArgs, Settings},
     db::{self, Db},

@@ -5,5 +5,6 @@ pub mod hashing_pool;
 pub mod keys;
 pub mod password;
 pub mod refresh_token;
+pub mod server_secret;
 pub mod throttle;
 pub mod token;

@@ -20,7 +20,7 @@ use secrecy::{ExposeSecret, SecretBox};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::token::{hmac_sha256, ServerSecret};
+use super::server_secret::{hmac_sha256, ServerSecret};
 
 /// What the refresh-token key is derived for, from the server secret. (v1 keyed the
 /// tokens that were stored as hashes; see `db::legacy_refresh_token`.)

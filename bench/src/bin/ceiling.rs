@@ -7,7 +7,10 @@
 
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
-use gatehouse::auth::token::{unix_now, ServerSecret, TokenAuthority, TokenSettings};
+use gatehouse::auth::{
+    server_secret::ServerSecret,
+    token::{unix_now, TokenAuthority, TokenSettings},
+};
 use poem::{
     get, handler,
     http::{header, StatusCode},

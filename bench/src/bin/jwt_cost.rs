@@ -10,7 +10,8 @@ use std::{
 
 use gatehouse::auth::{
     keys::{Ed25519Key, KeySet},
-    token::{unix_now, ServerSecret, TokenAuthority, TokenSettings},
+    server_secret::ServerSecret,
+    token::{unix_now, TokenAuthority, TokenSettings},
 };
 
 const ROUNDS: usize = 5;
