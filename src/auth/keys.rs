@@ -15,10 +15,13 @@ use jsonwebtoken::{
 };
 use rand::RngCore;
 
-use super::token::LEEWAY_SECS;
-
 /// The JOSE name of the algorithm (RFC 8037 §3.1), in JWS headers and JWKs.
 pub const ALGORITHM: &str = "EdDSA";
+/// Clock skew tolerated on a token's `exp`, `nbf` and `iat`, in seconds: a rule of
+/// `token`'s validation, here because a retired key stays published until a token it
+/// signed has expired with this leeway ([`KeySet`]). `token` uses these keys, not the
+/// other way round.
+pub const LEEWAY_SECS: u64 = 5;
 /// DER of a PKCS#8 v1 `PrivateKeyInfo` for Ed25519 up to the 32-byte seed (RFC 8410 §7).
 const PKCS8_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,

@@ -11,12 +11,13 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::{keys::KeySet, server_secret::ServerSecret};
+use super::{
+    keys::{self, KeySet, LEEWAY_SECS},
+    server_secret::ServerSecret,
+};
 
 /// Tokens longer than this are rejected before any decoding work.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
-/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
-pub const LEEWAY_SECS: u64 = 5;
 
 /// `base64url({"alg":"HS256","typ":"JWT"})`: the header PyJWT writes, byte for byte.
 const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
@@ -101,7 +102,7 @@ impl JwtAlgorithm {
     pub fn as_str(self) -> &'static str {
         match self {
             JwtAlgorithm::Hs256 => "HS256",
-            JwtAlgorithm::EdDsa => super::keys::ALGORITHM,
+            JwtAlgorithm::EdDsa => keys::ALGORITHM,
         }
     }
 }
