@@ -82,9 +82,11 @@ impl Ed25519Key {
         let public = signing.verifying_key().to_bytes();
         let decoding = DecodingKey::from_ed_der(&public);
         let x = URL_SAFE_NO_PAD.encode(public);
+        // A JWK is made of any 32-byte Ed25519 public key, and every JWK has a thumbprint:
+        // this `expect` cannot fire.
         let kid = Jwk::from_decoding_key(&decoding, Some(Algorithm::EdDSA))
             .and_then(|jwk| jwk.thumbprint(ThumbprintHash::SHA256))
-            .unwrap_or_else(|_| unreachable!("a 32-byte Ed25519 public key has a thumbprint"));
+            .expect("a 32-byte Ed25519 public key has a JWK thumbprint");
         let header = format!(r#"{{"alg":"{ALGORITHM}","typ":"JWT","kid":"{kid}"}}"#);
         Self {
             header_b64: URL_SAFE_NO_PAD.encode(header),
