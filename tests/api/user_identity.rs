@@ -14,7 +14,8 @@ async fn token_of_a_deleted_user_is_refused_after_the_name_is_created_again() {
     let uid = segment(&old_token, 1)["uid"].clone();
     assert!(uid.is_i64(), "{uid}");
 
-    // No delete command exists yet: remove the row as an administrator would with SQL.
+    // Deleted with SQL, as an operator with only the database at hand would; the service's
+    // own delete is `DELETE /admin/users/{username}` (tests/api/admin.rs).
     app.db
         .execute_unprepared("DELETE FROM users WHERE username = 'johndoe'")
         .await
