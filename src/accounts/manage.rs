@@ -13,11 +13,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{usernames, AccountsError, Scope, Scopes, MAX_PASSWORD_BYTES};
 use crate::{
-    auth::password::PasswordHasher,
+    auth::hashing_pool::PasswordHasher,
     db::{
-        self,
         scope_holders::{self, KeptHolder},
-        user, CreateUserError, Db, NewUser, UserChanges,
+        user::{self, NewUser, UserChanges},
+        Db,
     },
 };
 
@@ -107,16 +107,13 @@ pub async fn add_user(
         full_name: account.full_name,
         hashed_password,
         disabled: account.disabled,
+        scopes: Some(account.scopes.to_string()),
     };
-    let scopes = Some(account.scopes.to_string());
     // The name's and the key's UNIQUE indexes decide, so two creations that race cannot
     // both win.
-    db::create_user_holding(db, new, scopes)
-        .await
-        .map_err(|e| match e {
-            CreateUserError::Exists(name) => AccountsError::UserExists(name),
-            CreateUserError::Db(e) => AccountsError::Database(e),
-        })?;
+    if !user::create(db, new).await? {
+        return Err(AccountsError::UserExists(username));
+    }
     Ok(username)
 }
 
@@ -129,17 +126,17 @@ pub async fn change_password(
 ) -> Result<(), AccountsError> {
     check_password(&password)?;
     let hashed = hasher.hash(password).await?;
-    found(db::change_password(db, username, hashed).await?, username)
+    found(user::change_password(db, username, hashed).await?, username)
 }
 
 /// Disables (and revokes every token of) or enables `username`.
 pub async fn set_disabled(db: &Db, username: &str, disabled: bool) -> Result<(), AccountsError> {
-    found(db::set_disabled(db, username, disabled).await?, username)
+    found(user::set_disabled(db, username, disabled).await?, username)
 }
 
 /// Revokes every token issued to `username` so far.
 pub async fn revoke_tokens(db: &Db, username: &str) -> Result<(), AccountsError> {
-    found(db::revoke_tokens(db, username).await?, username)
+    found(user::revoke_tokens(db, username).await?, username)
 }
 
 /// Applies `changes` to `username` at once: a disable or a new password also revokes every
@@ -169,6 +166,7 @@ pub async fn change_account(
         disabled: changes.disabled,
         hashed_password,
         scopes: changes.scopes.map(|s| s.to_string()),
+        revoke_tokens: false,
     };
     let kept =
         scope_holders::change_user_keeping_holder(db, username, changes, Scope::Admin.name())
@@ -182,12 +180,12 @@ pub async fn set_scopes(db: &Db, username: &str, scopes: Scopes) -> Result<(), A
         scopes: Some(scopes.to_string()),
         ..UserChanges::default()
     };
-    found(db::change_user(db, username, changes).await?, username)
+    found(user::change(db, username, changes).await?, username)
 }
 
 /// `username`.
 pub async fn get_user(db: &Db, username: &str) -> Result<user::Model, AccountsError> {
-    db::find_user(db, username)
+    user::find(db, username)
         .await?
         .ok_or_else(|| AccountsError::NoSuchUser(username.to_owned()))
 }
@@ -201,7 +199,7 @@ pub async fn delete_user(db: &Db, username: &str) -> Result<(), AccountsError> {
 
 /// Every user, by username.
 pub async fn list_users(db: &Db) -> Result<Vec<user::Model>, AccountsError> {
-    Ok(db::list_users(db).await?)
+    Ok(user::list(db).await?)
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> AccountsError {

@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use crate::{
     auth::{
+        hashing_pool::{HashError, PasswordHasher},
         keys::KeyError,
-        password::{HashError, PasswordHasher},
         throttle::LoginLimits,
         token::{TokenAuthority, TokenError},
     },

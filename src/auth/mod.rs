@@ -1,10 +1,12 @@
 //! Credentials without HTTP or storage: password hashing, access tokens, one-time
 //! passwords and recovery codes, and the limits on failed logins.
 
+pub mod hashing_pool;
 pub mod keys;
 pub mod password;
 pub mod recovery_code;
 pub mod refresh_token;
+pub mod server_secret;
 pub mod throttle;
 pub mod token;
 pub mod totp;

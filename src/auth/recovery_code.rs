@@ -15,7 +15,7 @@ use std::fmt;
 
 use secrecy::{ExposeSecret, SecretBox};
 
-use super::token::{hmac_sha256, SigningKey};
+use super::server_secret::{hmac_sha256, ServerSecret};
 
 /// Codes in a set.
 pub const CODES_PER_SET: usize = 10;
@@ -65,7 +65,7 @@ impl fmt::Debug for RecoveryCodeKey {
 }
 
 impl RecoveryCodeKey {
-    pub fn new(secret: &SigningKey) -> Self {
+    pub fn new(secret: &ServerSecret) -> Self {
         Self(secret.derive(PURPOSE))
     }
 
@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn hashes_differ_by_user_code_and_key_and_the_key_is_not_printed() {
-        let key = |byte| RecoveryCodeKey::new(&SigningKey::new(vec![byte; 32]).unwrap());
+        let key = |byte| RecoveryCodeKey::new(&ServerSecret::new(vec![byte; 32]).unwrap());
         let hash = key(1).hash(7, "0123456789");
         assert_eq!(hash.len(), 64);
         assert_eq!(hash, key(1).hash(7, "0123456789"));

@@ -553,7 +553,7 @@ async fn kill_9_during_a_stream_of_user_adds_loses_no_committed_user() {
     }
     for name in &killed {
         // All or nothing: a killed add either committed whole, or left no row.
-        let present = gatehouse::db::find_user(&app.db, name)
+        let present = gatehouse::db::user::find(&app.db, name)
             .await
             .unwrap()
             .is_some();

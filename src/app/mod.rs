@@ -1,6 +1,11 @@
 //! Building and running the service: `App::build(settings)` connects, migrates, loads the
-//! signing key and binds; `run_until_stopped()` serves until SIGINT/SIGTERM. The route
-//! table is in [`routes`]. [`open_database`] is the part every command shares.
+//! keys and binds; `run_until_stopped()` serves until SIGINT/SIGTERM. The route
+//! table is in [`routes`]. [`open_database`] is the part every command shares; where the
+//! keys come from is in [`keys`].
+
+mod background;
+mod demo;
+pub mod keys;
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -10,37 +15,31 @@ use poem::{
     middleware::CatchPanic,
     Endpoint, EndpointExt, Response, Route,
 };
-use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::{
-    accounts::{signing_keys, usernames, Accounts, AccountsError, Scopes, SessionRules},
+    accounts::{signing_keys, usernames, Accounts, AccountsError},
     api::{
         self,
         assets::{DocAssets, ASSETS_PATH},
         docs::Docs,
+        error::Error,
         routing::{RouteGuard, RouteTable, DOCS_PATH, OPENAPI_PATH, REDOC_PATH},
         AppState,
     },
     auth::{
-        keys::{Ed25519Key, KeyError, KeySet},
-        password::PasswordHasher,
-        refresh_token::RefreshTokenKey,
-        throttle,
-        token::{JwtAlgorithm, SigningKey, SigningKeyError, TokenAuthority, TokenSettings},
+        hashing_pool::PasswordHasher, keys::KeyError, refresh_token::RefreshTokenKey,
+        server_secret::ServerSecretError, token::JwtAlgorithm,
     },
     config::{ServeArgs, Settings},
-    db::{self, Db, NewUser},
-    error::Error,
-    metrics::{HttpMetrics, Metrics},
+    db::{self, Db},
+    metrics::HttpMetrics,
     server::{self, Limits},
     telemetry::RequestLog,
 };
 
 /// How long in-flight requests get to finish after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// Name of the generated signing key in `server_secrets`.
-const GENERATED_KEY_NAME: &str = "jwt_signing_key";
 
 /// Why the service could not start; each says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +64,7 @@ pub enum StartupError {
     #[error("cannot read --secret-key-file {path}: {source}")]
     SecretKeyFile { path: String, source: io::Error },
     #[error("invalid signing key: {0}")]
-    SecretKey(#[from] SigningKeyError),
+    ServerSecret(#[from] ServerSecretError),
     #[error("cannot read --jwt-private-key-file {path}: {source}")]
     PrivateKeyFile { path: String, source: io::Error },
     #[error("invalid --jwt-private-key-file {path}: {source}")]
@@ -96,7 +95,9 @@ impl App {
     pub async fn build(settings: &Settings, serve: &ServeArgs) -> Result<Self, StartupError> {
         let db = open_database(settings).await?;
         if serve.demo {
-            seed_demo_users(&db).await.map_err(StartupError::Database)?;
+            demo::seed_demo_users(&db)
+                .await
+                .map_err(StartupError::Database)?;
         }
         let state = app_state(settings, db.clone()).await?;
         let accounts = state.accounts.clone();
@@ -156,10 +157,13 @@ impl App {
     /// Serves until SIGINT or SIGTERM, then lets in-flight requests finish.
     pub async fn run_until_stopped(self) -> io::Result<()> {
         tracing::info!(addr = %self.local_addr, "gatehouse listening");
-        let reload = self
-            .key_reload_period
-            .map(|period| tokio::spawn(reload_signing_keys(self.accounts.clone(), period)));
-        let purge = tokio::spawn(purge_expired(self.db, self.accounts));
+        let reload = self.key_reload_period.map(|period| {
+            tokio::spawn(background::reload_signing_keys(
+                self.accounts.clone(),
+                period,
+            ))
+        });
+        let purge = tokio::spawn(background::purge_expired(self.db, self.accounts));
         // Metrics are served until the API stops; a scrape in flight is simply cut off.
         let metrics = self.metrics.map(|(listener, endpoint, addr)| {
             tracing::info!(%addr, "metrics listening");
@@ -238,12 +242,12 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StartupError> {
     Ok(db)
 }
 
-/// What the handlers need besides the database: the signing key, the hashing pool and
+/// What the handlers need besides the database: the keys, the hashing pool and
 /// the limits. Only `serve` starts them.
 async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError> {
     // Under EdDSA too: refresh tokens are keyed from it.
-    let key = signing_key(settings, &db).await?;
-    let tokens = token_authority(settings, &key, &db).await?;
+    let secret = keys::server_secret(settings, &db).await?;
+    let tokens = keys::token_authority(settings, &secret, &db).await?;
     let reloading =
         tokens.algorithm() == JwtAlgorithm::EdDsa && settings.jwt_private_key_file.is_none();
     let workers = settings
@@ -252,215 +256,20 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
     let queue = workers * usize::from(settings.hash_queue_per_worker);
     let hasher = PasswordHasher::new(workers, queue).map_err(StartupError::Workers)?;
     tracing::debug!(workers, queue, "password hashing pool started");
-    let sessions = SessionRules {
-        refresh_lifetime: settings.refresh_token_lifetime(),
-        reuse_interval: settings.refresh_reuse_interval(),
-        max_per_user: settings.max_sessions_per_user,
-        key: RefreshTokenKey::new(&key),
+    let accounts = Accounts::new(
+        db,
+        tokens,
+        hasher,
+        settings.login_limits(),
+        settings.default_scopes,
+        settings.session_rules(RefreshTokenKey::new(&secret)),
+    );
+    let accounts = if reloading {
+        accounts.reloading_signing_keys()
+    } else {
+        accounts
     };
-    Ok(AppState {
-        accounts: {
-            let accounts = Accounts::new(
-                db,
-                tokens,
-                hasher,
-                settings.login_limits(),
-                settings.default_scopes,
-                sessions,
-            );
-            if reloading {
-                accounts.reloading_signing_keys()
-            } else {
-                accounts
-            }
-        },
-        jwks_max_age: settings.jwks_max_age(),
-        public_url: settings.public_url.clone(),
-        jwt_issuer: settings.jwt_issuer.clone(),
-        root_path: settings.root_path.as_str().into(),
-        client_timeout: settings.client_timeout(),
-        trusted_proxies: settings.trusted_proxies.clone().into(),
-        metrics: Metrics::new(),
-    })
-}
-
-/// The token rules of `JWT_ALGORITHM` with their keys: under HS256 the shared secret
-/// `key`, under EdDSA the key of `JWT_PRIVATE_KEY_FILE`, else the database's keys.
-async fn token_authority(
-    settings: &Settings,
-    key: &SigningKey,
-    db: &Db,
-) -> Result<TokenAuthority, StartupError> {
-    let token_settings = TokenSettings {
-        lifetime: settings.token_lifetime(),
-        issuer: settings.jwt_issuer.clone(),
-        audience: settings.jwt_audience.clone(),
-    };
-    Ok(match settings.jwt_algorithm {
-        JwtAlgorithm::Hs256 => TokenAuthority::new(key, token_settings),
-        JwtAlgorithm::EdDsa => {
-            let keys = match &settings.jwt_private_key_file {
-                Some(path) => KeySet::single(private_key_from_file(path)?),
-                None => signing_keys::load_key_set(db, settings.token_lifetime())
-                    .await
-                    .map_err(StartupError::SigningKeys)?,
-            };
-            TokenAuthority::eddsa(keys, token_settings)
-        }
-    })
-}
-
-/// The Ed25519 key of `--jwt-private-key-file`, with the rules of a secret key file.
-pub fn private_key_from_file(path: &std::path::Path) -> Result<Ed25519Key, StartupError> {
-    let shown = || path.display().to_string();
-    let bytes = read_key_file(path).map_err(|source| StartupError::PrivateKeyFile {
-        path: shown(),
-        source,
-    })?;
-    let pem = String::from_utf8_lossy(&bytes);
-    Ed25519Key::from_pem(&pem).map_err(|source| StartupError::PrivateKey {
-        path: shown(),
-        source,
-    })
-}
-
-/// Rereads the database's signing keys every `period`, so that this replica knows a
-/// rotated key before it starts signing.
-async fn reload_signing_keys(accounts: Accounts, period: Duration) {
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    loop {
-        ticks.tick().await;
-        if let Err(e) = accounts.reload_signing_keys().await {
-            tracing::warn!(error = %e, "could not reload the signing keys");
-        }
-    }
-}
-
-/// The configured key, else the key generated once into the database so that restarts
-/// and replicas sharing it agree.
-async fn signing_key(settings: &Settings, db: &Db) -> Result<SigningKey, StartupError> {
-    if let Some(key) = configured_signing_key(settings)? {
-        return Ok(key);
-    }
-    let stored = db::server_secret(db, GENERATED_KEY_NAME, SigningKey::generate_hex)
-        .await
-        .map_err(StartupError::Database)?;
-    Ok(SigningKey::new(stored.into_bytes())?)
-}
-
-/// `--secret-key-file`, else `SECRET_KEY`, checked; `None` when neither is set. `migrate`
-/// checks it too, so a bad key is found before the first `serve`.
-pub fn configured_signing_key(settings: &Settings) -> Result<Option<SigningKey>, StartupError> {
-    if let Some(path) = &settings.secret_key_file {
-        let mut bytes = read_key_file(path).map_err(|source| StartupError::SecretKeyFile {
-            path: path.display().to_string(),
-            source,
-        })?;
-        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            bytes.pop();
-        }
-        return Ok(Some(SigningKey::new(bytes)?));
-    }
-    settings
-        .secret_key
-        .as_ref()
-        .map(|key| SigningKey::new(key.expose_secret().as_bytes().to_vec()))
-        .transpose()
-        .map_err(StartupError::from)
-}
-
-/// A key file holds one key: this many bytes is plenty for any key and its newline.
-const MAX_KEY_FILE_BYTES: u64 = 4096;
-
-/// The bytes of a key file: a regular file (after symlinks) of at most
-/// [`MAX_KEY_FILE_BYTES`], so that `/dev/zero`, a pipe or a log file given by mistake is
-/// refused at once instead of being read without end.
-fn read_key_file(path: &std::path::Path) -> io::Result<Vec<u8>> {
-    use std::io::Read;
-    let not_regular = || {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file (a device, pipe or directory cannot hold a key)",
-        )
-    };
-    // Checked before opening too: opening a pipe would wait for a writer.
-    if !std::fs::metadata(path)?.is_file() {
-        return Err(not_regular());
-    }
-    let file = std::fs::File::open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(not_regular());
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_KEY_FILE_BYTES + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("larger than {MAX_KEY_FILE_BYTES} bytes; a key file holds one key"),
-        ));
-    }
-    Ok(bytes)
-}
-
-/// Deletes ended failed-login windows, expired known clients, sessions and refresh
-/// tokens now and then, so the tables hold only live rows.
-async fn purge_expired(db: Db, accounts: Accounts) {
-    const EVERY: Duration = Duration::from_secs(600);
-    // Longer than any window: a row this old has ended whatever its scope.
-    const AGE: i64 = 2 * 3600;
-    // Not at start-up: a fresh process has nothing of its own to purge yet.
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + EVERY, EVERY);
-    loop {
-        ticks.tick().await;
-        let cutoff = throttle::now() - AGE;
-        match db::login_failure::purge_before(&db, cutoff).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(rows = n, "purged ended failed-login windows"),
-            Err(e) => tracing::warn!(error = %e, "could not purge failed-login windows"),
-        }
-        match db::known_client::purge_expired(&db, throttle::now()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(rows = n, "purged expired known clients"),
-            Err(e) => tracing::warn!(error = %e, "could not purge known clients"),
-        }
-        match accounts.purge_expired_sessions().await {
-            Ok((0, 0)) => {}
-            Ok((sessions, refresh_tokens)) => {
-                tracing::debug!(sessions, refresh_tokens, "purged expired sessions")
-            }
-            Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
-        }
-    }
-}
-
-/// The tutorial's users: johndoe/secret (its published hash) and disabled alice/secret2,
-/// holding every scope; each unless a user of that name, or one that looks like it, exists.
-async fn seed_demo_users(db: &Db) -> Result<(), sea_orm::DbErr> {
-    let demo = [
-        NewUser {
-            username: "johndoe".to_owned(),
-            email: Some("johndoe@example.com".to_owned()),
-            full_name: Some("John Doe".to_owned()),
-            hashed_password: "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc".to_owned(),
-            disabled: false,
-            username_skeleton: Some(usernames::look_alike_key("johndoe")),
-        },
-        NewUser {
-            username: "alice".to_owned(),
-            email: Some("alice@example.com".to_owned()),
-            full_name: Some("Alice Wonderson".to_owned()),
-            hashed_password: "$argon2id$v=19$m=65536,t=3,p=4$SGHSvpimTShkAsnQIG44jg$H/oGZa5X2ZGEn3OVecVvoNHDGyw4baYXQDDe6VfII7Y".to_owned(),
-            disabled: true,
-            username_skeleton: Some(usernames::look_alike_key("alice")),
-        },
-    ];
-    for user in demo {
-        let name = user.username.clone();
-        if db::create_user_holding_if_absent(db, user, Some(Scopes::all().to_string())).await? {
-            tracing::info!(user = %name, "seeded demo user");
-        }
-    }
-    Ok(())
+    Ok(AppState::new(accounts, settings))
 }
 
 /// The route table: the API and its documentation, behind the route guard.
