@@ -4,11 +4,16 @@
 use super::{Accounts, AccountsError, Scope};
 use crate::{auth::token::Claims, db::user};
 
-/// The user a valid bearer token speaks for, the session it belongs to, and how the user
-/// signed in.
+/// The user a valid bearer token speaks for, and how they signed in.
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     pub user: user::Model,
+    pub signed_in: SignedIn,
+}
+
+/// The sign-in a bearer token comes from: its session, when, and how.
+#[derive(Debug, Clone, Default)]
+pub struct SignedIn {
     /// `None` for a token issued before gatehouse had sessions.
     pub session_id: Option<String>,
     /// When the user signed in; `None` for a token issued before gatehouse recorded it.
@@ -17,7 +22,7 @@ pub struct CurrentUser {
     pub amr: Vec<String>,
 }
 
-impl CurrentUser {
+impl SignedIn {
     /// Whether the sign-in used `method` (an RFC 8176 name).
     pub fn has_method(&self, method: &str) -> bool {
         self.amr.iter().any(|m| m == method)
@@ -93,16 +98,15 @@ impl Accounts {
         if user.disabled {
             return Err(AccountsError::InactiveUser);
         }
-        let current = CurrentUser {
-            user,
+        let signed_in = SignedIn {
             session_id: claims.sid,
             auth_time: claims.auth_time,
             amr: claims.amr,
         };
         if required.contains(&Scope::Admin.name()) {
-            self.require_factor_for_admin(&current)?;
+            self.require_factor_for_admin(&signed_in)?;
         }
-        Ok(current)
+        Ok(CurrentUser { user, signed_in })
     }
 
     /// What `token` is, if it is active now: it would be accepted by a protected

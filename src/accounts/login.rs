@@ -43,10 +43,10 @@ impl Accounts {
         otp: Option<SecretString>,
         requested: &[String],
     ) -> Result<Login, AccountsError> {
-        let (user, attempt) = self
+        let ((user, factor), attempt) = self
             .check_login_unsettled(origin.client, username, password)
             .await?;
-        let methods = match self.second_factor(&user, otp.as_ref()).await {
+        let methods = match self.second_factor(&user, factor, otp.as_ref()).await {
             Ok(methods) => methods,
             Err(AccountsError::IncorrectCode) => {
                 tracing::info!(user = %user.username, "login refused: incorrect second factor");
@@ -77,21 +77,22 @@ impl Accounts {
         username: &str,
         password: SecretString,
     ) -> Result<user::Model, AccountsError> {
-        let (user, attempt) = self
+        let ((user, _), attempt) = self
             .check_login_unsettled(client, username, password)
             .await?;
         self.attempt_succeeded(attempt, user.id).await?;
         Ok(user)
     }
 
-    /// [`Self::check_login`] with a right password's attempt still reserved as a failure,
-    /// for the caller to settle once the rest of the login is decided.
+    /// [`Self::check_login`] with the user's second factor, and a right password's attempt
+    /// still reserved as a failure, for the caller to settle once the rest of the login is
+    /// decided.
     async fn check_login_unsettled(
         &self,
         client: Option<IpAddr>,
         username: &str,
         password: SecretString,
-    ) -> Result<(user::Model, Attempt), AccountsError> {
+    ) -> Result<(user::Login, Attempt), AccountsError> {
         // Only a non-TCP transport has no peer address; they all count as one client.
         let address = client.map_or_else(|| "unknown".to_owned(), address_key);
         // First, before any database work: a saturated pool must refuse cheaply. Each
@@ -105,8 +106,8 @@ impl Accounts {
             }
             other => other?,
         };
-        let user = match self.check_password(slot, username, password).await {
-            Ok(user) => user,
+        let found = match self.check_password(slot, username, password).await {
+            Ok(found) => found,
             Err(AccountsError::IncorrectCredentials) => {
                 // Counted already, before the hash, unless the database could not then.
                 self.attempt_failed(attempt).await?;
@@ -117,10 +118,10 @@ impl Accounts {
                 return Err(e);
             }
         };
-        Ok((user, attempt))
+        Ok((found, attempt))
     }
 
-    /// The user if `password` is theirs.
+    /// The user, with their second factor, if `password` is theirs.
     ///
     /// Unknown usernames take the same path at the same cost as wrong passwords: they are
     /// verified against [`DUMMY_HASH`], so neither the answer nor its timing tells an
@@ -130,15 +131,15 @@ impl Accounts {
         slot: HashSlot,
         username: &str,
         password: SecretString,
-    ) -> Result<user::Model, AccountsError> {
+    ) -> Result<user::Login, AccountsError> {
         // As sent first: a name stored before the preparation rules logs in as it always did.
-        let user = user::find_or(&self.db, username, &usernames::mapped(username)).await?;
-        let stored = user
+        let found = user::find_for_login(&self.db, username, &usernames::mapped(username)).await?;
+        let stored = found
             .as_ref()
-            .map_or(DUMMY_HASH, |u| u.hashed_password.as_str())
+            .map_or(DUMMY_HASH, |(u, _)| u.hashed_password.as_str())
             .to_owned();
         let verification = slot.verify(password, stored).await?;
-        let (Some(user), Verification::Match { rehash }) = (user, verification) else {
+        let (Some((user, factor)), Verification::Match { rehash }) = (found, verification) else {
             return Err(AccountsError::IncorrectCredentials);
         };
         if let Some(new_hash) = rehash {
@@ -152,7 +153,7 @@ impl Accounts {
                 tracing::info!(user = %user.username, "upgraded outdated password hash");
             }
         }
-        Ok(user)
+        Ok((user, factor))
     }
 }
 

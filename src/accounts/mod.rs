@@ -26,7 +26,7 @@ use crate::{
     db::{group_commit::RotationQueue, hot_reads::HotReads, Db},
 };
 
-pub use current_user::{CurrentUser, Introspection};
+pub use current_user::{CurrentUser, Introspection, SignedIn};
 pub use login::{address_key, Login};
 pub use scopes::{held as held_scopes, Scope, Scopes};
 pub use sessions::{

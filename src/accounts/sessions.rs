@@ -253,7 +253,13 @@ impl Accounts {
                 let next = rules.key.token(&found.session.id, token.generation + 1);
                 let sign_in = SignIn::of(&found.session);
                 return self
-                    .issue(found.user, scope, Some(&found.session.id), &sign_in, Some(next))
+                    .issue(
+                        found.user,
+                        scope,
+                        Some(&found.session.id),
+                        &sign_in,
+                        Some(next),
+                    )
                     .map(Ok);
             }
         }
@@ -272,7 +278,13 @@ impl Accounts {
             let current = rules.key.token(&session.id, session.generation);
             let sign_in = SignIn::of(session);
             return self
-                .issue(found.user, scope, Some(&found.session.id), &sign_in, Some(current))
+                .issue(
+                    found.user,
+                    scope,
+                    Some(&found.session.id),
+                    &sign_in,
+                    Some(current),
+                )
                 .map(Ok);
         }
         session::end(&self.db, &session.id).await?;

@@ -11,11 +11,11 @@
 //! sign-in: within `REAUTH_MAX_AGE_SECS`, and with the second factor once one is on, so
 //! that a stolen password alone, or an old token, cannot replace or remove it.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{current_user::CurrentUser, Accounts, AccountsError};
+use super::{Accounts, AccountsError, SignedIn};
 use crate::{
     auth::{
         recovery_code::{self, RecoveryCodeKey},
@@ -95,15 +95,15 @@ impl Accounts {
     /// factor stays on meanwhile.
     pub async fn start_totp_enrolment(
         &self,
-        current: &CurrentUser,
+        user: &user::Model,
+        signed_in: &SignedIn,
     ) -> Result<Enrolment, AccountsError> {
-        self.require_recent_sign_in(current).await?;
+        self.require_recent_sign_in(user, signed_in).await?;
         let secret = totp::new_secret();
         let encoded = totp::secret_base32(&secret);
-        db::totp::start_enrolment(&self.db, current.user.id, encoded.clone(), now_secs())
-            .await?;
+        db::totp::start_enrolment(&self.db, user.id, encoded.clone(), now_secs()).await?;
         let otpauth_uri =
-            totp::otpauth_uri(&self.second_factor_rules().issuer, &current.user.username, &secret);
+            totp::otpauth_uri(&self.second_factor_rules().issuer, &user.username, &secret);
         let qr_svg = totp::qr_svg(&otpauth_uri).map_err(|e| AccountsError::Invalid {
             field: "username",
             message: format!("the username is too long for a QR code: {e}"),
@@ -119,10 +119,10 @@ impl Accounts {
     /// returns a new set of recovery codes (shown once) and ends the user's other sessions.
     pub async fn confirm_totp(
         &self,
-        current: &CurrentUser,
+        user: &user::Model,
+        signed_in: &SignedIn,
         code: &str,
     ) -> Result<Vec<String>, AccountsError> {
-        let user = &current.user;
         let pending = db::totp::find(&self.db, user.id)
             .await?
             .and_then(|factor| factor.pending_secret)
@@ -138,7 +138,7 @@ impl Accounts {
             i64::try_from(step).unwrap_or(i64::MAX),
             now_secs(),
             hashes,
-            current.session_id.as_deref(),
+            signed_in.session_id.as_deref(),
         )
         .await?;
         if !confirmed {
@@ -162,23 +162,28 @@ impl Accounts {
         })
     }
 
-    /// Turns `current`'s factor off (a recent sign-in with it).
-    pub async fn disable_totp(&self, current: &CurrentUser) -> Result<(), AccountsError> {
-        self.require_recent_sign_in(current).await?;
-        db::totp::remove(&self.db, current.user.id).await?;
-        tracing::info!(user = %current.user.username, "TOTP turned off");
+    /// Turns `user`'s factor off (a recent sign-in with it).
+    pub async fn disable_totp(
+        &self,
+        user: &user::Model,
+        signed_in: &SignedIn,
+    ) -> Result<(), AccountsError> {
+        self.require_recent_sign_in(user, signed_in).await?;
+        db::totp::remove(&self.db, user.id).await?;
+        tracing::info!(user = %user.username, "TOTP turned off");
         Ok(())
     }
 
-    /// A new set of recovery codes for `current` (a recent sign-in with the factor); the
-    /// old set stops working.
+    /// A new set of recovery codes for `user` (a recent sign-in with the factor); the old
+    /// set stops working.
     pub async fn replace_recovery_codes(
         &self,
-        current: &CurrentUser,
+        user: &user::Model,
+        signed_in: &SignedIn,
     ) -> Result<Vec<String>, AccountsError> {
-        self.require_recent_sign_in(current).await?;
-        let (codes, hashes) = self.new_recovery_codes_for(&current.user);
-        if !db::totp::replace_codes(&self.db, current.user.id, hashes).await? {
+        self.require_recent_sign_in(user, signed_in).await?;
+        let (codes, hashes) = self.new_recovery_codes_for(user);
+        if !db::totp::replace_codes(&self.db, user.id, hashes).await? {
             return Err(AccountsError::TotpNotEnabled);
         }
         Ok(codes)
@@ -204,7 +209,8 @@ impl Accounts {
             .is_some_and(|factor| factor.secret.is_some()))
     }
 
-    /// The methods of a login of `user`, whose password was right, that brought `otp`:
+    /// The methods of a login of `user` (with `factor`, as read with the user), whose
+    /// password was right, that brought `otp`:
     /// [`Methods::PASSWORD`] for a user without TOTP (an `otp` is then ignored), else the
     /// code or recovery code is spent and [`Methods::PASSWORD_AND_OTP`] returned.
     /// [`AccountsError::SecondFactorRequired`] without one, and
@@ -212,15 +218,18 @@ impl Accounts {
     pub(super) async fn second_factor(
         &self,
         user: &user::Model,
+        factor: Option<db::totp::Model>,
         otp: Option<&SecretString>,
     ) -> Result<Methods, AccountsError> {
-        let Some(secret) = db::totp::find(&self.db, user.id)
-            .await?
-            .and_then(|factor| factor.secret.map(|s| (s, factor.last_used_step)))
+        let Some(secret) =
+            factor.and_then(|factor| factor.secret.map(|s| (s, factor.last_used_step)))
         else {
             return Ok(Methods::PASSWORD);
         };
-        let Some(otp) = otp.map(ExposeSecret::expose_secret).filter(|o| !o.is_empty()) else {
+        let Some(otp) = otp
+            .map(ExposeSecret::expose_secret)
+            .filter(|o| !o.is_empty())
+        else {
             return Err(AccountsError::SecondFactorRequired);
         };
         let (encoded, last_used) = secret;
@@ -246,15 +255,18 @@ impl Accounts {
         Err(AccountsError::IncorrectCode)
     }
 
-    /// Whether `current` signed in recently enough to change their second factor: within
+    /// Whether `user` signed in recently enough to change their second factor: within
     /// `REAUTH_MAX_AGE_SECS`, and with the factor if they have one on.
-    pub async fn require_recent_sign_in(&self, current: &CurrentUser) -> Result<(), AccountsError> {
+    pub async fn require_recent_sign_in(
+        &self,
+        user: &user::Model,
+        signed_in: &SignedIn,
+    ) -> Result<(), AccountsError> {
         let max_age = self.second_factor_rules().reauth_max_age.as_secs();
-        let recent = current
+        let recent = signed_in
             .auth_time
             .is_some_and(|at| unix_now().saturating_sub(at) <= max_age);
-        let factor_missing =
-            !current.has_method(AMR_OTP) && self.has_totp(&current.user).await?;
+        let factor_missing = !signed_in.has_method(AMR_OTP) && self.has_totp(user).await?;
         if recent && !factor_missing {
             return Ok(());
         }
@@ -264,10 +276,13 @@ impl Accounts {
         }))
     }
 
-    /// With `REQUIRE_MFA_FOR_ADMIN`, whether `current`, about to use an `admin`
-    /// operation, signed in with the second factor.
-    pub(super) fn require_factor_for_admin(&self, current: &CurrentUser) -> Result<(), AccountsError> {
-        if !self.second_factor_rules().required_for_admin || current.has_method(AMR_OTP) {
+    /// With `REQUIRE_MFA_FOR_ADMIN`, whether a user about to use an `admin` operation
+    /// signed in with the second factor.
+    pub(super) fn require_factor_for_admin(
+        &self,
+        signed_in: &SignedIn,
+    ) -> Result<(), AccountsError> {
+        if !self.second_factor_rules().required_for_admin || signed_in.has_method(AMR_OTP) {
             return Ok(());
         }
         Err(AccountsError::StepUpRequired(StepUp {
@@ -275,6 +290,18 @@ impl Accounts {
             factor_missing: true,
         }))
     }
+}
+
+/// The ids of `users` who have TOTP on.
+pub async fn enabled_among(
+    db: &db::Db,
+    users: &[user::Model],
+) -> Result<HashSet<i32>, AccountsError> {
+    let ids: Vec<i32> = users.iter().map(|u| u.id).collect();
+    Ok(db::totp::enabled_among(db, &ids)
+        .await?
+        .into_iter()
+        .collect())
 }
 
 /// Turns `username`'s TOTP off and ends every session and token of theirs (an operator or

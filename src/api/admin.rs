@@ -21,9 +21,9 @@ use crate::{
     accounts::{
         held_scopes,
         manage::{self, AccountChanges, NewAccount},
-        Scopes,
+        totp, Scopes,
     },
-    db::user,
+    db::{user, Db},
 };
 
 /// A user as the admin API shows it: the tutorial's `User` and the scopes it holds.
@@ -38,6 +38,8 @@ pub struct AdminUser {
     pub disabled: bool,
     /// The scopes the user holds; a token gets those of them it asks for.
     pub scopes: Vec<Scope>,
+    /// Whether the user has a second factor (TOTP) on.
+    pub totp_enabled: bool,
 }
 
 impl Example for AdminUser {
@@ -48,14 +50,16 @@ impl Example for AdminUser {
             full_name: Some("Carol Cooper".to_owned()),
             disabled: false,
             scopes: vec![Scope::Me, Scope::Items],
+            totp_enabled: false,
         }
     }
 }
 
-impl From<user::Model> for AdminUser {
-    fn from(u: user::Model) -> Self {
+impl AdminUser {
+    fn new(u: user::Model, totp_enabled: bool) -> Self {
         Self {
             scopes: held_scopes(&u).iter().collect(),
+            totp_enabled,
             username: u.username,
             email: u.email,
             full_name: u.full_name,
@@ -155,8 +159,10 @@ const AUTH: [(StatusCode, &str); 2] = [
     ),
     (
         StatusCode::UNAUTHORIZED,
-        "Not authenticated (no bearer token); the token could not be validated; or Not \
-         enough permissions (the token lacks the `admin` scope, or its user no longer holds it)",
+        "Not authenticated (no bearer token); the token could not be validated; Not enough \
+         permissions (the token lacks the `admin` scope, or its user no longer holds it); or, \
+         with `REQUIRE_MFA_FOR_ADMIN`, a sign-in without the second factor (RFC 9470 \
+         challenge `insufficient_user_authentication`)",
     ),
 ];
 const NOT_FOUND: (StatusCode, &str) = (StatusCode::NOT_FOUND, "User not found");
@@ -252,6 +258,13 @@ pub enum UserResponse {
 }
 
 #[derive(ApiResponse)]
+pub enum TotpResetResponse {
+    /// TOTP is off and the user's sessions ended.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+#[derive(ApiResponse)]
 pub enum DeletedResponse {
     /// The user was deleted; their tokens stop working.
     #[oai(status = 204)]
@@ -280,9 +293,17 @@ impl AdminUsersApi {
         state: Data<&AppState>,
         #[oai(scope = "Scope::Admin")] _auth: OAuth2PasswordBearer,
     ) -> Result<UsersResponse, ApiError<ListErrors>> {
-        let users = manage::list_users(state.accounts.db()).await?;
+        let db = state.accounts.db();
+        let users = manage::list_users(db).await?;
+        let with_totp = totp::enabled_among(db, &users).await?;
         Ok(UsersResponse::Ok(Json(
-            users.into_iter().map(AdminUser::from).collect(),
+            users
+                .into_iter()
+                .map(|u| {
+                    let totp_enabled = with_totp.contains(&u.id);
+                    AdminUser::new(u, totp_enabled)
+                })
+                .collect(),
         )))
     }
 
@@ -315,7 +336,9 @@ impl AdminUsersApi {
         let username =
             manage::add_user(db, state.accounts.hasher(), account, secret(new.password)).await?;
         let created = manage::get_user(db, &username).await?;
-        Ok(CreatedResponse::Created(Json(created.into())))
+        Ok(CreatedResponse::Created(Json(AdminUser::new(
+            created, false,
+        ))))
     }
 }
 
@@ -338,8 +361,7 @@ impl AdminUserApi {
         #[oai(scope = "Scope::Admin")] _auth: OAuth2PasswordBearer,
         username: Path<String>,
     ) -> Result<UserResponse, ApiError<UserErrors>> {
-        let user = manage::get_user(state.accounts.db(), &username).await?;
-        Ok(UserResponse::Ok(Json(user.into())))
+        admin_user(state.accounts.db(), &username).await
     }
 
     /// Change a user
@@ -375,8 +397,7 @@ impl AdminUserApi {
         };
         let db = state.accounts.db();
         manage::change_account(db, state.accounts.hasher(), &username, changes).await?;
-        let user = manage::get_user(db, &username).await?;
-        Ok(UserResponse::Ok(Json(user.into())))
+        admin_user(db, &username).await
     }
 
     /// Delete a user
@@ -397,4 +418,36 @@ impl AdminUserApi {
         manage::delete_user(state.accounts.db(), &username).await?;
         Ok(DeletedResponse::NoContent)
     }
+
+    /// Turn off a user's second factor
+    ///
+    /// For a user who lost their authenticator app and their recovery codes: TOTP is
+    /// turned off and every session and token of theirs ends, so they log in again with
+    /// their password alone, and may enrol anew. Needs the `admin` scope.
+    #[oai(
+        path = "/admin/users/:username/totp",
+        method = "delete",
+        operation_id = "reset_user_totp_admin_users__username__totp_delete"
+    )]
+    async fn reset_user_totp(
+        &self,
+        state: Data<&AppState>,
+        #[oai(scope = "Scope::Admin")] _auth: OAuth2PasswordBearer,
+        username: Path<String>,
+    ) -> Result<TotpResetResponse, ApiError<UserErrors>> {
+        totp::reset_totp(state.accounts.db(), &username).await?;
+        Ok(TotpResetResponse::NoContent)
+    }
+}
+
+/// `username` as the admin API shows them.
+async fn admin_user<S: ErrorStatuses>(
+    db: &Db,
+    username: &str,
+) -> Result<UserResponse, ApiError<S>> {
+    let user = manage::get_user(db, username).await?;
+    let totp_enabled = !totp::enabled_among(db, std::slice::from_ref(&user))
+        .await?
+        .is_empty();
+    Ok(UserResponse::Ok(Json(AdminUser::new(user, totp_enabled))))
 }

@@ -70,7 +70,12 @@ impl ErrorStatuses for LoginErrors {
              session), `invalid_scope` (more than the login granted), `invalid_request` (no \
              `refresh_token`), `unsupported_grant_type` (refresh tokens are disabled)",
         ),
-        (StatusCode::UNAUTHORIZED, "Incorrect username or password"),
+        (
+            StatusCode::UNAUTHORIZED,
+            "Incorrect username or password; for a user with TOTP on, Second factor required \
+             (no `otp`) or Incorrect code (a wrong, used or replayed `otp`, counted as a failed \
+             login)",
+        ),
         (StatusCode::REQUEST_TIMEOUT, "The request body did not arrive in time"),
         (StatusCode::PAYLOAD_TOO_LARGE, "Request body larger than 16 KiB"),
         (
@@ -101,8 +106,9 @@ impl TokenApi {
     /// `grant_type`, when sent, must be `password`; `scope` lists the scopes wanted, space
     /// separated: the token gets those the user holds (unknown ones are left out), and
     /// without `scope` the configured `DEFAULT_SCOPES`, else every scope the user holds.
-    /// `client_id` and `client_secret` are accepted and ignored. Each login starts a
-    /// session (see `/users/me/sessions/`).
+    /// `client_id` and `client_secret` are accepted and ignored. A user with TOTP on also
+    /// sends `otp`: a current code of their authenticator app or a recovery code. Each login
+    /// starts a session (see `/users/me/sessions/`).
     /// After too many failed logins for a username or from an address, the answer is 429
     /// until the `Retry-After` seconds have passed, whatever the password.
     ///
@@ -156,7 +162,13 @@ async fn password_grant(
     };
     Ok(state
         .accounts
-        .login(&origin, &form.username, form.password, &form.scopes)
+        .login(
+            &origin,
+            &form.username,
+            form.password,
+            form.otp,
+            &form.scopes,
+        )
         .await?)
 }
 

@@ -95,7 +95,14 @@ mod tests {
             assert_eq!(normalize(&spaced), Some(symbols));
         }
         assert_eq!(normalize("O1IL0-abcde").as_deref(), Some("01110abcde"));
-        for refused in ["", "abcde-abcd", "abcde-abcdef", "abcde-abcdu", "abcdé-abcde", "123456"] {
+        for refused in [
+            "",
+            "abcde-abcd",
+            "abcde-abcdef",
+            "abcde-abcdu",
+            "abcdé-abcde",
+            "123456",
+        ] {
             assert_eq!(normalize(refused), None, "{refused:?}");
         }
     }

@@ -65,7 +65,12 @@ pub fn as_code(input: &str) -> Option<String> {
 /// neither this code nor any earlier one is accepted again (RFC 6238 §5.2). The latest,
 /// because two steps of the window may share a code, and storing the earlier would let
 /// the same digits pass twice. Every candidate is compared in constant time.
-pub fn matching_step(secret: &[u8], code: &str, now_unix: u64, last_used: Option<u64>) -> Option<u64> {
+pub fn matching_step(
+    secret: &[u8],
+    code: &str,
+    now_unix: u64,
+    last_used: Option<u64>,
+) -> Option<u64> {
     let code = as_code(code)?;
     let now = step_at(now_unix);
     let mut first = now.saturating_sub(SKEW_STEPS);
@@ -163,14 +168,23 @@ mod tests {
         }
         // Six digits keep their leading zero: compared as text, never as numbers.
         assert_eq!(code_at_step(RFC_SECRET, step_at(1_111_111_111)), "050471");
-        assert_eq!(matching_step(RFC_SECRET, "50471", 1_111_111_111, None), None);
+        assert_eq!(
+            matching_step(RFC_SECRET, "50471", 1_111_111_111, None),
+            None
+        );
     }
 
     #[test]
     fn a_code_is_accepted_one_step_either_side_and_not_two() {
         let now = 1_111_111_111;
         let t = step_at(now);
-        for (step, accepted) in [(t - 2, false), (t - 1, true), (t, true), (t + 1, true), (t + 2, false)] {
+        for (step, accepted) in [
+            (t - 2, false),
+            (t - 1, true),
+            (t, true),
+            (t + 1, true),
+            (t + 2, false),
+        ] {
             let code = code_at_step(RFC_SECRET, step);
             assert_eq!(
                 matching_step(RFC_SECRET, &code, now, None).is_some(),
@@ -186,9 +200,20 @@ mod tests {
         let t = step_at(now);
         let code = |step| code_at_step(RFC_SECRET, step);
         assert_eq!(matching_step(RFC_SECRET, &code(t), now, None), Some(t));
-        assert_eq!(matching_step(RFC_SECRET, &code(t), now, Some(t)), None, "replayed");
-        assert_eq!(matching_step(RFC_SECRET, &code(t - 1), now, Some(t)), None, "older");
-        assert_eq!(matching_step(RFC_SECRET, &code(t + 1), now, Some(t)), Some(t + 1));
+        assert_eq!(
+            matching_step(RFC_SECRET, &code(t), now, Some(t)),
+            None,
+            "replayed"
+        );
+        assert_eq!(
+            matching_step(RFC_SECRET, &code(t - 1), now, Some(t)),
+            None,
+            "older"
+        );
+        assert_eq!(
+            matching_step(RFC_SECRET, &code(t + 1), now, Some(t)),
+            Some(t + 1)
+        );
         let spaced = format!("{} {}", &code(t)[..3], &code(t)[3..]);
         assert_eq!(matching_step(RFC_SECRET, &spaced, now, None), Some(t));
         for junk in ["", "12345", "12345a", "1234567", "１２３４５６"] {

@@ -6,8 +6,7 @@
 //! secret that was checked is still the pending one.
 
 use sea_orm::{
-    entity::prelude::*, sea_query::Expr, ActiveValue::Set, Condition, QuerySelect,
-    TransactionTrait,
+    entity::prelude::*, sea_query::Expr, ActiveValue::Set, Condition, QuerySelect, TransactionTrait,
 };
 
 use super::session;
@@ -29,7 +28,20 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(
+        belongs_to = "super::user::Entity",
+        from = "Column::UserId",
+        to = "super::user::Column::Id"
+    )]
+    User,
+}
+
+impl Related<super::user::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::User.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}
 

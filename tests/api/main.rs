@@ -31,5 +31,6 @@ mod session_invariants;
 mod sessions;
 mod storage;
 mod throttle;
+mod totp;
 mod user_identity;
 mod usernames;

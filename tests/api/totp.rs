@@ -11,8 +11,7 @@ use serde_json::{json, Value};
 use totp_rs::{Algorithm, Secret, TOTP};
 
 use crate::helpers::{
-    gatehouse_cli, now, parts, segment, spawn_app, spawn_app_with, ServingBinary, TestApp,
-    TestDb,
+    gatehouse_cli, now, parts, segment, spawn_app, spawn_app_with, ServingBinary, TestApp, TestDb,
 };
 
 /// The code of the step `offset_steps` away from now, for the base32 `secret`.
@@ -43,10 +42,19 @@ async fn send(
     if let Some(body) = body {
         req = req.json(&body);
     }
-    parts(req.send().await.unwrap(), &["www-authenticate", "cache-control"]).await
+    parts(
+        req.send().await.unwrap(),
+        &["www-authenticate", "cache-control"],
+    )
+    .await
 }
 
-async fn login_with(app: &TestApp, user: &str, password: &str, otp: Option<&str>) -> reqwest::Response {
+async fn login_with(
+    app: &TestApp,
+    user: &str,
+    password: &str,
+    otp: Option<&str>,
+) -> reqwest::Response {
     let mut fields = vec![("username", user), ("password", password)];
     if let Some(otp) = otp {
         fields.push(("otp", otp));
@@ -69,7 +77,14 @@ async fn enrolled(app: &TestApp) -> (String, Vec<String>, String) {
     let secret = enrolment["secret"].as_str().unwrap().to_owned();
     early_in_a_step().await;
     let confirm = json!({"code": code(&secret, 0)});
-    let (status, body, _) = send(app, Method::POST, "/users/me/totp/confirm", &token, Some(confirm)).await;
+    let (status, body, _) = send(
+        app,
+        Method::POST,
+        "/users/me/totp/confirm",
+        &token,
+        Some(confirm),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let codes = body["recovery_codes"]
         .as_array()
@@ -91,18 +106,31 @@ async fn enrolment_gives_a_secret_a_uri_and_a_qr_code_and_a_confirmation_turns_t
     };
     assert_eq!(
         status(token.clone()).await,
-        (200, json!({"enabled": false, "recovery_codes_left": 0}), vec![None, None])
+        (
+            200,
+            json!({"enabled": false, "recovery_codes_left": 0}),
+            vec![None, None]
+        )
     );
 
-    let (code_status, enrolment, headers) = send(&app, Method::POST, "/users/me/totp", &token, None).await;
+    let (code_status, enrolment, headers) =
+        send(&app, Method::POST, "/users/me/totp", &token, None).await;
     assert_eq!(code_status, 200);
-    assert_eq!(headers[1].as_deref(), Some("no-store"), "a secret is never cached");
+    assert_eq!(
+        headers[1].as_deref(),
+        Some("no-store"),
+        "a secret is never cached"
+    );
     let secret = enrolment["secret"].as_str().unwrap();
     assert_eq!(secret.len(), 32, "160 bits, base32 without padding");
     let uri = enrolment["otpauth_uri"].as_str().unwrap();
     let parsed = TOTP::from_url(uri).unwrap();
     assert_eq!(
-        (parsed.get_secret_base32(), parsed.issuer.as_deref(), parsed.account_name.as_str()),
+        (
+            parsed.get_secret_base32(),
+            parsed.issuer.as_deref(),
+            parsed.account_name.as_str()
+        ),
         (secret.to_owned(), Some("gatehouse"), "johndoe")
     );
     assert_eq!((parsed.digits, parsed.step, parsed.skew), (6, 30, 1));
@@ -116,13 +144,26 @@ async fn enrolment_gives_a_secret_a_uri_and_a_qr_code_and_a_confirmation_turns_t
 
     let wrong = json!({"code": "000000"});
     assert_eq!(
-        send(&app, Method::POST, "/users/me/totp/confirm", &token, Some(wrong)).await,
+        send(
+            &app,
+            Method::POST,
+            "/users/me/totp/confirm",
+            &token,
+            Some(wrong)
+        )
+        .await,
         (400, json!({"detail": "Incorrect code"}), vec![None, None])
     );
     early_in_a_step().await;
     let right = json!({"code": code(secret, 0)});
-    let (code_status, body, headers) =
-        send(&app, Method::POST, "/users/me/totp/confirm", &token, Some(right)).await;
+    let (code_status, body, headers) = send(
+        &app,
+        Method::POST,
+        "/users/me/totp/confirm",
+        &token,
+        Some(right),
+    )
+    .await;
     assert_eq!(code_status, 200);
     assert_eq!(headers[1].as_deref(), Some("no-store"));
     let codes = body["recovery_codes"].as_array().unwrap();
@@ -136,8 +177,16 @@ async fn enrolment_gives_a_secret_a_uri_and_a_qr_code_and_a_confirmation_turns_t
         status(token.clone()).await.1,
         json!({"enabled": true, "recovery_codes_left": 10})
     );
-    assert_eq!(app.me(&token).await.status(), 200, "the confirming session goes on");
-    assert_eq!(app.me(&other).await.status(), 401, "the user's other sessions end");
+    assert_eq!(
+        app.me(&token).await.status(),
+        200,
+        "the confirming session goes on"
+    );
+    assert_eq!(
+        app.me(&other).await.status(),
+        401,
+        "the user's other sessions end"
+    );
 }
 
 #[tokio::test]
@@ -145,21 +194,47 @@ async fn a_user_with_totp_logs_in_with_a_code_and_refreshes_keep_how_they_signed
     let app = spawn_app().await;
     let (secret, _, _) = enrolled(&app).await;
 
-    let (status, body, headers) = parts(login_with(&app, "johndoe", "secret", None).await, &["www-authenticate"]).await;
+    let (status, body, headers) = parts(
+        login_with(&app, "johndoe", "secret", None).await,
+        &["www-authenticate"],
+    )
+    .await;
     assert_eq!(
         (status, body, headers),
-        (401, json!({"detail": "Second factor required"}), vec![Some("Bearer".to_owned())])
+        (
+            401,
+            json!({"detail": "Second factor required"}),
+            vec![Some("Bearer".to_owned())]
+        )
     );
     let (status, body, _) = parts(login_with(&app, "johndoe", "secret", Some("")).await, &[]).await;
-    assert_eq!((status, body), (401, json!({"detail": "Second factor required"})));
-    let (status, body, headers) = parts(login_with(&app, "johndoe", "secret", Some("123456")).await, &["www-authenticate"]).await;
+    assert_eq!(
+        (status, body),
+        (401, json!({"detail": "Second factor required"}))
+    );
+    let (status, body, headers) = parts(
+        login_with(&app, "johndoe", "secret", Some("123456")).await,
+        &["www-authenticate"],
+    )
+    .await;
     assert_eq!(
         (status, body, headers),
-        (401, json!({"detail": "Incorrect code"}), vec![Some("Bearer".to_owned())])
+        (
+            401,
+            json!({"detail": "Incorrect code"}),
+            vec![Some("Bearer".to_owned())]
+        )
     );
     // The password is checked first: a wrong one with a right code is a wrong password.
-    let (status, body, _) = parts(login_with(&app, "johndoe", "wrong", Some(&code(&secret, 1))).await, &[]).await;
-    assert_eq!((status, body), (401, json!({"detail": "Incorrect username or password"})));
+    let (status, body, _) = parts(
+        login_with(&app, "johndoe", "wrong", Some(&code(&secret, 1))).await,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (401, json!({"detail": "Incorrect username or password"}))
+    );
 
     let before = now();
     let resp = login_with(&app, "johndoe", "secret", Some(&code(&secret, 1))).await;
@@ -169,23 +244,45 @@ async fn a_user_with_totp_logs_in_with_a_code_and_refreshes_keep_how_they_signed
     assert_eq!(claims["amr"], json!(["pwd", "otp"]));
     let auth_time = claims["auth_time"].as_i64().unwrap();
     assert!((before..=now()).contains(&auth_time));
-    assert_eq!(app.me(body["access_token"].as_str().unwrap()).await.status(), 200);
+    assert_eq!(
+        app.me(body["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let refreshed = app
-        .post_form("/token", &[("grant_type", "refresh_token"), ("refresh_token", body["refresh_token"].as_str().unwrap())])
+        .post_form(
+            "/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", body["refresh_token"].as_str().unwrap()),
+            ],
+        )
         .await;
     assert_eq!(refreshed.status(), 200);
     let refreshed: Value = refreshed.json().await.unwrap();
     let claims = segment(refreshed["access_token"].as_str().unwrap(), 1);
-    assert_eq!(claims["amr"], json!(["pwd", "otp"]), "a refresh keeps the factors");
-    assert_eq!(claims["auth_time"].as_i64(), Some(auth_time), "and when the user signed in");
+    assert_eq!(
+        claims["amr"],
+        json!(["pwd", "otp"]),
+        "a refresh keeps the factors"
+    );
+    assert_eq!(
+        claims["auth_time"].as_i64(),
+        Some(auth_time),
+        "and when the user signed in"
+    );
     assert!(claims["iat"].as_i64().unwrap() > auth_time);
 
     // Users without TOTP are as before: `otp` is ignored.
     let resp = login_with(&app, "alice", "secret2", Some("123456")).await;
     let body: Value = resp.json().await.unwrap();
-    assert_eq!(segment(body["access_token"].as_str().unwrap(), 1)["amr"], json!(["pwd"]));
+    assert_eq!(
+        segment(body["access_token"].as_str().unwrap(), 1)["amr"],
+        json!(["pwd"])
+    );
 }
 
 #[tokio::test]
@@ -195,17 +292,46 @@ async fn a_code_is_accepted_in_its_step_plus_or_minus_one_and_never_twice() {
     // The confirmation spent this step's code.
     early_in_a_step().await;
     let now_code = code(&secret, 0);
-    let (status, body, _) = parts(login_with(&app, "johndoe", "secret", Some(&now_code)).await, &[]).await;
-    assert_eq!((status, body), (401, json!({"detail": "Incorrect code"})), "spent by the confirmation");
+    let (status, body, _) = parts(
+        login_with(&app, "johndoe", "secret", Some(&now_code)).await,
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (401, json!({"detail": "Incorrect code"})),
+        "spent by the confirmation"
+    );
     // Two steps ahead is outside the window.
     let far = code(&secret, 2);
-    assert_eq!(login_with(&app, "johndoe", "secret", Some(&far)).await.status(), 401);
+    assert_eq!(
+        login_with(&app, "johndoe", "secret", Some(&far))
+            .await
+            .status(),
+        401
+    );
     // One step ahead is inside, once.
     let next = code(&secret, 1);
-    assert_eq!(login_with(&app, "johndoe", "secret", Some(&next)).await.status(), 200);
-    assert_eq!(login_with(&app, "johndoe", "secret", Some(&next)).await.status(), 401, "replayed");
+    assert_eq!(
+        login_with(&app, "johndoe", "secret", Some(&next))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        login_with(&app, "johndoe", "secret", Some(&next))
+            .await
+            .status(),
+        401,
+        "replayed"
+    );
     // And no earlier code is accepted after a later one.
-    assert_eq!(login_with(&app, "johndoe", "secret", Some(&now_code)).await.status(), 401);
+    assert_eq!(
+        login_with(&app, "johndoe", "secret", Some(&now_code))
+            .await
+            .status(),
+        401
+    );
 }
 
 #[tokio::test]
@@ -216,11 +342,28 @@ async fn a_code_of_the_step_before_is_accepted() {
     let secret = enrolment["secret"].as_str().unwrap();
     early_in_a_step().await;
     let previous = json!({"code": code(secret, -1)});
-    let (status, _, _) = send(&app, Method::POST, "/users/me/totp/confirm", &token, Some(previous)).await;
+    let (status, _, _) = send(
+        &app,
+        Method::POST,
+        "/users/me/totp/confirm",
+        &token,
+        Some(previous),
+    )
+    .await;
     assert_eq!(status, 200, "the step before's code confirms");
     let two_back = code(secret, -2);
-    assert_eq!(login_with(&app, "johndoe", "secret", Some(&two_back)).await.status(), 401);
-    assert_eq!(login_with(&app, "johndoe", "secret", Some(&code(secret, 0))).await.status(), 200);
+    assert_eq!(
+        login_with(&app, "johndoe", "secret", Some(&two_back))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        login_with(&app, "johndoe", "secret", Some(&code(secret, 0)))
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -231,10 +374,20 @@ async fn each_recovery_code_works_once_however_it_is_typed() {
     let resp = login_with(&app, "johndoe", "secret", Some(&typed)).await;
     let token = access_token(resp).await;
     assert_eq!(segment(&token, 1)["amr"], json!(["pwd", "otp"]));
-    let (status, body, _) = parts(login_with(&app, "johndoe", "secret", Some(&codes[0])).await, &[]).await;
-    assert_eq!((status, body), (401, json!({"detail": "Incorrect code"})), "used");
+    let (status, body, _) = parts(
+        login_with(&app, "johndoe", "secret", Some(&codes[0])).await,
+        &[],
+    )
+    .await;
     assert_eq!(
-        send(&app, Method::GET, "/users/me/totp", &token, None).await.1,
+        (status, body),
+        (401, json!({"detail": "Incorrect code"})),
+        "used"
+    );
+    assert_eq!(
+        send(&app, Method::GET, "/users/me/totp", &token, None)
+            .await
+            .1,
         json!({"enabled": true, "recovery_codes_left": 9})
     );
     let token = access_token(login_with(&app, "johndoe", "secret", Some(&codes[1])).await).await;
@@ -246,15 +399,29 @@ async fn guessing_codes_meets_the_failed_login_limit() {
     let app = spawn_app_with(|s| s.max_failed_logins_per_account = 3).await;
     let (secret, _, _) = enrolled(&app).await;
     for guess in ["111111", "222222", "333333"] {
-        let (status, body, _) = parts(login_with(&app, "johndoe", "secret", Some(guess)).await, &[]).await;
-        assert_eq!((status, body), (401, json!({"detail": "Incorrect code"})), "{guess}");
+        let (status, body, _) = parts(
+            login_with(&app, "johndoe", "secret", Some(guess)).await,
+            &[],
+        )
+        .await;
+        assert_eq!(
+            (status, body),
+            (401, json!({"detail": "Incorrect code"})),
+            "{guess}"
+        );
     }
     let (status, body, headers) = parts(
         login_with(&app, "johndoe", "secret", Some(&code(&secret, 1))).await,
         &["retry-after"],
     )
     .await;
-    assert_eq!((status, body), (429, json!({"detail": "Too many failed attempts, retry later"})));
+    assert_eq!(
+        (status, body),
+        (
+            429,
+            json!({"detail": "Too many failed attempts, retry later"})
+        )
+    );
     assert!(headers[0].is_some());
 }
 
@@ -285,7 +452,11 @@ async fn changing_the_factor_needs_a_recent_sign_in_with_it() {
     let (status, body, headers) = send(&app, Method::POST, "/users/me/totp", &old, None).await;
     assert_eq!(
         (status, body, headers[0].clone()),
-        (401, json!({"detail": "A recent sign-in is required"}), Some(step_up(Some(2), false)))
+        (
+            401,
+            json!({"detail": "A recent sign-in is required"}),
+            Some(step_up(Some(2), false))
+        )
     );
 
     let (secret, _, password_only) = enrolled(&app).await;
@@ -307,29 +478,60 @@ async fn changing_the_factor_needs_a_recent_sign_in_with_it() {
             "{path}"
         );
     }
-    let with_factor = access_token(login_with(&app, "johndoe", "secret", Some(&code(&secret, 1))).await).await;
-    let (status, body, _) = send(&app, Method::POST, "/users/me/totp/recovery-codes", &with_factor, None).await;
+    let with_factor =
+        access_token(login_with(&app, "johndoe", "secret", Some(&code(&secret, 1))).await).await;
+    let (status, body, _) = send(
+        &app,
+        Method::POST,
+        "/users/me/totp/recovery-codes",
+        &with_factor,
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["recovery_codes"].as_array().unwrap().len(), 10);
     let (status, _, _) = send(&app, Method::DELETE, "/users/me/totp", &with_factor, None).await;
     assert_eq!(status, 204);
     assert_eq!(
-        send(&app, Method::GET, "/users/me/totp", &with_factor, None).await.1,
+        send(&app, Method::GET, "/users/me/totp", &with_factor, None)
+            .await
+            .1,
         json!({"enabled": false, "recovery_codes_left": 0})
     );
-    assert_eq!(login_with(&app, "johndoe", "secret", None).await.status(), 200);
+    assert_eq!(
+        login_with(&app, "johndoe", "secret", None).await.status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn new_recovery_codes_replace_the_old_set() {
     let app = spawn_app().await;
     let (secret, old_codes, _) = enrolled(&app).await;
-    let token = access_token(login_with(&app, "johndoe", "secret", Some(&code(&secret, 1))).await).await;
-    let (status, body, _) = send(&app, Method::POST, "/users/me/totp/recovery-codes", &token, None).await;
+    let token =
+        access_token(login_with(&app, "johndoe", "secret", Some(&code(&secret, 1))).await).await;
+    let (status, body, _) = send(
+        &app,
+        Method::POST,
+        "/users/me/totp/recovery-codes",
+        &token,
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     let new_code = body["recovery_codes"][0].as_str().unwrap().to_owned();
-    assert_eq!(login_with(&app, "johndoe", "secret", Some(&old_codes[0])).await.status(), 401);
-    assert_eq!(login_with(&app, "johndoe", "secret", Some(&new_code)).await.status(), 200);
+    assert_eq!(
+        login_with(&app, "johndoe", "secret", Some(&old_codes[0]))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        login_with(&app, "johndoe", "secret", Some(&new_code))
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -337,23 +539,63 @@ async fn an_admin_reset_turns_totp_off_and_ends_the_users_sessions() {
     let app = spawn_app().await;
     let admin = app.token("johndoe", "secret").await;
     let add = json!({"username": "carol", "password": "carol-password-1", "scopes": ["me"]});
-    assert_eq!(send(&app, Method::POST, "/admin/users/", &admin, Some(add)).await.0, 201);
+    assert_eq!(
+        send(&app, Method::POST, "/admin/users/", &admin, Some(add))
+            .await
+            .0,
+        201
+    );
     let carol = app.token("carol", "carol-password-1").await;
     let (_, enrolment, _) = send(&app, Method::POST, "/users/me/totp", &carol, None).await;
     early_in_a_step().await;
     let confirm = json!({"code": code(enrolment["secret"].as_str().unwrap(), 0)});
-    assert_eq!(send(&app, Method::POST, "/users/me/totp/confirm", &carol, Some(confirm)).await.0, 200);
+    assert_eq!(
+        send(
+            &app,
+            Method::POST,
+            "/users/me/totp/confirm",
+            &carol,
+            Some(confirm)
+        )
+        .await
+        .0,
+        200
+    );
     let (_, shown, _) = send(&app, Method::GET, "/admin/users/carol", &admin, None).await;
     assert_eq!(shown["totp_enabled"], json!(true));
-    assert_eq!(login_with(&app, "carol", "carol-password-1", None).await.status(), 401);
+    assert_eq!(
+        login_with(&app, "carol", "carol-password-1", None)
+            .await
+            .status(),
+        401
+    );
 
-    let (status, body, _) = send(&app, Method::DELETE, "/admin/users/carol/totp", &admin, None).await;
+    let (status, body, _) = send(
+        &app,
+        Method::DELETE,
+        "/admin/users/carol/totp",
+        &admin,
+        None,
+    )
+    .await;
     assert_eq!((status, body), (204, Value::Null));
     assert_eq!(app.me(&carol).await.status(), 401, "her sessions ended");
     let (_, shown, _) = send(&app, Method::GET, "/admin/users/carol", &admin, None).await;
     assert_eq!(shown["totp_enabled"], json!(false));
-    assert_eq!(login_with(&app, "carol", "carol-password-1", None).await.status(), 200);
-    let (status, body, _) = send(&app, Method::DELETE, "/admin/users/nobody/totp", &admin, None).await;
+    assert_eq!(
+        login_with(&app, "carol", "carol-password-1", None)
+            .await
+            .status(),
+        200
+    );
+    let (status, body, _) = send(
+        &app,
+        Method::DELETE,
+        "/admin/users/nobody/totp",
+        &admin,
+        None,
+    )
+    .await;
     assert_eq!((status, body), (404, json!({"detail": "User not found"})));
 }
 
@@ -361,11 +603,26 @@ async fn an_admin_reset_turns_totp_off_and_ends_the_users_sessions() {
 async fn the_cli_resets_a_users_totp() {
     let app = spawn_app().await;
     let (_, _, token) = enrolled(&app).await;
-    let out = gatehouse_cli(&app.settings.database_url, &["user", "totp-reset", "johndoe"], "");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = gatehouse_cli(
+        &app.settings.database_url,
+        &["user", "totp-reset", "johndoe"],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(app.me(&token).await.status(), 401);
-    assert_eq!(login_with(&app, "johndoe", "secret", None).await.status(), 200);
-    let out = gatehouse_cli(&app.settings.database_url, &["user", "totp-reset", "nobody"], "");
+    assert_eq!(
+        login_with(&app, "johndoe", "secret", None).await.status(),
+        200
+    );
+    let out = gatehouse_cli(
+        &app.settings.database_url,
+        &["user", "totp-reset", "nobody"],
+        "",
+    );
     assert!(!out.status.success());
 }
 
@@ -373,7 +630,8 @@ async fn the_cli_resets_a_users_totp() {
 async fn with_require_mfa_for_admin_every_admin_operation_needs_the_factor() {
     let app = spawn_app_with(|s| s.require_mfa_for_admin = true).await;
     let password_only = app.token("johndoe", "secret").await;
-    let (status, body, headers) = send(&app, Method::GET, "/admin/users/", &password_only, None).await;
+    let (status, body, headers) =
+        send(&app, Method::GET, "/admin/users/", &password_only, None).await;
     assert_eq!(
         (status, body, headers[0].clone()),
         (
@@ -382,10 +640,20 @@ async fn with_require_mfa_for_admin_every_admin_operation_needs_the_factor() {
             Some(step_up(None, true))
         )
     );
-    assert_eq!(app.me(&password_only).await.status(), 200, "other operations are as before");
+    assert_eq!(
+        app.me(&password_only).await.status(),
+        200,
+        "other operations are as before"
+    );
     let (secret, _, _) = enrolled(&app).await;
-    let with_factor = access_token(login_with(&app, "johndoe", "secret", Some(&code(&secret, 1))).await).await;
-    assert_eq!(send(&app, Method::GET, "/admin/users/", &with_factor, None).await.0, 200);
+    let with_factor =
+        access_token(login_with(&app, "johndoe", "secret", Some(&code(&secret, 1))).await).await;
+    assert_eq!(
+        send(&app, Method::GET, "/admin/users/", &with_factor, None)
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test]
@@ -396,7 +664,10 @@ async fn on_two_postgres_replicas_a_code_is_accepted_once() {
     let b = ServingBinary::start(&db.url, &["serve", "--demo"], &env).await;
     let client = reqwest::Client::new();
     let login = |server: &ServingBinary, otp: Option<String>| {
-        let mut fields = vec![("username", "johndoe".to_owned()), ("password", "secret".to_owned())];
+        let mut fields = vec![
+            ("username", "johndoe".to_owned()),
+            ("password", "secret".to_owned()),
+        ];
         if let Some(otp) = otp {
             fields.push(("otp", otp));
         }
@@ -422,11 +693,22 @@ async fn on_two_postgres_replicas_a_code_is_accepted_once() {
         .send()
         .await
         .unwrap();
-    assert_eq!(confirmed.status(), 200, "an enrolment on A is confirmed on B");
+    assert_eq!(
+        confirmed.status(),
+        200,
+        "an enrolment on A is confirmed on B"
+    );
     let next = code(secret, 1);
     let (on_a, on_b) = tokio::join!(login(&a, Some(next.clone())), login(&b, Some(next.clone())));
-    let mut statuses = [on_a.unwrap().status().as_u16(), on_b.unwrap().status().as_u16()];
+    let mut statuses = [
+        on_a.unwrap().status().as_u16(),
+        on_b.unwrap().status().as_u16(),
+    ];
     statuses.sort_unstable();
-    assert_eq!(statuses, [200, 401], "one code, one login, on either replica");
+    assert_eq!(
+        statuses,
+        [200, 401],
+        "one code, one login, on either replica"
+    );
     assert_eq!(login(&b, Some(next)).await.unwrap().status(), 401);
 }

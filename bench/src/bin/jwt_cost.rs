@@ -50,9 +50,7 @@ fn measure(name: &str, tokens: &TokenAuthority, iterations: u32) -> (f64, f64) {
     let sign = ns_per_op(iterations, || {
         black_box(tokens.issue_access_token(&claims, black_box(now)).ok());
     });
-    let token = tokens
-        .issue_access_token(&claims, now)
-        .unwrap_or_default();
+    let token = tokens.issue_access_token(&claims, now).unwrap_or_default();
     let verify = ns_per_op(iterations, || {
         black_box(tokens.validate_access_token(black_box(&token), now).ok());
     });
