@@ -18,8 +18,15 @@ from urllib.parse import urlsplit
 
 # Operations whose success fuzzing must not reach: a password change needs the account's
 # current password, and would end the session the fuzzing logs in with (tests/api and the
-# OAuth client check cover it).
-NO_SUCCESS_EXPECTED = {("POST", "/users/me/password")}
+# OAuth client check cover it); confirming TOTP needs the code of the enrolled secret, new
+# recovery codes need TOTP on, and an admin's TOTP reset needs a user fuzzing has not
+# deleted first (tests/api/totp.rs and the second-factor check, with pyotp, cover them).
+NO_SUCCESS_EXPECTED = {
+    ("POST", "/users/me/password"),
+    ("POST", "/users/me/totp/confirm"),
+    ("POST", "/users/me/totp/recovery-codes"),
+    ("DELETE", "/admin/users/{username}/totp"),
+}
 
 
 def template_of(document, path):
