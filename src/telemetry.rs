@@ -25,15 +25,46 @@ use tracing_subscriber::{
 
 mod batch_writer;
 
+/// Lines a writer may hold for its thread before a request waits (back-pressure).
+const MAX_PENDING_LINES: usize = 8192;
+
 /// Keeps the log writer running; dropping it writes out every pending line. Hold it until
 /// the process is about to exit.
 #[must_use = "dropping the guard stops the log writer"]
-pub struct LogGuard(#[allow(dead_code)] batch_writer::Shutdown);
+pub struct LogGuard(#[allow(dead_code)] WriterGuard);
+
+#[allow(dead_code)]
+enum WriterGuard {
+    Batch(batch_writer::Shutdown),
+    Appender(tracing_appender::non_blocking::WorkerGuard),
+}
 
 /// Installs the global subscriber: `RUST_LOG` filters (default `info`), `format` is `text` or `json`.
+///
+/// `GATEHOUSE_LOG_WRITER=appender` (read once, here) writes through tracing-appender's
+/// non-blocking writer instead of [`batch_writer`]: the benchmark's A/B of the two
+/// (bench/README.md).
 pub fn init(format: &str) -> LogGuard {
+    if std::env::var("GATEHOUSE_LOG_WRITER").as_deref() == Ok("appender") {
+        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(false)
+            .buffered_lines_limit(MAX_PENDING_LINES)
+            .thread_name("log-writer")
+            .finish(std::io::BufWriter::new(std::io::stderr()));
+        install(format, writer);
+        LogGuard(WriterGuard::Appender(guard))
+    } else {
+        let (writer, guard) = batch_writer::BatchWriter::start();
+        install(format, writer);
+        LogGuard(WriterGuard::Batch(guard))
+    }
+}
+
+fn install<W>(format: &str, writer: W)
+where
+    W: for<'a> fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = batch_writer::BatchWriter::start();
     let builder = fmt::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal());
@@ -51,7 +82,6 @@ pub fn init(format: &str) -> LogGuard {
         .delimited(" ");
         builder.with_writer(writer).fmt_fields(fields).try_init()
     };
-    LogGuard(guard)
 }
 
 /// Writes through to `W`, with every character [`needs_escape`] names written as a
