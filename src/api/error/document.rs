@@ -52,7 +52,7 @@ impl Error {
 /// OpenAPI document.
 pub trait ErrorStatuses: Send + Sync + 'static {
     const STATUSES: &'static [(StatusCode, &'static str)];
-    /// Whether the operation's 400 is an OAuth error ([`OAuthError`]), not `HTTPError`.
+    /// Whether the operation's 400 is an OAuth error ([`OAuthError`](super::OAuthError)), not `HTTPError`.
     const OAUTH_400: bool = false;
 }
 
