@@ -9,8 +9,8 @@
 //!
 //! Why not tracing-appender's non-blocking writer, which keeps the same promises: it hands
 //! each line to its thread through a channel and wakes the thread for it, and on
-//! `GET /users/me/` that cost 15 to 30% more server CPU per request than this writer, in
-//! every round of three A/B runs (bench/README.md; `GATEHOUSE_LOG_WRITER=appender` selects
+//! `GET /users/me/` that cost 12 to 30% more server CPU per request than this writer, in
+//! every round of four A/B runs (bench/README.md; `GATEHOUSE_LOG_WRITER=appender` selects
 //! it to measure again).
 
 use std::{
