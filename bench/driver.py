@@ -411,7 +411,12 @@ def main():
     ap.add_argument("--refresh-connections", type=int, default=64, help="connections of the refresh grant run")
     ap.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md")
     ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    ap.add_argument("--ab", metavar="VAR=A,B",
+                    help="only an A/B of GET /users/me/ on gatehouse with VAR=A against VAR=B, "
+                         "alternating round by round (--rounds each); prints, writes nothing")
     args = ap.parse_args()
+    if args.ab:
+        return ab(args)
     login_clients = [int(c) for c in args.login_clients.split(",")]
     fastapi = not args.no_fastapi and (VENV / "bin" / "uvicorn").exists()
     if not args.no_fastapi and not fastapi:
@@ -604,6 +609,87 @@ def main():
     if not args.no_write:
         Path(args.out).write_text(report)
         print(f"written to {args.out}")
+
+
+# ---------------------------------------------------------------- A/B
+
+
+def ab(args):
+    """GET /users/me/ of gatehouse with one environment variable at two values, A and B:
+    both servers run side by side (each on its own copy of the demo database) and take
+    turns under the same load, ABBA..., so that drift on a shared machine falls on both."""
+    var, _, values = args.ab.partition("=")
+    values = values.split(",")
+    if not var or len(values) != 2:
+        sys.exit("--ab takes VAR=A,B")
+    work = Path(tempfile.mkdtemp(prefix="gatehouse-ab-"))
+    logs = ROOT / "target" / "bench-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    load_before = loadavg()
+    print(f"load average before: {load_before}; A/B of {var}: {values[0]} vs {values[1]}", flush=True)
+    gh_bin = str(RELEASE / "gatehouse")
+    base_env = {"SECRET_KEY": SECRET_KEY, "RUST_LOG": os.environ.get("RUST_LOG", "info"),
+                "TRUSTED_PROXIES": "127.0.0.1/32"}
+    names = [f"{var}={v}" for v in values]
+    envs = {name: base_env | {var: v, "DATABASE_URL": f"sqlite://{work / f'ab-{i}.db'}?mode=rwc"}
+            for i, (name, v) in enumerate(zip(names, values))}
+    ports = {name: free_port() for name in names}
+    tokens = {}
+    for name in names:
+        seed = Server(f"{name}-seed", [gh_bin, "serve", "--demo", "--bind", f"127.0.0.1:{ports[name]}"],
+                      envs[name], ports[name], "/openapi.json")
+        seed.start(logs / f"ab-{names.index(name)}-seed.log")
+        tokens[name] = gatehouse_token(ports[name])
+        seed.stop()
+    servers = {name: Server(name, [gh_bin, "serve", "--bind", f"127.0.0.1:{ports[name]}"], envs[name],
+                            ports[name], "/users/me/", {"Authorization": f"Bearer {tokens[name]}"})
+               for name in names}
+    runs = {name: [] for name in names}
+    idle = {}
+    try:
+        for i, (name, s) in enumerate(servers.items()):
+            s.start(logs / f"ab-{i}.log")
+            time.sleep(1.0)
+            idle[name] = s.memory()["VmRSS"]
+        for r in range(args.rounds):
+            for name in (names if r % 2 == 0 else names[::-1]):
+                s = servers[name]
+                res = wrk(s.url("/users/me/"), args.connections, args.seconds,
+                          [f"Authorization: Bearer {tokens[name]}"], server_pid=s.pid)
+                runs[name].append(res)
+                print(f"round {r + 1} {name:28} {res['rps']:8.0f} req/s  p99 {res['p99_ms']:.2f} ms"
+                      f"  server {res['server_cpu_us']:.1f} us CPU + {res['server_switches']:.2f} switches /req"
+                      f"  wrk {res['client_cpu']:.0%} CPU"
+                      f"  non-2xx {res['non2xx'] + res['socket_errors']}", flush=True)
+        after = {name: s.memory()["VmRSS"] for name, s in servers.items()}
+    finally:
+        for s in servers.values():
+            s.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\nA/B of {var}, GET /users/me/ at {args.connections} connections, {args.seconds} s x "
+          f"{args.rounds} rounds each; load average before {load_before}, after {loadavg()}")
+    print("| | req/s per round | median | spread (max-min)/median | server CPU µs/req per round | median | spread | context switches/req | p99 ms | RSS idle, after |")
+    print("|---|---|---:|---:|---|---:|---:|---:|---:|---:|")
+    summary = {}
+    for name in names:
+        rps = [r["rps"] for r in runs[name]]
+        m = median(rps)
+        summary[name] = {"rps": m, "cpu": median([r["server_cpu_us"] for r in runs[name]]),
+                         "switches": median([r["server_switches"] for r in runs[name]])}
+        cpu = [r["server_cpu_us"] for r in runs[name]]
+        print(f"| {name} | {', '.join(f'{x:.0f}' for x in rps)} | {m:.0f} | {(max(rps) - min(rps)) / m:.1%} | "
+              f"{', '.join(f'{x:.1f}' for x in cpu)} | {summary[name]['cpu']:.1f} | "
+              f"{(max(cpu) - min(cpu)) / summary[name]['cpu']:.1%} | {summary[name]['switches']:.2f} | "
+              f"{median([r['p99_ms'] for r in runs[name]]):.2f} | "
+              f"{idle[name] / MIB:.1f}, {after[name] / MIB:.1f} MiB |")
+    a, b = names
+    paired = [y["rps"] / x["rps"] for x, y in zip(runs[a], runs[b])]
+    paired_cpu = [y["server_cpu_us"] / x["server_cpu_us"] for x, y in zip(runs[a], runs[b])]
+    print(f"\n{b} / {a}: req/s {summary[b]['rps'] / summary[a]['rps']:.3f} (medians), per round "
+          f"{', '.join(f'{x:.3f}' for x in paired)}; server CPU per request "
+          f"{summary[b]['cpu'] / summary[a]['cpu']:.3f} (medians), per round "
+          f"{', '.join(f'{x:.3f}' for x in paired_cpu)}")
 
 
 # ---------------------------------------------------------------- report

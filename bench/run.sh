@@ -6,6 +6,7 @@
 #   bash bench/run.sh --no-fastapi   # without the FastAPI comparison
 #   bash bench/run.sh --no-postgres  # without gatehouse on the local PostgreSQL
 #   bash bench/run.sh --help         # the driver's options (durations, clients, ...)
+#   bash bench/run.sh --ab RUST_LOG=info,warn --rounds 6   # only an A/B of GET /users/me/
 #
 # Installs what it needs: wrk from Debian (apt), and the FastAPI app's pinned packages
 # (bench/fastapi/requirements.txt, from PyPI) into a virtualenv under target/.
@@ -27,7 +28,7 @@ if ! command -v wrk >/dev/null; then
 fi
 
 fastapi=1
-for arg in "$@"; do [ "$arg" = --no-fastapi ] && fastapi=0; done
+for arg in "$@"; do [ "$arg" = --no-fastapi ] || [ "$arg" = --ab ] && fastapi=0; done
 if [ "$fastapi" = 1 ]; then
   venv=target/bench-venv
   stamp="$venv/.requirements.txt"

@@ -11,7 +11,7 @@
 //!
 //! hyper answers a request it cannot parse itself (`431` past the header limit, `400` for
 //! a malformed head), with an empty body and none of our headers, and offers no hook to
-//! change that answer. [`OwnAnswers`] therefore rewrites it on its way out: with
+//! change that answer. `OwnAnswers` therefore rewrites it on its way out: with
 //! `writev(false)` hyper hands each write as one buffer, its own answer is the last thing
 //! it writes on the connection, and it is the only head without the
 //! [`SECURITY_HEADERS`] that every answer of ours carries. The limit itself stays

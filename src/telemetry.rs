@@ -1,14 +1,14 @@
 //! Logging: the subscriber, and one structured line per request.
 //!
 //! Lines are formatted where they happen and written to stderr in batches by a thread of
-//! their own ([`batch_writer`]), so no request waits on a `write(2)`. Nothing is dropped:
+//! their own (`batch_writer`), so no request waits on a `write(2)`. Nothing is dropped:
 //! [`LogGuard`] writes out every pending line before the process exits.
 //!
 //! Request lines carry method, path, status and latency; never headers, query strings or
 //! bodies, which may hold passwords or tokens.
 //!
 //! Log values may come from clients (a username, a path). Every character of the Unicode
-//! categories Cc, Cf, Zl and Zp ([`needs_escape`]) is written as an escape, so a newline,
+//! categories Cc, Cf, Zl and Zp (`needs_escape`) is written as an escape, so a newline,
 //! U+2028 or an ESC byte in one cannot start a forged log line or drive the reader's
 //! terminal, and no invisible or reordering character hides what a line says. The text
 //! format writes every field through [`Escaped`]; the JSON format's writer is
@@ -25,15 +25,46 @@ use tracing_subscriber::{
 
 mod batch_writer;
 
+/// Lines a writer may hold for its thread before a request waits (back-pressure).
+const MAX_PENDING_LINES: usize = 8192;
+
 /// Keeps the log writer running; dropping it writes out every pending line. Hold it until
 /// the process is about to exit.
 #[must_use = "dropping the guard stops the log writer"]
-pub struct LogGuard(#[allow(dead_code)] batch_writer::Shutdown);
+pub struct LogGuard(#[allow(dead_code)] WriterGuard);
+
+#[allow(dead_code)]
+enum WriterGuard {
+    Batch(batch_writer::Shutdown),
+    Appender(tracing_appender::non_blocking::WorkerGuard),
+}
 
 /// Installs the global subscriber: `RUST_LOG` filters (default `info`), `format` is `text` or `json`.
+///
+/// `GATEHOUSE_LOG_WRITER=appender` (read once, here) writes through tracing-appender's
+/// non-blocking writer instead of `batch_writer`: the benchmark's A/B of the two
+/// (bench/README.md).
 pub fn init(format: &str) -> LogGuard {
+    if std::env::var("GATEHOUSE_LOG_WRITER").as_deref() == Ok("appender") {
+        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .lossy(false)
+            .buffered_lines_limit(MAX_PENDING_LINES)
+            .thread_name("log-writer")
+            .finish(std::io::BufWriter::new(std::io::stderr()));
+        install(format, writer);
+        LogGuard(WriterGuard::Appender(guard))
+    } else {
+        let (writer, guard) = batch_writer::BatchWriter::start();
+        install(format, writer);
+        LogGuard(WriterGuard::Batch(guard))
+    }
+}
+
+fn install<W>(format: &str, writer: W)
+where
+    W: for<'a> fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = batch_writer::BatchWriter::start();
     let builder = fmt::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal());
@@ -51,10 +82,9 @@ pub fn init(format: &str) -> LogGuard {
         .delimited(" ");
         builder.with_writer(writer).fmt_fields(fields).try_init()
     };
-    LogGuard(guard)
 }
 
-/// Writes through to `W`, with every character [`needs_escape`] names written as a
+/// Writes through to `W`, with every character `needs_escape` names written as a
 /// visible escape (`\n`, `\u{1b}`, `\u{2028}`).
 pub struct Escaped<W>(pub W);
 
@@ -87,7 +117,7 @@ fn needs_escape(c: char) -> bool {
 }
 
 /// The JSON format's writer: each line through to `M`'s writer, with every character
-/// [`needs_escape`] names that serde_json left raw written as a JSON escape (`\u2028`;
+/// `needs_escape` names that serde_json left raw written as a JSON escape (`\u2028`;
 /// a surrogate pair beyond the BMP). serde_json has already escaped the C0 controls, and
 /// a JSON line has no raw character outside its strings but ASCII, so every character
 /// escaped here is inside a string, where the escape reads back as the same character.

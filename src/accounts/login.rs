@@ -29,7 +29,7 @@ pub struct Login {
 impl Accounts {
     /// Checks `username`'s `password` (and, for a user with TOTP on, `otp`: see
     /// `totp.rs`) and starts a session with an access token (and a refresh token), unless
-    /// the account or the client address has failed too often (see [`Self::check_login`]).
+    /// the account or the client address has failed too often (see `Self::check_login`).
     /// The token gets the `requested` scopes the user holds (see `granted_scopes`).
     ///
     /// A wrong `otp` counts as a failed login, like a wrong password, so guessing codes

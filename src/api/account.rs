@@ -14,7 +14,10 @@ use secrecy::SecretString;
 
 use super::{
     client_addr::client_ip,
-    error::{ApiError, Error, ErrorStatuses},
+    error::{
+        ApiError, Error, ErrorStatuses, BODY_TOO_LARGE, INTERNAL_ERROR, REQUEST_TIMEOUT,
+        STORAGE_UNAVAILABLE,
+    },
     json_body::JsonBody,
     security::{OAuth2PasswordBearer, Scope},
     AppState,
@@ -102,14 +105,6 @@ const UNAUTHORIZED: (StatusCode, &str) = (
      expired, forged, revoked, or its session ended); or Not enough permissions (the token \
      lacks the `me` scope, or its user no longer holds it)",
 );
-const UNAVAILABLE: (StatusCode, &str) = (
-    StatusCode::SERVICE_UNAVAILABLE,
-    "Storage unavailable; retry later",
-);
-const INTERNAL: (StatusCode, &str) = (
-    StatusCode::INTERNAL_SERVER_ERROR,
-    "Internal Server Error; the cause is logged, never shown",
-);
 
 pub enum PasswordErrors {}
 impl ErrorStatuses for PasswordErrors {
@@ -120,14 +115,8 @@ impl ErrorStatuses for PasswordErrors {
              Inactive user",
         ),
         UNAUTHORIZED,
-        (
-            StatusCode::REQUEST_TIMEOUT,
-            "The request body did not arrive in time",
-        ),
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Request body larger than 16 KiB",
-        ),
+        REQUEST_TIMEOUT,
+        BODY_TOO_LARGE,
         (
             StatusCode::UNPROCESSABLE_ENTITY,
             "Validation Error: a field is missing, empty, too long or of the wrong type",
@@ -141,14 +130,14 @@ impl ErrorStatuses for PasswordErrors {
             StatusCode::SERVICE_UNAVAILABLE,
             "Storage unavailable, or password hashing saturated; retry later",
         ),
-        INTERNAL,
+        INTERNAL_ERROR,
     ];
 }
 
 pub enum SessionsErrors {}
 impl ErrorStatuses for SessionsErrors {
     const STATUSES: &'static [(StatusCode, &'static str)] =
-        &[INACTIVE, UNAUTHORIZED, UNAVAILABLE, INTERNAL];
+        &[INACTIVE, UNAUTHORIZED, STORAGE_UNAVAILABLE, INTERNAL_ERROR];
 }
 
 pub enum SessionErrors {}
@@ -160,8 +149,8 @@ impl ErrorStatuses for SessionErrors {
             StatusCode::NOT_FOUND,
             "Session not found: no live session of the caller has this id",
         ),
-        UNAVAILABLE,
-        INTERNAL,
+        STORAGE_UNAVAILABLE,
+        INTERNAL_ERROR,
     ];
 }
 

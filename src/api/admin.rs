@@ -12,7 +12,7 @@ use poem_openapi::{
 use secrecy::SecretString;
 
 use super::{
-    error::{ApiError, ErrorStatuses},
+    error::{ApiError, ErrorStatuses, BODY_TOO_LARGE, INTERNAL_ERROR, REQUEST_TIMEOUT},
     json_body::JsonBody,
     security::{OAuth2PasswordBearer, Scope},
     AppState,
@@ -173,14 +173,8 @@ const LAST_ADMIN: (StatusCode, &str) = (
      nobody to manage users",
 );
 const BODY: [(StatusCode, &str); 3] = [
-    (
-        StatusCode::REQUEST_TIMEOUT,
-        "The request body did not arrive in time",
-    ),
-    (
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "Request body larger than 16 KiB",
-    ),
+    REQUEST_TIMEOUT,
+    BODY_TOO_LARGE,
     (
         StatusCode::UNPROCESSABLE_ENTITY,
         "Validation Error: a field is missing, of the wrong type or outside its limits, or \
@@ -192,10 +186,7 @@ const TAIL: [(StatusCode, &str); 2] = [
         StatusCode::SERVICE_UNAVAILABLE,
         "Storage unavailable, or password hashing saturated; retry later",
     ),
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Internal Server Error; the cause is logged, never shown",
-    ),
+    INTERNAL_ERROR,
 ];
 
 pub enum ListErrors {}

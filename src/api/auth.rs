@@ -6,7 +6,7 @@ use secrecy::ExposeSecret;
 
 use super::{
     client_addr::client_ip,
-    error::{ApiError, Error, ErrorStatuses},
+    error::{ApiError, Error, ErrorStatuses, BODY_TOO_LARGE, INTERNAL_ERROR, REQUEST_TIMEOUT},
     form::FormBody,
     token_form::{OAuth2PasswordRequestForm, RefreshRequestForm, TokenRequestForm},
     AppState,
@@ -76,8 +76,8 @@ impl ErrorStatuses for LoginErrors {
              (no `otp`) or Incorrect code (a wrong, used or replayed `otp`, counted as a failed \
              login)",
         ),
-        (StatusCode::REQUEST_TIMEOUT, "The request body did not arrive in time"),
-        (StatusCode::PAYLOAD_TOO_LARGE, "Request body larger than 16 KiB"),
+        REQUEST_TIMEOUT,
+        BODY_TOO_LARGE,
         (
             StatusCode::UNPROCESSABLE_ENTITY,
             "Validation Error: a field is missing, empty or too long, or `grant_type` is not `password`",
@@ -90,7 +90,7 @@ impl ErrorStatuses for LoginErrors {
             StatusCode::SERVICE_UNAVAILABLE,
             "Server busy (password hashing saturated) or storage unavailable; retry later",
         ),
-        (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error; the cause is logged, never shown"),
+        INTERNAL_ERROR,
     ];
 }
 

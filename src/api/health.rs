@@ -6,7 +6,7 @@ use poem::{http::StatusCode, web::Data};
 use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
 
 use super::{
-    error::{ApiError, Error, ErrorStatuses},
+    error::{ApiError, Error, ErrorStatuses, BODY_TOO_LARGE, INTERNAL_ERROR},
     AppState,
 };
 
@@ -53,34 +53,19 @@ pub enum ReadyResponse {
 pub enum HealthErrors {}
 
 impl ErrorStatuses for HealthErrors {
-    const STATUSES: &'static [(StatusCode, &'static str)] = &[
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Request body larger than 16 KiB",
-        ),
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal Server Error; the cause is logged, never shown",
-        ),
-    ];
+    const STATUSES: &'static [(StatusCode, &'static str)] = &[BODY_TOO_LARGE, INTERNAL_ERROR];
 }
 
 pub enum ReadyErrors {}
 
 impl ErrorStatuses for ReadyErrors {
     const STATUSES: &'static [(StatusCode, &'static str)] = &[
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Request body larger than 16 KiB",
-        ),
+        BODY_TOO_LARGE,
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "The database did not answer within 0.9 s; the cause is logged",
         ),
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal Server Error; the cause is logged, never shown",
-        ),
+        INTERNAL_ERROR,
     ];
 }
 

@@ -13,7 +13,10 @@ use poem_openapi::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    error::{ApiError, Error, ErrorStatuses},
+    error::{
+        ApiError, Error, ErrorStatuses, BODY_TOO_LARGE, INTERNAL_ERROR, REQUEST_TIMEOUT,
+        STORAGE_UNAVAILABLE,
+    },
     form::{ErrorStyle, Fields, FormBody, FormRequest},
     security::{OAuth2PasswordBearer, Scope},
     AppState,
@@ -147,26 +150,14 @@ impl ErrorStatuses for IntrospectErrors {
             "Not authenticated (no bearer token); the caller's token could not be \
              validated; or Not enough permissions (it lacks the `introspect` scope)",
         ),
-        (
-            StatusCode::REQUEST_TIMEOUT,
-            "The request body did not arrive in time",
-        ),
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Request body larger than 16 KiB",
-        ),
+        REQUEST_TIMEOUT,
+        BODY_TOO_LARGE,
         (
             StatusCode::UNPROCESSABLE_ENTITY,
             "Validation Error: `token` is missing or empty",
         ),
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Storage unavailable; retry later",
-        ),
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal Server Error; the cause is logged, never shown",
-        ),
+        STORAGE_UNAVAILABLE,
+        INTERNAL_ERROR,
     ];
 }
 

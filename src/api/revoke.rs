@@ -11,7 +11,10 @@ use poem_openapi::{
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    error::{ApiError, Error, ErrorStatuses},
+    error::{
+        ApiError, Error, ErrorStatuses, BODY_TOO_LARGE, INTERNAL_ERROR, REQUEST_TIMEOUT,
+        STORAGE_UNAVAILABLE,
+    },
     form::{ErrorStyle, Fields, FormBody, FormRequest},
     AppState,
 };
@@ -78,22 +81,10 @@ impl ErrorStatuses for RevokeErrors {
             StatusCode::BAD_REQUEST,
             "`invalid_request`: no `token` was sent (RFC 7009 §2.2.1)",
         ),
-        (
-            StatusCode::REQUEST_TIMEOUT,
-            "The request body did not arrive in time",
-        ),
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Request body larger than 16 KiB",
-        ),
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Storage unavailable; retry later",
-        ),
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal Server Error; the cause is logged, never shown",
-        ),
+        REQUEST_TIMEOUT,
+        BODY_TOO_LARGE,
+        STORAGE_UNAVAILABLE,
+        INTERNAL_ERROR,
     ];
 }
 

@@ -13,7 +13,10 @@ use poem_openapi::{
 };
 
 use super::{
-    error::{ApiError, ErrorStatuses},
+    error::{
+        ApiError, ErrorStatuses, BODY_TOO_LARGE, INTERNAL_ERROR, REQUEST_TIMEOUT,
+        STORAGE_UNAVAILABLE,
+    },
     json_body::JsonBody,
     security::{OAuth2PasswordBearer, Scope},
     AppState,
@@ -122,18 +125,9 @@ impl ErrorStatuses for ProtectedErrors {
              permissions (the token lacks a scope the operation requires, or its user no \
              longer holds it)",
         ),
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Request body larger than 16 KiB",
-        ),
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Storage unavailable; retry later",
-        ),
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Internal Server Error; the cause is logged, never shown",
-        ),
+        BODY_TOO_LARGE,
+        STORAGE_UNAVAILABLE,
+        INTERNAL_ERROR,
     ];
 }
 
@@ -143,17 +137,14 @@ impl ErrorStatuses for UpdateErrors {
     const STATUSES: &'static [(StatusCode, &'static str)] = &[
         ProtectedErrors::STATUSES[0],
         ProtectedErrors::STATUSES[1],
-        (
-            StatusCode::REQUEST_TIMEOUT,
-            "The request body did not arrive in time",
-        ),
-        ProtectedErrors::STATUSES[2],
+        REQUEST_TIMEOUT,
+        BODY_TOO_LARGE,
         (
             StatusCode::UNPROCESSABLE_ENTITY,
             "Validation Error: a field is of the wrong type, too long or has control characters",
         ),
-        ProtectedErrors::STATUSES[3],
-        ProtectedErrors::STATUSES[4],
+        STORAGE_UNAVAILABLE,
+        INTERNAL_ERROR,
     ];
 }
 

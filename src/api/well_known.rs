@@ -6,7 +6,7 @@ use poem::{http::StatusCode, web::Data, Request};
 use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
 
 use super::{
-    error::{ApiError, ErrorStatuses},
+    error::{ApiError, ErrorStatuses, INTERNAL_ERROR},
     service_url::ServiceUrl,
     AppState,
 };
@@ -86,10 +86,7 @@ pub enum JwksResponse {
 pub enum WellKnownErrors {}
 
 impl ErrorStatuses for WellKnownErrors {
-    const STATUSES: &'static [(StatusCode, &'static str)] = &[(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Internal Server Error; the cause is logged, never shown",
-    )];
+    const STATUSES: &'static [(StatusCode, &'static str)] = &[INTERNAL_ERROR];
 }
 
 /// The authorization server's metadata (RFC 8414 §2).

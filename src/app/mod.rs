@@ -1,7 +1,8 @@
-//! Building and running the service: `App::build(settings)` connects, migrates, loads the
-//! keys and binds; `run_until_stopped()` serves until SIGINT/SIGTERM. The route
-//! table is in [`routes`]. [`open_database`] is the part every command shares; where the
-//! keys come from is in [`keys`].
+//! Building and running the service, the composition root: `App::build(settings)`
+//! connects, migrates, loads the keys and binds; `run_until_stopped()` serves until
+//! SIGINT/SIGTERM. The route table is in [`routes`]. [`open_database`] is the part every
+//! command shares. Beside it: where the keys come from ([`keys`]), what runs beside the
+//! server (`background`), and `serve --demo`'s users (`demo`).
 
 mod background;
 mod demo;

@@ -17,7 +17,7 @@
 //!
 //! The read blocks the async worker for its duration: a lookup by unique index in a
 //! file whose pages are in the OS cache, a few microseconds, less than the channel hops
-//! it replaces. A reader waits at most [`BUSY_TIMEOUT`] for a lock (WAL readers only ever
+//! it replaces. A reader waits at most `BUSY_TIMEOUT` for a lock (WAL readers only ever
 //! wait while a crashed writer's log is recovered) before it falls back.
 
 use std::{

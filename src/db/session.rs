@@ -8,7 +8,7 @@
 //! in the database, never a lock in this process: replicas share only the database.
 //!
 //! Lock order (PostgreSQL): a statement that locks several sessions locks them in `id`
-//! order ([`delete_locked`], `group_commit`), and a transaction that changes a user locks
+//! order (`delete_locked`, `group_commit`), and a transaction that changes a user locks
 //! the user's row before its sessions. Rotations, revocations, evictions and purges
 //! therefore never wait for each other in a circle.
 

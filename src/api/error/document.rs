@@ -52,9 +52,27 @@ impl Error {
 /// OpenAPI document.
 pub trait ErrorStatuses: Send + Sync + 'static {
     const STATUSES: &'static [(StatusCode, &'static str)];
-    /// Whether the operation's 400 is an OAuth error ([`OAuthError`]), not `HTTPError`.
+    /// Whether the operation's 400 is an OAuth error ([`OAuthError`](super::OAuthError)), not `HTTPError`.
     const OAUTH_400: bool = false;
 }
+
+/// Rows that many operations' [`ErrorStatuses::STATUSES`] share, word for word.
+pub const REQUEST_TIMEOUT: (StatusCode, &str) = (
+    StatusCode::REQUEST_TIMEOUT,
+    "The request body did not arrive in time",
+);
+pub const BODY_TOO_LARGE: (StatusCode, &str) = (
+    StatusCode::PAYLOAD_TOO_LARGE,
+    "Request body larger than 16 KiB",
+);
+pub const STORAGE_UNAVAILABLE: (StatusCode, &str) = (
+    StatusCode::SERVICE_UNAVAILABLE,
+    "Storage unavailable; retry later",
+);
+pub const INTERNAL_ERROR: (StatusCode, &str) = (
+    StatusCode::INTERNAL_SERVER_ERROR,
+    "Internal Server Error; the cause is logged, never shown",
+);
 
 /// [`Error`] as returned by an operation whose possible statuses are `S`.
 ///

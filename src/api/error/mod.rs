@@ -18,7 +18,10 @@ pub use self::{
         AnyHttpError, AnyOAuthError, HttpError, HttpValidationError, OAuthError, OAuthErrorCode,
         ValidationError,
     },
-    document::{ApiError, ErrorStatuses},
+    document::{
+        ApiError, ErrorStatuses, BODY_TOO_LARGE, INTERNAL_ERROR, REQUEST_TIMEOUT,
+        STORAGE_UNAVAILABLE,
+    },
 };
 use crate::accounts::{AccountsError, GrantError, StepUp};
 
