@@ -273,6 +273,8 @@ pub enum Error {
     UserNotFound,
     #[error("username already registered")]
     UserExists,
+    #[error("email already registered")]
+    EmailExists,
     #[error("the change would leave no enabled admin")]
     LastAdmin,
     #[error("method not allowed")]
@@ -301,6 +303,7 @@ impl From<AccountsError> for Error {
             AccountsError::Busy => Error::Busy,
             AccountsError::Database(e) => Error::Database(e),
             AccountsError::UserExists(_) => Error::UserExists,
+            AccountsError::EmailExists(_) => Error::EmailExists,
             AccountsError::NoSuchUser(_) => Error::UserNotFound,
             AccountsError::LastAdmin(_) => Error::LastAdmin,
             AccountsError::Invalid { field, message } => {
@@ -355,6 +358,7 @@ impl Error {
             Error::NotFound => "Not Found",
             Error::UserNotFound => "User not found",
             Error::UserExists => "Username already registered",
+            Error::EmailExists => "Email already registered",
             Error::LastAdmin => {
                 "The last enabled user holding the admin scope cannot lose it: grant admin to \
                  another user first"
@@ -434,7 +438,7 @@ impl ResponseError for Error {
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::Busy | Error::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::NotFound | Error::UserNotFound | Error::SessionNotFound => StatusCode::NOT_FOUND,
-            Error::UserExists | Error::LastAdmin => StatusCode::CONFLICT,
+            Error::UserExists | Error::EmailExists | Error::LastAdmin => StatusCode::CONFLICT,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

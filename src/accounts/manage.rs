@@ -115,6 +115,7 @@ pub async fn add_user(
         .await
         .map_err(|e| match e {
             CreateUserError::Exists(name) => AccountsError::UserExists(name),
+            CreateUserError::EmailTaken(email) => AccountsError::EmailExists(email),
             CreateUserError::Db(e) => AccountsError::Database(e),
         })?;
     Ok(username)

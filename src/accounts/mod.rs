@@ -60,6 +60,9 @@ pub enum AccountsError {
     Busy,
     #[error("user {0:?} already exists")]
     UserExists(String),
+    /// Another user has this address (compared case-insensitively).
+    #[error("another user has the address {0:?}")]
+    EmailExists(String),
     #[error("no user named {0:?}")]
     NoSuchUser(String),
     /// The change would take `admin` from the last enabled user holding it.

@@ -1,8 +1,10 @@
 //! Credentials without HTTP or storage: password hashing, access tokens, and the limits
 //! on failed logins.
 
+pub mod email_token;
 pub mod keys;
 pub mod password;
+pub mod password_policy;
 pub mod refresh_token;
 pub mod throttle;
 pub mod token;

@@ -1,11 +1,13 @@
 //! Storage: the connection, the entities, and the few queries gatehouse needs.
 //! Knows nothing of HTTP or tokens.
 
+pub mod email_token;
 pub mod group_commit;
 pub mod hot_reads;
 pub mod known_client;
 pub mod legacy_refresh_token;
 pub mod login_failure;
+pub mod mail_outbox;
 pub mod scope_holders;
 pub mod server_secret;
 pub mod session;
@@ -174,7 +176,20 @@ fn user_update(username: &str, changes: UserChanges) -> (sea_orm::UpdateMany<use
         .col_expr(user::Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(user::Column::Username.eq(username));
     if let Some(email) = changes.email {
-        update = update.col_expr(user::Column::Email, Expr::value(email));
+        let key = email.as_deref().map(email_key);
+        // Another address is unverified until proven; the same one stays as it was.
+        update = update
+            .col_expr(
+                user::Column::EmailVerified,
+                Expr::case(
+                    Expr::col(user::Column::EmailKey).eq(key.clone()),
+                    Expr::col(user::Column::EmailVerified),
+                )
+                .finally(false)
+                .into(),
+            )
+            .col_expr(user::Column::EmailKey, Expr::value(key))
+            .col_expr(user::Column::Email, Expr::value(email));
     }
     if let Some(full_name) = changes.full_name {
         update = update.col_expr(user::Column::FullName, Expr::value(full_name));
@@ -282,10 +297,21 @@ pub fn is_conflict(e: &DbErr) -> bool {
     matches!(e.code().as_deref(), Some("40P01" | "40001"))
 }
 
+/// How addresses are compared (trimmed, lowercased): what `users.email_key` holds.
+pub use migration::email_key;
+
+/// Whether `e` is the refusal of an address another user has (`users.email_key`'s UNIQUE
+/// index), as opposed to a taken username.
+pub fn is_email_taken(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(msg)) if msg.contains("email_key"))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CreateUserError {
     #[error("user {0:?} already exists")]
     Exists(String),
+    #[error("another user has the address {0:?}")]
+    EmailTaken(String),
     #[error(transparent)]
     Db(#[from] DbErr),
 }
@@ -370,7 +396,6 @@ fn active_user(new: NewUser, scopes: Option<String>) -> user::ActiveModel {
     user::ActiveModel {
         id: NotSet,
         username: Set(new.username),
-        email: Set(new.email),
         full_name: Set(new.full_name),
         hashed_password: Set(new.hashed_password),
         disabled: Set(new.disabled),
@@ -379,6 +404,10 @@ fn active_user(new: NewUser, scopes: Option<String>) -> user::ActiveModel {
         created_at: Set(now),
         updated_at: Set(now),
         username_skeleton: Set(new.username_skeleton),
+        email_key: Set(new.email.as_deref().map(email_key)),
+        // A new address is unverified until proven.
+        email_verified: Set(false),
+        email: Set(new.email),
     }
 }
 
@@ -393,11 +422,13 @@ pub async fn create_user_holding(
     scopes: Option<String>,
 ) -> Result<(), CreateUserError> {
     let username = new.username.clone();
+    let email = new.email.clone().unwrap_or_default();
     match user::Entity::insert(active_user(new, scopes))
         .exec(db)
         .await
     {
         Ok(_) => Ok(()),
+        Err(e) if is_email_taken(&e) => Err(CreateUserError::EmailTaken(email)),
         Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
             Err(CreateUserError::Exists(username))
         }

@@ -23,6 +23,13 @@ pub struct Model {
     /// user whose name looks like an older user's, or not recorded yet.
     #[sea_orm(unique)]
     pub username_skeleton: Option<String>,
+    /// The address as compared (`migration::email_key`: trimmed, lowercased), unique; `None`
+    /// without an address, or for a user whose address an older user already had when
+    /// addresses became unique (see `gatehouse user list`).
+    #[sea_orm(unique)]
+    pub email_key: Option<String>,
+    /// Whether the user proved `email` is theirs (a verification or a reset link).
+    pub email_verified: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
