@@ -11,6 +11,7 @@ pub mod form;
 pub mod health;
 pub mod introspect;
 pub mod json_body;
+pub mod pages;
 pub mod revoke;
 pub mod routing;
 pub mod security;
