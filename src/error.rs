@@ -18,7 +18,10 @@ use poem_openapi::{
 };
 use serde_json::Value;
 
-use crate::accounts::{AccountsError, GrantError};
+use crate::{
+    accounts::{AccountsError, GrantError},
+    auth::password_policy::PolicyViolation,
+};
 
 /// An error with a human-readable message.
 #[derive(Debug, Clone, Object)]
@@ -151,6 +154,17 @@ impl ValidationError {
         }
     }
 
+    /// A new password the policy refuses: too short or too long as pydantic reports
+    /// lengths, or too common.
+    pub fn weak_password(field: &str, violation: PolicyViolation) -> Self {
+        let masked = || Value::String("**********".to_owned());
+        match violation {
+            PolicyViolation::TooShort { min } => Self::too_short(field, min, masked()),
+            PolicyViolation::TooLong { max } => Self::too_long(field, max, "bytes", masked()),
+            PolicyViolation::Common => Self::value_error(field, &violation.to_string()),
+        }
+    }
+
     /// A form field does not match `pattern`.
     pub fn pattern_mismatch(field: &str, pattern: &str, input: &str) -> Self {
         Self {
@@ -277,6 +291,20 @@ pub enum Error {
     EmailExists,
     #[error("the change would leave no enabled admin")]
     LastAdmin,
+    /// Signup (or a profile change) with a username or address another user has: 400, as
+    /// fastapi-users' register answers (the admin API answers 409, [`Error::UserExists`]).
+    #[error("{} already registered", if *email { "email" } else { "username" })]
+    AlreadyRegistered { email: bool },
+    #[error("signup is closed")]
+    SignupClosed,
+    #[error("too many signups; retry in {retry_after} s")]
+    TooManySignups { retry_after: u64 },
+    #[error("mail is not configured")]
+    MailNotConfigured,
+    #[error("invalid or expired token")]
+    InvalidEmailToken,
+    #[error("email not verified")]
+    EmailNotVerified,
     #[error("method not allowed")]
     MethodNotAllowed { allow: String },
     #[error("database error: {0}")]
@@ -309,6 +337,14 @@ impl From<AccountsError> for Error {
             AccountsError::Invalid { field, message } => {
                 Error::Validation(vec![ValidationError::value_error(field, &message)])
             }
+            AccountsError::WeakPassword { field, violation } => {
+                Error::Validation(vec![ValidationError::weak_password(field, violation)])
+            }
+            AccountsError::SignupClosed => Error::SignupClosed,
+            AccountsError::TooManySignups { retry_after } => Error::TooManySignups { retry_after },
+            AccountsError::MailNotConfigured => Error::MailNotConfigured,
+            AccountsError::InvalidEmailToken => Error::InvalidEmailToken,
+            AccountsError::EmailNotVerified => Error::EmailNotVerified,
             other @ (AccountsError::Hashing(_)
             | AccountsError::Token(_)
             | AccountsError::SigningKey(_)) => Error::Internal(other.to_string()),
@@ -363,6 +399,13 @@ impl Error {
                 "The last enabled user holding the admin scope cannot lose it: grant admin to \
                  another user first"
             }
+            Error::AlreadyRegistered { email: false } => "Username already registered",
+            Error::AlreadyRegistered { email: true } => "Email already registered",
+            Error::SignupClosed => "Signup is closed",
+            Error::TooManySignups { .. } => "Too many signups, retry later",
+            Error::MailNotConfigured => "Mail is not configured",
+            Error::InvalidEmailToken => "Invalid or expired token",
+            Error::EmailNotVerified => "Email not verified",
             Error::MethodNotAllowed { .. } => "Method Not Allowed",
             Error::Database(_) => "Service unavailable, retry later",
             Error::Internal(_) => "Internal Server Error",
@@ -429,14 +472,22 @@ impl ResponseError for Error {
             | Error::NotAuthenticated
             | Error::InvalidToken { .. }
             | Error::InsufficientScope { .. } => StatusCode::UNAUTHORIZED,
-            Error::InactiveUser | Error::IncorrectPassword | Error::OAuth { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            Error::InactiveUser
+            | Error::IncorrectPassword
+            | Error::OAuth { .. }
+            | Error::AlreadyRegistered { .. }
+            | Error::InvalidEmailToken
+            | Error::EmailNotVerified => StatusCode::BAD_REQUEST,
+            Error::SignupClosed => StatusCode::FORBIDDEN,
             Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::TooManyAttempts { .. } | Error::TooManySignups { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Error::Busy | Error::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Busy | Error::Database(_) | Error::MailNotConfigured => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::NotFound | Error::UserNotFound | Error::SessionNotFound => StatusCode::NOT_FOUND,
             Error::UserExists | Error::EmailExists | Error::LastAdmin => StatusCode::CONFLICT,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -488,8 +539,12 @@ impl ResponseError for Error {
                     HeaderValue::from_static(RETRY_AFTER_BUSY_SECS),
                 );
             }
-            Error::TooManyAttempts { retry_after } => {
+            Error::TooManyAttempts { retry_after } | Error::TooManySignups { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            Error::MailNotConfigured => {
+                // A setting is missing: retrying soon will not help.
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("3600"));
             }
             Error::RequestTimeout => {
                 // The rest of the body may still be on its way: this connection is done.

@@ -15,6 +15,7 @@ pub mod signing_key;
 pub mod sqlite_file;
 pub mod url;
 pub mod user;
+pub mod user_email;
 pub mod username_skeleton;
 
 use std::{future::Future, path::Path, pin::Pin, str::FromStr, sync::OnceLock, time::Duration};
@@ -316,6 +317,17 @@ pub enum CreateUserError {
     Db(#[from] DbErr),
 }
 
+/// [`find_user`] in a transaction (or on any connection).
+pub async fn find_user_in(
+    db: &impl ConnectionTrait,
+    username: &str,
+) -> Result<Option<user::Model>, DbErr> {
+    user::Entity::find()
+        .filter(user::Column::Username.eq(username))
+        .one(db)
+        .await
+}
+
 pub async fn find_user(db: &Db, username: &str) -> Result<Option<user::Model>, DbErr> {
     // No stored name has a NUL (PostgreSQL text cannot hold one, and it would answer an
     // error, not "no such row"), so such a lookup is simply "no user".
@@ -417,7 +429,7 @@ pub async fn create_user(db: &Db, new: NewUser) -> Result<(), CreateUserError> {
 
 /// Creates a user holding `scopes` (space separated; `None`: the schema's default).
 pub async fn create_user_holding(
-    db: &Db,
+    db: &impl ConnectionTrait,
     new: NewUser,
     scopes: Option<String>,
 ) -> Result<(), CreateUserError> {
