@@ -4,6 +4,7 @@
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
+use lettre::message::Mailbox;
 use migration::{Migrator, MigratorTrait};
 use poem::{
     endpoint::{make_sync, BoxEndpoint},
@@ -14,7 +15,10 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::{
-    accounts::{signing_keys, usernames, Accounts, AccountsError, Scopes, SessionRules},
+    accounts::{
+        signing_keys, usernames, AccountRules, Accounts, AccountsError, MailOut, Scopes,
+        SessionRules,
+    },
     api::{
         self,
         assets::{DocAssets, ASSETS_PATH},
@@ -25,13 +29,15 @@ use crate::{
     auth::{
         keys::{Ed25519Key, KeyError, KeySet},
         password::PasswordHasher,
+        password_policy,
         refresh_token::RefreshTokenKey,
         throttle,
         token::{JwtAlgorithm, SigningKey, SigningKeyError, TokenAuthority, TokenSettings},
     },
-    config::{ServeArgs, Settings},
+    config::{PublicUrl, ServeArgs, Settings, SignupMode},
     db::{self, Db, NewUser},
     error::Error,
+    mail::{Composer, Delivery, Outbox, Relay, Sender},
     metrics::{HttpMetrics, Metrics},
     server::{self, Limits},
     telemetry::RequestLog,
@@ -76,6 +82,8 @@ pub enum StartupError {
     Workers(#[source] io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("{0}")]
+    Mail(String),
 }
 
 pub struct App {
@@ -89,6 +97,8 @@ pub struct App {
     accounts: Accounts,
     /// Set when the signing keys live in the database: reloaded this often.
     key_reload_period: Option<Duration>,
+    /// Delivers the outbox, when mail is configured (or `--demo` logs it).
+    sender: Option<Sender>,
 }
 
 impl App {
@@ -98,13 +108,15 @@ impl App {
         if serve.demo {
             seed_demo_users(&db).await.map_err(StartupError::Database)?;
         }
-        let state = app_state(settings, db.clone()).await?;
-        let accounts = state.accounts.clone();
+        let mut state = app_state(settings, db.clone()).await?;
         let key_reload_period = state
             .accounts
             .reloads_signing_keys()
             .then(|| signing_keys::reload_period(settings.jwks_max_age()));
         let (listener, local_addr) = bind(serve.bind).await?;
+        let (rules, sender) = account_rules(settings, serve, &db, local_addr)?;
+        state.accounts = state.accounts.clone().with_rules(rules);
+        let accounts = state.accounts.clone();
         if !local_addr.ip().to_canonical().is_loopback()
             && settings.public_url.is_none()
             && settings.jwt_issuer.is_none()
@@ -134,6 +146,7 @@ impl App {
             db,
             accounts,
             key_reload_period,
+            sender,
             endpoint: routes(state, &settings.root_path).boxed(),
             local_addr,
             metrics,
@@ -159,6 +172,8 @@ impl App {
         let reload = self
             .key_reload_period
             .map(|period| tokio::spawn(reload_signing_keys(self.accounts.clone(), period)));
+        let (stop_sender, stopped) = tokio::sync::watch::channel(false);
+        let sender = self.sender.map(|sender| tokio::spawn(sender.run(stopped)));
         let purge = tokio::spawn(purge_expired(self.db, self.accounts));
         // Metrics are served until the API stops; a scrape in flight is simply cut off.
         let metrics = self.metrics.map(|(listener, endpoint, addr)| {
@@ -173,6 +188,13 @@ impl App {
         let served =
             server::serve(self.listener, self.endpoint, self.limits, shutdown_signal()).await;
         purge.abort();
+        // A delivery in progress finishes (within the grace), so it is not sent twice.
+        let _ = stop_sender.send(true);
+        if let Some(sender) = sender {
+            if tokio::time::timeout(SHUTDOWN_GRACE, sender).await.is_err() {
+                tracing::warn!("the mail sender did not stop in time");
+            }
+        }
         if let Some(reload) = reload {
             reload.abort();
         }
@@ -236,6 +258,92 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StartupError> {
         lock.commit().await.map_err(StartupError::Migration)?;
     }
     Ok(db)
+}
+
+/// The rules of signup, verification and reset, and the mail sender: through `SMTP_URL`
+/// (which needs `PUBLIC_URL` for links and `MAIL_FROM`), else into the log under `--demo`
+/// (links to the bound address unless `PUBLIC_URL` is set), else none (the endpoints
+/// that send mail answer 503).
+fn account_rules(
+    settings: &Settings,
+    serve: &ServeArgs,
+    db: &Db,
+    local_addr: SocketAddr,
+) -> Result<(AccountRules, Option<Sender>), StartupError> {
+    password_policy::load_common_passwords();
+    let smtp_url = settings.smtp_url().map_err(StartupError::Mail)?;
+    let delivery = match smtp_url {
+        Some(url) => {
+            if settings.public_url.is_none() {
+                return Err(StartupError::Mail(
+                    "SMTP_URL is set but PUBLIC_URL is not: mails link to PUBLIC_URL (a link \
+                     built from a request's Host header could be poisoned); set it to the URL \
+                     people reach gatehouse at"
+                        .to_owned(),
+                ));
+            }
+            if settings.mail_from.is_none() {
+                return Err(StartupError::Mail(
+                    "SMTP_URL is set but MAIL_FROM is not: set it to the address mails come \
+                     from, like \"gatehouse <noreply@example.com>\""
+                        .to_owned(),
+                ));
+            }
+            if url.sends_password_in_clear() {
+                tracing::warn!(
+                    smtp_url = %url.redacted(),
+                    "SMTP_URL sends the relay's password unencrypted: add ?tls=required or use smtps://"
+                );
+            }
+            let relay =
+                Relay::new(url).map_err(|e| StartupError::Mail(format!("SMTP_URL: {e}")))?;
+            tracing::info!(relay = %relay.shown(), "mail goes through the relay");
+            Some(Delivery::Relay(relay))
+        }
+        None if serve.demo => {
+            tracing::info!("no SMTP_URL: --demo writes each mail to this log instead");
+            Some(Delivery::Log)
+        }
+        None => None,
+    };
+    let from = settings
+        .mail_from
+        .clone()
+        .unwrap_or_else(|| Mailbox::new(Some("gatehouse".to_owned()), demo_sender()));
+    let base = match &settings.public_url {
+        Some(url) => url.clone(),
+        None => PublicUrl::parse(&format!("http://{local_addr}"))
+            .map_err(|e| StartupError::Mail(format!("links to {local_addr}: {e}")))?,
+    };
+    let outbox = Outbox::default();
+    let sender = delivery.map(|delivery| Sender {
+        db: db.clone(),
+        delivery,
+        from: from.email.to_string(),
+        retry_max: settings.mail_retry_max(),
+        outbox: outbox.clone(),
+    });
+    let signup_open = match settings.signup {
+        Some(mode) => mode == SignupMode::Open,
+        None => serve.demo,
+    };
+    let rules = AccountRules {
+        signup_open,
+        require_verified_email: settings.require_verified_email,
+        password_policy: settings.password_policy(),
+        reset_token_lifetime: settings.reset_token_lifetime(),
+        mail_per_address_per_hour: settings.mail_per_address_per_hour,
+        mail: sender.as_ref().map(|_| MailOut {
+            composer: Composer::new(from, base),
+            outbox,
+        }),
+    };
+    Ok((rules, sender))
+}
+
+/// The sender of the demo's logged mails: `gatehouse@localhost`, a valid address.
+fn demo_sender() -> lettre::Address {
+    lettre::Address::new_dangerous("gatehouse", "localhost")
 }
 
 /// What the handlers need besides the database: the signing key, the hashing pool and
@@ -423,6 +531,11 @@ async fn purge_expired(db: Db, accounts: Accounts) {
             Ok(n) => tracing::debug!(rows = n, "purged expired known clients"),
             Err(e) => tracing::warn!(error = %e, "could not purge known clients"),
         }
+        match db::email_token::purge_expired(&db, throttle::now() - AGE).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "purged expired mail tokens"),
+            Err(e) => tracing::warn!(error = %e, "could not purge mail tokens"),
+        }
         match accounts.purge_expired_sessions().await {
             Ok((0, 0)) => {}
             Ok((sessions, refresh_tokens)) => {
@@ -457,6 +570,7 @@ async fn seed_demo_users(db: &Db) -> Result<(), sea_orm::DbErr> {
     for user in demo {
         let name = user.username.clone();
         if db::create_user_holding_if_absent(db, user, Some(Scopes::all().to_string())).await? {
+            db::user_email::mark_verified(db, &name).await?;
             tracing::info!(user = %name, "seeded demo user");
         }
     }

@@ -2,18 +2,21 @@
 //! another mail. A page view never spends a token (mail scanners open links); only the
 //! page's button, or an API client's POST, does.
 
-use sea_orm::TransactionTrait;
+use sea_orm::{DatabaseTransaction, TransactionTrait};
+use secrecy::SecretString;
 
 use super::{
     mail_out::{now_secs, MailFor},
+    manage::{self, check_profile_field, get_user, NewAccount},
     signup::mailable,
     Accounts, AccountsError,
 };
 use crate::{
     auth::email_token::{email_token_hash, MAX_TOKEN_CHARS},
     db::{
+        self,
         email_token::{self, Kind},
-        user, user_email,
+        user, user_email, UserChanges,
     },
 };
 
@@ -72,5 +75,94 @@ impl Accounts {
             self.mail_written();
         }
         Ok(())
+    }
+}
+
+impl Accounts {
+    /// Creates a user as `gatehouse user add` does (the admin API's create) and, when mail
+    /// is configured and the user has an address, writes a verification mail in the same
+    /// transaction. Returns the username as stored.
+    pub async fn add_user_with_verification(
+        &self,
+        account: NewAccount,
+        password: SecretString,
+    ) -> Result<String, AccountsError> {
+        let new =
+            manage::new_user(&self.hasher, &self.rules.password_policy, account, password).await?;
+        let txn = self.db.begin().await?;
+        let username = manage::insert_user(&txn, new).await?;
+        let written = self.mail_new_address(&txn, &username).await?;
+        txn.commit().await?;
+        if written {
+            self.mail_written();
+        }
+        Ok(username)
+    }
+
+    /// Sets `user`'s email and full name (`None` leaves one as it is, `Some(None)` clears
+    /// it) and returns the user as stored. A new address is unverified and gets a
+    /// verification mail, written in the same transaction.
+    pub async fn update_profile(
+        &self,
+        user: &user::Model,
+        email: Option<Option<String>>,
+        full_name: Option<Option<String>>,
+    ) -> Result<user::Model, AccountsError> {
+        check_profile_field("email", email.as_ref().and_then(Option::as_deref))?;
+        check_profile_field("full_name", full_name.as_ref().and_then(Option::as_deref))?;
+        let new_address = email.as_ref().is_some_and(|new| {
+            new.as_deref().map(db::email_key) != user.email.as_deref().map(db::email_key)
+        });
+        let changes = UserChanges {
+            email,
+            full_name,
+            ..UserChanges::default()
+        };
+        let txn = self.db.begin().await?;
+        match db::change_user_in(&txn, &user.username, changes).await {
+            Ok(true) => {}
+            Ok(false) => return Err(AccountsError::NoSuchUser(user.username.clone())),
+            Err(e) if db::is_email_taken(&e) => {
+                return Err(AccountsError::EmailExists(String::new()))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let written = new_address && self.mail_new_address(&txn, &user.username).await?;
+        txn.commit().await?;
+        if written {
+            self.mail_written();
+        }
+        get_user(&self.db, &user.username).await
+    }
+
+    /// In `txn`: a verification mail to `username`'s address, if the user has one, mail
+    /// is configured and the address's hourly cap allows; whether one was written.
+    async fn mail_new_address(
+        &self,
+        txn: &DatabaseTransaction,
+        username: &str,
+    ) -> Result<bool, AccountsError> {
+        let Some(mail_out) = self.rules.mail.clone() else {
+            return Ok(false);
+        };
+        let Some(user) = db::find_user_in(txn, username).await? else {
+            return Ok(false);
+        };
+        let Some(email) = user.email.clone() else {
+            return Ok(false);
+        };
+        let now = now_secs();
+        if !self.count_mail(txn, &email, now).await? {
+            return Ok(false);
+        }
+        let to = MailFor {
+            user_id: user.id,
+            username: &user.username,
+            token_version: user.token_version,
+            email: &email,
+        };
+        self.enqueue_token_mail(txn, &mail_out, Kind::Verify, to, now)
+            .await?;
+        Ok(true)
     }
 }

@@ -36,6 +36,10 @@ impl Accounts {
         requested: &[String],
     ) -> Result<Login, AccountsError> {
         let user = self.check_login(origin.client, username, password).await?;
+        // Only once the password is right: the answer tells nothing to a guesser.
+        if self.rules.require_verified_email && !user.email_verified {
+            return Err(AccountsError::EmailNotVerified);
+        }
         let scope = self.granted_scopes(&user, requested);
         self.start_session(user, scope, origin).await
     }

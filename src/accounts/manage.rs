@@ -9,11 +9,12 @@
 //! CLI's [`set_scopes`] and [`set_disabled`] may: an operator with the database at hand is
 //! the way back in.
 
+use sea_orm::ConnectionTrait;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{usernames, AccountsError, Scope, Scopes, MAX_PASSWORD_BYTES};
+use super::{usernames, AccountsError, Scope, Scopes};
 use crate::{
-    auth::password::PasswordHasher,
+    auth::{password::PasswordHasher, password_policy::PasswordPolicy},
     db::{
         self,
         scope_holders::{self, KeptHolder},
@@ -69,22 +70,16 @@ pub fn check_profile_field(field: &'static str, value: Option<&str>) -> Result<(
     Ok(())
 }
 
-/// Passwords are 1 to [`MAX_PASSWORD_BYTES`] bytes.
-pub fn check_password(password: &SecretString) -> Result<(), AccountsError> {
-    let len = password.expose_secret().len();
-    if len == 0 {
-        return Err(invalid(
-            "password",
-            "the password must not be empty".to_owned(),
-        ));
-    }
-    if len > MAX_PASSWORD_BYTES {
-        return Err(invalid(
-            "password",
-            format!("the password must be at most {MAX_PASSWORD_BYTES} bytes"),
-        ));
-    }
-    Ok(())
+/// A new password must pass `policy` (length, not a common password); `field` names it
+/// in the refusal.
+pub fn check_password(
+    policy: &PasswordPolicy,
+    field: &'static str,
+    password: &SecretString,
+) -> Result<(), AccountsError> {
+    policy
+        .check(password.expose_secret())
+        .map_err(|violation| AccountsError::WeakPassword { field, violation })
 }
 
 /// Creates a user with `password`; returns the username as stored (prepared, see
@@ -92,26 +87,47 @@ pub fn check_password(password: &SecretString) -> Result<(), AccountsError> {
 pub async fn add_user(
     db: &Db,
     hasher: &PasswordHasher,
+    policy: &PasswordPolicy,
     account: NewAccount,
     password: SecretString,
 ) -> Result<String, AccountsError> {
+    let new = new_user(hasher, policy, account, password).await?;
+    insert_user(db, new).await
+}
+
+/// A user to create: the account checked, its name prepared, its password hashed, and
+/// the scopes it holds.
+pub(super) async fn new_user(
+    hasher: &PasswordHasher,
+    policy: &PasswordPolicy,
+    account: NewAccount,
+    password: SecretString,
+) -> Result<(NewUser, Scopes), AccountsError> {
     let username = usernames::prepare(&account.username)?;
     check_profile_field("email", account.email.as_deref())?;
     check_profile_field("full_name", account.full_name.as_deref())?;
-    check_password(&password)?;
+    check_password(policy, "password", &password)?;
     let hashed_password = hasher.hash(password).await?;
     let new = NewUser {
         username_skeleton: Some(usernames::look_alike_key(&username)),
-        username: username.clone(),
+        username,
         email: account.email,
         full_name: account.full_name,
         hashed_password,
         disabled: account.disabled,
     };
-    let scopes = Some(account.scopes.to_string());
-    // The name's and the key's UNIQUE indexes decide, so two creations that race cannot
-    // both win.
-    db::create_user_holding(db, new, scopes)
+    Ok((new, account.scopes))
+}
+
+/// Stores `new` (in a transaction or not); returns its username. The name's, the name
+/// key's and the address's UNIQUE indexes decide, so two creations that race cannot both
+/// win.
+pub(super) async fn insert_user(
+    db: &impl ConnectionTrait,
+    (new, scopes): (NewUser, Scopes),
+) -> Result<String, AccountsError> {
+    let username = new.username.clone();
+    db::create_user_holding(db, new, Some(scopes.to_string()))
         .await
         .map_err(|e| match e {
             CreateUserError::Exists(name) => AccountsError::UserExists(name),
@@ -125,10 +141,11 @@ pub async fn add_user(
 pub async fn change_password(
     db: &Db,
     hasher: &PasswordHasher,
+    policy: &PasswordPolicy,
     username: &str,
     password: SecretString,
 ) -> Result<(), AccountsError> {
-    check_password(&password)?;
+    check_password(policy, "password", &password)?;
     let hashed = hasher.hash(password).await?;
     found(db::change_password(db, username, hashed).await?, username)
 }
@@ -149,6 +166,7 @@ pub async fn revoke_tokens(db: &Db, username: &str) -> Result<(), AccountsError>
 pub async fn change_account(
     db: &Db,
     hasher: &PasswordHasher,
+    policy: &PasswordPolicy,
     username: &str,
     changes: AccountChanges,
 ) -> Result<(), AccountsError> {
@@ -159,7 +177,7 @@ pub async fn change_account(
     )?;
     let hashed_password = match changes.password {
         Some(password) => {
-            check_password(&password)?;
+            check_password(policy, "password", &password)?;
             Some(hasher.hash(password).await?)
         }
         None => None,
@@ -173,7 +191,14 @@ pub async fn change_account(
     };
     let kept =
         scope_holders::change_user_keeping_holder(db, username, changes, Scope::Admin.name())
-            .await?;
+            .await
+            .map_err(|e| {
+                if db::is_email_taken(&e) {
+                    AccountsError::EmailExists(String::new())
+                } else {
+                    e.into()
+                }
+            })?;
     kept_admin(kept, username)
 }
 

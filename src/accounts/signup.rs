@@ -14,12 +14,12 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{
     address_key,
     mail_out::{now_secs, MailFor, SIGNUPS_PER_ADDRESS_PER_HOUR},
-    manage::check_profile_field,
+    manage::{self, check_profile_field},
     usernames, Accounts, AccountsError, Scopes,
 };
 use crate::{
     auth::throttle::{FailureWindow, Limit},
-    db::{self, email_token::Kind, login_failure, user, user_email, CreateUserError, NewUser},
+    db::{self, email_token::Kind, login_failure, user, user_email, NewUser},
 };
 
 /// What a person signs up with.
@@ -91,13 +91,7 @@ impl Accounts {
             hashed_password,
             disabled: false,
         };
-        db::create_user_holding(&txn, new, Some(Scopes::DEFAULT_HELD.to_string()))
-            .await
-            .map_err(|e| match e {
-                CreateUserError::Exists(name) => AccountsError::UserExists(name),
-                CreateUserError::EmailTaken(email) => AccountsError::EmailExists(email),
-                CreateUserError::Db(e) => AccountsError::Database(e),
-            })?;
+        manage::insert_user(&txn, (new, Scopes::DEFAULT_HELD)).await?;
         let user = db::find_user_in(&txn, &username)
             .await?
             .ok_or_else(|| AccountsError::NoSuchUser(username.clone()))?;

@@ -212,3 +212,29 @@ mod tests {
         assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
     }
 }
+
+/// An operation's answer: `R` for an API client (what the document describes), or a
+/// page for a person whose browser posted a page's form.
+pub enum PageOr<R> {
+    Api(R),
+    Page(Page),
+}
+
+impl<R: ApiResponse> ApiResponse for PageOr<R> {
+    fn meta() -> MetaResponses {
+        R::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        R::register(registry);
+    }
+}
+
+impl<R: IntoResponse> IntoResponse for PageOr<R> {
+    fn into_response(self) -> Response {
+        match self {
+            PageOr::Api(r) => r.into_response(),
+            PageOr::Page(page) => page.into_response(),
+        }
+    }
+}

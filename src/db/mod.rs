@@ -169,6 +169,17 @@ pub async fn change_user(db: &Db, username: &str, changes: UserChanges) -> Resul
     update_and_revoke(db, username, update, revoke).await
 }
 
+/// Applies `changes` that revoke nothing (profile, scopes) to `username` in `txn`;
+/// returns whether the user exists.
+pub async fn change_user_in(
+    txn: &DatabaseTransaction,
+    username: &str,
+    changes: UserChanges,
+) -> Result<bool, DbErr> {
+    let (update, _) = user_update(username, changes);
+    Ok(update.exec(txn).await?.rows_affected > 0)
+}
+
 /// The one statement that applies `changes` to `username`, and whether it revokes (bumps
 /// `token_version`): a disable or a new password does.
 fn user_update(username: &str, changes: UserChanges) -> (sea_orm::UpdateMany<user::Entity>, bool) {
