@@ -65,6 +65,16 @@ pub enum Command {
     /// Manage the Ed25519 signing keys of JWT_ALGORITHM=EdDSA.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Check the mail relay.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Send a test mail to ADDRESS through SMTP_URL at once, and print what the relay
+    /// answered (exit status 1 if it did not accept the mail).
+    Test { address: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -230,6 +230,13 @@ pub async fn list_users(db: &Db) -> Result<Vec<user::Model>, AccountsError> {
     Ok(db::list_users(db).await?)
 }
 
+/// Addresses several users share (compared case-insensitively), each with its users,
+/// oldest first: duplicates from before addresses were unique. Only the first user holds
+/// the address for lookups (reset, verification).
+pub async fn shared_addresses(db: &Db) -> Result<Vec<(String, Vec<String>)>, AccountsError> {
+    Ok(db::user_email::shared_addresses(db).await?)
+}
+
 fn invalid(field: &'static str, message: impl Into<String>) -> AccountsError {
     AccountsError::Invalid {
         field,

@@ -91,6 +91,16 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), CliErr
                     u.full_name.as_deref().unwrap_or("-")
                 );
             }
+            let shared = manage::shared_addresses(db).await?;
+            if !shared.is_empty() {
+                println!(
+                    "\nusers sharing an address (from before addresses were unique; only the \
+                     first one's is found by password reset and verification):"
+                );
+                for (address, users) in shared {
+                    println!("  {address}: {}", users.join(", "));
+                }
+            }
         }
     }
     Ok(())

@@ -27,10 +27,10 @@ async fn send(
     parts(req.send().await.unwrap(), &["www-authenticate"]).await
 }
 
-/// Creates `username` (password `<username>-pw`) holding `admin` through the API, with
+/// Creates `username` (password `<username>-pass-phrase`) holding `admin` through the API, with
 /// `admin`'s token; the new admin's token with scope `admin`.
 async fn admin_named(app: &TestApp, admin: &str, username: &str) -> String {
-    let password = format!("{username}-pw");
+    let password = format!("{username}-pass-phrase");
     let body = json!({"username": username, "password": password, "scopes": ["me", "admin"]});
     let (status, _, _) = send(app, Method::POST, "/admin/users/", admin, Some(body)).await;
     assert_eq!(status, 201, "{username} created");
@@ -56,7 +56,7 @@ async fn admin_creates_reads_lists_changes_and_deletes_a_user() {
     .await;
     assert_eq!(status, 201);
     let carol = json!({"username": "carol", "email": "carol@example.com", "full_name": null,
-                       "disabled": false, "scopes": ["me", "items"]});
+                       "disabled": false, "scopes": ["me", "items"], "email_verified": false});
     assert_eq!(body, carol);
 
     assert_eq!(
@@ -111,7 +111,7 @@ async fn admin_creates_reads_lists_changes_and_deletes_a_user() {
     assert_eq!(
         body,
         json!({"username": "carol", "email": null, "full_name": "Carol C",
-               "disabled": false, "scopes": ["me"]})
+               "disabled": false, "scopes": ["me"], "email_verified": false})
     );
     assert_eq!(
         items(carols.clone()).await,
@@ -228,7 +228,7 @@ async fn admin_api_answers_409_404_and_fastapi_shaped_422s() {
     };
 
     assert_eq!(
-        create(json!({"username": "alice", "password": "x"})).await,
+        create(json!({"username": "alice", "password": "a long pass-phrase"})).await,
         (
             409,
             json!({"detail": "Username already registered"}),
@@ -390,7 +390,8 @@ async fn the_last_enabled_admin_cannot_demote_disable_or_delete_themselves() {
     // Nothing of a refused change was made, and the token still works.
     let johndoe = json!({"username": "johndoe", "email": "johndoe@example.com",
                          "full_name": "John Doe", "disabled": false,
-                         "scopes": ["me", "items", "admin", "introspect"]});
+                         "scopes": ["me", "items", "admin", "introspect"],
+                         "email_verified": true});
     assert_eq!(
         send(&app, Method::GET, "/admin/users/johndoe", &admin, None).await,
         (200, johndoe.clone(), vec![None])
@@ -489,7 +490,7 @@ async fn two_admins_taking_admin_from_each_other_at_once_leave_one() {
             if name == "johndoe" {
                 "secret"
             } else {
-                "carol-pw"
+                "carol-pass-phrase"
             }
         };
         let token = |name: &'static str| {
