@@ -29,6 +29,8 @@ mod routing;
 mod scopes;
 mod session_invariants;
 mod sessions;
+mod signup;
+mod smtp_sink;
 mod storage;
 mod throttle;
 mod user_identity;
