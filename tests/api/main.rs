@@ -35,3 +35,4 @@ mod storage;
 mod throttle;
 mod user_identity;
 mod usernames;
+mod verification;
