@@ -20,6 +20,7 @@ mod limits;
 mod login;
 mod metadata;
 mod metrics;
+mod password_reset;
 mod protected;
 mod refresh_rotation;
 mod replicas;
