@@ -89,8 +89,9 @@ pub enum DeliveryError {
     /// A 4xx (transient) or 5xx (permanent) reply.
     #[error("relay answered {code}: {message}")]
     Refused { code: u16, message: String },
-    /// Refused connection, DNS, TLS, timeout, or a conversation that broke off.
-    #[error("relay unreachable: {0}")]
+    /// Refused connection, DNS, TLS, timeout, no common authentication mechanism, or a
+    /// conversation that broke off.
+    #[error("could not talk to the relay: {0}")]
     Unreachable(String),
     /// The recipient or sender is no address lettre can send to.
     #[error("cannot address the mail: {0}")]

@@ -193,7 +193,7 @@ fn log_mail(recipient: &str, kind: &str, message: &str) {
         .split_whitespace()
         .find(|word| word.starts_with("http") && word.contains("token="))
         .unwrap_or_default();
-    tracing::info!(to = %recipient, kind, link, "mail (serve --demo without SMTP_URL: written here, not sent)");
+    tracing::info!(to = %recipient, %kind, %link, "mail (serve --demo without SMTP_URL: written here, not sent)");
 }
 
 #[cfg(test)]
