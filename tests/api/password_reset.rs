@@ -303,3 +303,76 @@ async fn forgot_password_is_no_slower_for_a_known_address() {
     );
     sink.wait_for(40, Duration::from_secs(30)).await;
 }
+
+#[tokio::test]
+async fn the_password_policy_holds_wherever_a_password_is_set_but_not_for_the_demo_seed() {
+    let sink = SmtpSink::start().await;
+    let app = app_mailing_to(&sink, |_| {}).await;
+    // The demo seed's "secret" is exempt: it logs in.
+    let bearer = format!("Bearer {}", app.token("johndoe", "secret").await);
+    let too_common = |field: &str| {
+        json!({"detail": [{"type": "value_error", "loc": ["body", field],
+               "msg": "Value error, this password is too common: it is among the first an attacker tries",
+               "input": null,
+               "ctx": {"error": "this password is too common: it is among the first an attacker tries"}}]})
+    };
+    // Self-service change.
+    let resp = app
+        .client
+        .post(app.url("/users/me/password"))
+        .header("Authorization", bearer.clone())
+        .json(&json!({"current_password": "secret", "new_password": "iloveyou"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        parts(resp, &[]).await,
+        (422, too_common("new_password"), vec![])
+    );
+    // The admin API, on create and on change.
+    for (method, path, body) in [
+        (
+            "POST",
+            "/admin/users/",
+            json!({"username": "dave", "password": "qwerty123"}),
+        ),
+        (
+            "PATCH",
+            "/admin/users/alice",
+            json!({"password": "qwerty123"}),
+        ),
+    ] {
+        let resp = app
+            .client
+            .request(method.parse().unwrap(), app.url(path))
+            .header("Authorization", bearer.clone())
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            parts(resp, &[]).await,
+            (422, too_common("password"), vec![]),
+            "{method} {path}"
+        );
+    }
+    assert_eq!(
+        app.login("johndoe", "secret").await.status(),
+        200,
+        "nothing changed"
+    );
+    // The CLI.
+    let db = app.test_db.as_ref().unwrap();
+    for args in [
+        &["user", "add", "dave"][..],
+        &["user", "passwd", "johndoe"][..],
+    ] {
+        let out = crate::cli::gatehouse(db, args, "abc123\n");
+        assert!(!out.status.success());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "error: the password must be at least 8 characters\n",
+            "{args:?}"
+        );
+    }
+}
