@@ -1,6 +1,6 @@
 //! Command line and configuration: flag > environment > default.
 //!
-//! The signing key is read only from the environment (`SECRET_KEY`) or a file
+//! The server secret is read only from the environment (`SECRET_KEY`) or a file
 //! (`--secret-key-file`), never from argv where `ps` would show it, and is held as a
 //! secret type that cannot be printed.
 
@@ -22,11 +22,12 @@ pub use public_url::PublicUrl;
 use crate::{
     accounts::{
         mail_out::{DEFAULT_MAIL_PER_ADDRESS_PER_HOUR, DEFAULT_RESET_TOKEN_EXPIRE_MINUTES},
-        Scopes, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
+        Scopes, SessionRules, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
         DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
     },
     auth::{
         password_policy::PasswordPolicy,
+        refresh_token::RefreshTokenKey,
         throttle::{Limit, LoginLimits},
         token::JwtAlgorithm,
     },
@@ -235,7 +236,7 @@ pub struct Settings {
     pub hash_workers: Option<u16>,
     /// Logins that may wait for a hashing thread, per thread; beyond them the answer is 503.
     /// 16 is ~1.6 s of argon2 work when idle (a verify is ~100 ms; a login never waits more
-    /// than `password::MAX_QUEUE_WAIT`) and lets 16 clients per core log in
+    /// than `hashing_pool::MAX_QUEUE_WAIT`) and lets 16 clients per core log in
     /// without a 503 ever: refused clients that retry at once cost CPU the hashes need.
     #[arg(long, env = "HASH_QUEUE_PER_WORKER", default_value_t = 16, global = true,
           hide_env_values = true, value_parser = clap::value_parser!(u16).range(0..=1024))]
@@ -421,6 +422,16 @@ impl Settings {
 
     pub fn client_timeout(&self) -> Duration {
         Duration::from_secs(self.client_timeout_secs)
+    }
+
+    /// The session rules of these settings, with refresh tokens keyed by `key`.
+    pub fn session_rules(&self, key: RefreshTokenKey) -> SessionRules {
+        SessionRules {
+            refresh_lifetime: self.refresh_token_lifetime(),
+            reuse_interval: self.refresh_reuse_interval(),
+            max_per_user: self.max_sessions_per_user,
+            key,
+        }
     }
 
     pub fn login_limits(&self) -> LoginLimits {

@@ -13,7 +13,6 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
-pub mod error;
 pub mod mail;
 pub mod metrics;
 pub mod server;

@@ -28,10 +28,10 @@ use prometheus_client::{
 use crate::{
     api::{
         assets::ASSETS_PATH,
+        error::Error,
         routing::{DOCS_PATH, OPENAPI_PATH, REDOC_PATH},
     },
-    auth::password::PasswordHasher,
-    error::Error,
+    auth::hashing_pool::PasswordHasher,
 };
 
 /// Path of the metrics on the metrics listener.

@@ -16,7 +16,8 @@ use crate::{
     db::{
         self,
         email_token::{self, Kind},
-        user, user_email, UserChanges,
+        user::{self, UserChanges},
+        user_email,
     },
 };
 
@@ -119,10 +120,10 @@ impl Accounts {
             ..UserChanges::default()
         };
         let txn = self.db.begin().await?;
-        match db::change_user_in(&txn, &user.username, changes).await {
+        match user::change_in(&txn, &user.username, changes).await {
             Ok(true) => {}
             Ok(false) => return Err(AccountsError::NoSuchUser(user.username.clone())),
-            Err(e) if db::is_email_taken(&e) => {
+            Err(e) if user::is_email_taken(&e) => {
                 return Err(AccountsError::EmailExists(String::new()))
             }
             Err(e) => return Err(e.into()),
@@ -145,7 +146,7 @@ impl Accounts {
         let Some(mail_out) = self.rules.mail.clone() else {
             return Ok(false);
         };
-        let Some(user) = db::find_user_in(txn, username).await? else {
+        let Some(user) = user::find_in(txn, username).await? else {
             return Ok(false);
         };
         let Some(email) = user.email.clone() else {

@@ -6,8 +6,11 @@ use secrecy::SecretString;
 
 use super::{usernames, Accounts, AccountsError, Origin, Scopes};
 use crate::{
-    auth::password::{HashSlot, Verification, DUMMY_HASH},
-    db::{self, user},
+    auth::{
+        hashing_pool::HashSlot,
+        password::{Verification, DUMMY_HASH},
+    },
+    db::user,
 };
 
 /// A successful login or refresh: the user and the tokens issued to them.
@@ -99,7 +102,7 @@ impl Accounts {
         password: SecretString,
     ) -> Result<user::Model, AccountsError> {
         // As sent first: a name stored before the preparation rules logs in as it always did.
-        let user = db::find_user_or(&self.db, username, &usernames::mapped(username)).await?;
+        let user = user::find_or(&self.db, username, &usernames::mapped(username)).await?;
         let stored = user
             .as_ref()
             .map_or(DUMMY_HASH, |u| u.hashed_password.as_str())
@@ -111,7 +114,8 @@ impl Accounts {
         if let Some(new_hash) = rehash {
             // Best effort: the login succeeded either way, and the next one retries.
             if let Err(e) =
-                db::upgrade_password_hash(&self.db, user.id, &user.hashed_password, new_hash).await
+                user::upgrade_password_hash(&self.db, user.id, &user.hashed_password, new_hash)
+                    .await
             {
                 tracing::warn!(error = %e, user = %user.username, "could not upgrade password hash");
             } else {

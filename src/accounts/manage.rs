@@ -14,11 +14,11 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{usernames, AccountsError, Scope, Scopes};
 use crate::{
-    auth::{password::PasswordHasher, password_policy::PasswordPolicy},
+    auth::{hashing_pool::PasswordHasher, password_policy::PasswordPolicy},
     db::{
-        self,
         scope_holders::{self, KeptHolder},
-        user, CreateUserError, Db, NewUser, UserChanges,
+        user::{self, NewUser, Taken, UserChanges},
+        user_email, Db,
     },
 };
 
@@ -95,46 +95,43 @@ pub async fn add_user(
     insert_user(db, new).await
 }
 
-/// A user to create: the account checked, its name prepared, its password hashed, and
-/// the scopes it holds.
+/// A user to create: the account checked, its name prepared, its password hashed.
 pub(super) async fn new_user(
     hasher: &PasswordHasher,
     policy: &PasswordPolicy,
     account: NewAccount,
     password: SecretString,
-) -> Result<(NewUser, Scopes), AccountsError> {
+) -> Result<NewUser, AccountsError> {
     let username = usernames::prepare(&account.username)?;
     check_profile_field("email", account.email.as_deref())?;
     check_profile_field("full_name", account.full_name.as_deref())?;
     check_password(policy, "password", &password)?;
     let hashed_password = hasher.hash(password).await?;
-    let new = NewUser {
+    Ok(NewUser {
         username_skeleton: Some(usernames::look_alike_key(&username)),
         username,
         email: account.email,
         full_name: account.full_name,
         hashed_password,
         disabled: account.disabled,
-    };
-    Ok((new, account.scopes))
+        scopes: Some(account.scopes.to_string()),
+    })
 }
 
-/// Stores `new` (in a transaction or not); returns its username. The name's, the name
+/// Stores `new` (in a transaction, or not); returns its username. The name's, the name
 /// key's and the address's UNIQUE indexes decide, so two creations that race cannot both
 /// win.
 pub(super) async fn insert_user(
     db: &impl ConnectionTrait,
-    (new, scopes): (NewUser, Scopes),
+    new: NewUser,
 ) -> Result<String, AccountsError> {
-    let username = new.username.clone();
-    db::create_user_holding(db, new, Some(scopes.to_string()))
-        .await
-        .map_err(|e| match e {
-            CreateUserError::Exists(name) => AccountsError::UserExists(name),
-            CreateUserError::EmailTaken(email) => AccountsError::EmailExists(email),
-            CreateUserError::Db(e) => AccountsError::Database(e),
-        })?;
-    Ok(username)
+    if user::create(db, new.clone()).await? {
+        return Ok(new.username);
+    }
+    Err(match user::taken(db, &new).await? {
+        Taken::Name => AccountsError::UserExists(new.username),
+        Taken::Email => AccountsError::EmailExists(new.email.unwrap_or_default()),
+    })
 }
 
 /// Sets `username`'s password and revokes every token issued before.
@@ -147,17 +144,17 @@ pub async fn change_password(
 ) -> Result<(), AccountsError> {
     check_password(policy, "password", &password)?;
     let hashed = hasher.hash(password).await?;
-    found(db::change_password(db, username, hashed).await?, username)
+    found(user::change_password(db, username, hashed).await?, username)
 }
 
 /// Disables (and revokes every token of) or enables `username`.
 pub async fn set_disabled(db: &Db, username: &str, disabled: bool) -> Result<(), AccountsError> {
-    found(db::set_disabled(db, username, disabled).await?, username)
+    found(user::set_disabled(db, username, disabled).await?, username)
 }
 
 /// Revokes every token issued to `username` so far.
 pub async fn revoke_tokens(db: &Db, username: &str) -> Result<(), AccountsError> {
-    found(db::revoke_tokens(db, username).await?, username)
+    found(user::revoke_tokens(db, username).await?, username)
 }
 
 /// Applies `changes` to `username` at once: a disable or a new password also revokes every
@@ -188,12 +185,13 @@ pub async fn change_account(
         disabled: changes.disabled,
         hashed_password,
         scopes: changes.scopes.map(|s| s.to_string()),
+        revoke_tokens: false,
     };
     let kept =
         scope_holders::change_user_keeping_holder(db, username, changes, Scope::Admin.name())
             .await
             .map_err(|e| {
-                if db::is_email_taken(&e) {
+                if user::is_email_taken(&e) {
                     AccountsError::EmailExists(String::new())
                 } else {
                     e.into()
@@ -208,12 +206,12 @@ pub async fn set_scopes(db: &Db, username: &str, scopes: Scopes) -> Result<(), A
         scopes: Some(scopes.to_string()),
         ..UserChanges::default()
     };
-    found(db::change_user(db, username, changes).await?, username)
+    found(user::change(db, username, changes).await?, username)
 }
 
 /// `username`.
 pub async fn get_user(db: &Db, username: &str) -> Result<user::Model, AccountsError> {
-    db::find_user(db, username)
+    user::find(db, username)
         .await?
         .ok_or_else(|| AccountsError::NoSuchUser(username.to_owned()))
 }
@@ -227,14 +225,14 @@ pub async fn delete_user(db: &Db, username: &str) -> Result<(), AccountsError> {
 
 /// Every user, by username.
 pub async fn list_users(db: &Db) -> Result<Vec<user::Model>, AccountsError> {
-    Ok(db::list_users(db).await?)
+    Ok(user::list(db).await?)
 }
 
 /// Addresses several users share (compared case-insensitively), each with its users,
 /// oldest first: duplicates from before addresses were unique. Only the first user holds
 /// the address for lookups (reset, verification).
 pub async fn shared_addresses(db: &Db) -> Result<Vec<(String, Vec<String>)>, AccountsError> {
-    Ok(db::user_email::shared_addresses(db).await?)
+    Ok(user_email::shared_addresses(db).await?)
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> AccountsError {

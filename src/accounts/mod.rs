@@ -21,8 +21,8 @@ use std::sync::Arc;
 
 use crate::{
     auth::{
+        hashing_pool::{HashError, PasswordHasher},
         keys::KeyError,
-        password::{HashError, PasswordHasher},
         password_policy::PolicyViolation,
         throttle::LoginLimits,
         token::{TokenAuthority, TokenError},

@@ -19,7 +19,12 @@ use super::{
 };
 use crate::{
     auth::throttle::{FailureWindow, Limit},
-    db::{self, email_token::Kind, login_failure, user, user_email, NewUser},
+    db::{
+        email_token::Kind,
+        login_failure,
+        user::{self, NewUser},
+        user_email,
+    },
 };
 
 /// What a person signs up with.
@@ -90,9 +95,10 @@ impl Accounts {
             full_name: signup.full_name,
             hashed_password,
             disabled: false,
+            scopes: Some(Scopes::DEFAULT_HELD.to_string()),
         };
-        manage::insert_user(&txn, (new, Scopes::DEFAULT_HELD)).await?;
-        let user = db::find_user_in(&txn, &username)
+        manage::insert_user(&txn, new).await?;
+        let user = user::find_in(&txn, &username)
             .await?
             .ok_or_else(|| AccountsError::NoSuchUser(username.clone()))?;
         if self.count_mail(&txn, &email, now).await? {

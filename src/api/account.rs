@@ -14,14 +14,12 @@ use secrecy::SecretString;
 
 use super::{
     client_addr::client_ip,
+    error::{ApiError, Error, ErrorStatuses},
     json_body::JsonBody,
     security::{OAuth2PasswordBearer, Scope},
     AppState,
 };
-use crate::{
-    accounts::SessionInfo,
-    error::{ApiError, Error, ErrorStatuses},
-};
+use crate::accounts::SessionInfo;
 
 /// A password change.
 #[derive(Debug, Object)]

@@ -12,6 +12,7 @@ use poem_openapi::{
 use secrecy::SecretString;
 
 use super::{
+    error::{ApiError, ErrorStatuses},
     json_body::JsonBody,
     security::{OAuth2PasswordBearer, Scope},
     AppState,
@@ -23,7 +24,6 @@ use crate::{
         Scopes,
     },
     db::user,
-    error::{ApiError, ErrorStatuses},
 };
 
 /// A user as the admin API shows it: the tutorial's `User` and the scopes it holds.

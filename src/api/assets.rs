@@ -20,7 +20,7 @@ use poem::{
     Endpoint, Request, Response,
 };
 
-use crate::error::Error;
+use super::error::Error;
 
 /// Where the assets are served, under `ROOT_PATH`.
 pub const ASSETS_PATH: &str = "/assets";

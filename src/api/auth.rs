@@ -6,13 +6,12 @@ use secrecy::ExposeSecret;
 
 use super::{
     client_addr::client_ip,
-    form::{OAuth2PasswordRequestForm, RefreshRequestForm, TokenRequestForm},
+    error::{ApiError, Error, ErrorStatuses},
+    form::FormBody,
+    token_form::{OAuth2PasswordRequestForm, RefreshRequestForm, TokenRequestForm},
     AppState,
 };
-use crate::{
-    accounts::{Login, Origin},
-    error::{ApiError, Error, ErrorStatuses},
-};
+use crate::accounts::{Login, Origin};
 
 /// An access token for the `Authorization: Bearer` header, and a refresh token.
 #[derive(Debug, Object)]
@@ -123,7 +122,7 @@ impl TokenApi {
         &self,
         state: Data<&AppState>,
         req: &Request,
-        form: TokenRequestForm,
+        FormBody(form): FormBody<TokenRequestForm>,
     ) -> Result<TokenResponse, ApiError<LoginErrors>> {
         let login = match form {
             TokenRequestForm::Password(form) => password_grant(&state, req, form).await?,

@@ -21,8 +21,7 @@ use poem::{
     Response,
 };
 
-use super::{assets::DocAssets, routing::OPENAPI_PATH, security};
-use crate::error::Error;
+use super::{assets::DocAssets, error::Error, routing::OPENAPI_PATH, security};
 
 /// The served OpenAPI document and the Swagger UI and ReDoc pages that load it.
 pub struct Docs {

@@ -5,8 +5,10 @@ use std::time::Duration;
 use poem::{http::StatusCode, web::Data};
 use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
 
-use super::AppState;
-use crate::error::{ApiError, Error, ErrorStatuses};
+use super::{
+    error::{ApiError, Error, ErrorStatuses},
+    AppState,
+};
 
 /// How long the database gets to answer a readiness check: probes usually give up after
 /// one second (Kubernetes' default), and a slower answer is not ready anyway.

@@ -1,24 +1,23 @@
 //! `POST /introspect`: token introspection (RFC 7662), for services that must see a
 //! revocation at once rather than when the token expires.
 //!
-//! Its form has an extractor of its own, like `/token`'s, so that a missing `token` is
-//! FastAPI's 422 entry rather than poem's plain-text 400.
+//! A missing `token` is FastAPI's 422 entry, not poem's plain-text 400: the form is read
+//! by [`FormBody`].
 
-use poem::{http::StatusCode, web::Data, Request, RequestBody};
+use poem::{http::StatusCode, web::Data};
 use poem_openapi::{
     payload::Json,
-    registry::{MetaRequest, Registry},
     types::{Example, Password},
-    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi,
+    ApiResponse, Object, OpenApi,
 };
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    form::{field, read_fields, required_body},
+    error::{ApiError, Error, ErrorStatuses},
+    form::{ErrorStyle, Fields, FormBody, FormRequest},
     security::{OAuth2PasswordBearer, Scope},
     AppState,
 };
-use crate::error::{ApiError, Error, ErrorStatuses, ValidationError};
 
 /// The introspection form as the OpenAPI document describes it.
 #[derive(Debug, Object)]
@@ -27,7 +26,7 @@ use crate::error::{ApiError, Error, ErrorStatuses, ValidationError};
     example,
     skip_serializing_if_is_none
 )]
-struct IntrospectFormSchema {
+pub struct IntrospectFormSchema {
     /// The access token to look at (a refresh token is `{"active": false}`: only
     /// gatehouse itself uses those).
     #[oai(validator(min_length = 1))]
@@ -51,31 +50,12 @@ pub struct IntrospectForm {
     pub token: SecretString,
 }
 
-impl<'a> ApiExtractor<'a> for IntrospectForm {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
-    type ParamType = ();
-    type ParamRawType = ();
+impl FormRequest for IntrospectForm {
+    type Schema = IntrospectFormSchema;
 
-    fn register(registry: &mut Registry) {
-        <IntrospectFormSchema as poem_openapi::types::Type>::register(registry);
-    }
-
-    fn request_meta() -> Option<MetaRequest> {
-        Some(required_body::<IntrospectFormSchema>(&[
-            "application/x-www-form-urlencoded",
-        ]))
-    }
-
-    async fn from_request(
-        req: &'a Request,
-        body: &mut RequestBody,
-        _param_opts: ExtractParamOptions<Self::ParamType>,
-    ) -> poem::Result<Self> {
-        let fields = read_fields(req, body).await?;
-        let token = field(&fields, "token")
-            .ok_or_else(|| Error::Validation(vec![ValidationError::missing("token")]))?;
+    fn from_fields(fields: &Fields) -> Result<Self, Error> {
         Ok(Self {
-            token: SecretString::from(token),
+            token: SecretString::from(fields.required("token", ErrorStyle::FastApi)?),
         })
     }
 }
@@ -213,7 +193,7 @@ impl IntrospectApi {
         &self,
         state: Data<&AppState>,
         #[oai(scope = "Scope::Introspect")] _caller: OAuth2PasswordBearer,
-        form: IntrospectForm,
+        FormBody(form): FormBody<IntrospectForm>,
     ) -> Result<IntrospectResponse, ApiError<IntrospectErrors>> {
         let settings = state.accounts.tokens();
         let answer = match state

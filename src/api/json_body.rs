@@ -16,8 +16,10 @@ use poem_openapi::{
 use regex::Regex;
 use serde_json::Value;
 
-use super::form::{read_body, required_body};
-use crate::error::{Error, ValidationError};
+use super::{
+    error::{Error, ValidationError},
+    form::{read_body, required_body},
+};
 
 /// A JSON body of type `T`, or a 422 listing every problem.
 pub struct JsonBody<T>(pub T);

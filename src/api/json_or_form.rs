@@ -8,19 +8,17 @@
 //! A form's validation problems do not end the request: the handler answers the person
 //! with a page, not with JSON.
 
+use super::{
+    error::Error,
+    form::{parse_fields, read_body, required_body, Fields},
+    json_body::{from_json_bytes, validated},
+};
 use poem::{Request, RequestBody};
 use poem_openapi::{
     registry::{MetaRequest, Registry},
     types::{ParseFromJSON, Type},
     ApiExtractor, ApiExtractorType, ExtractParamOptions,
 };
-use serde_json::{Map, Value};
-
-use super::{
-    form::{field, read_body, read_fields, required_body},
-    json_body::{from_json_bytes, validated},
-};
-use crate::error::Error;
 
 /// A request body of type `T`, sent as JSON or as a form.
 pub enum JsonOrForm<T> {
@@ -29,7 +27,7 @@ pub enum JsonOrForm<T> {
     /// A form: `T` or what is wrong with it, and the fields as sent.
     Form {
         parsed: Result<T, Error>,
-        fields: Vec<(String, String)>,
+        fields: Fields,
     },
 }
 
@@ -38,7 +36,7 @@ impl<T> JsonOrForm<T> {
     pub fn form_field(&self, name: &str) -> Option<&str> {
         match self {
             JsonOrForm::Json(_) => None,
-            JsonOrForm::Form { fields, .. } => field(fields, name),
+            JsonOrForm::Form { fields, .. } => fields.get(name),
         }
     }
 }
@@ -64,15 +62,9 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for JsonOrForm<T> {
         let mime = req.content_type().unwrap_or_default();
         let mime = mime.split(';').next().unwrap_or("").trim();
         if mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-            let fields = read_fields(req, body).await?;
-            // The last of repeated fields; an empty one counts as absent (FastAPI's rules).
-            let mut object = Map::new();
-            for (name, _) in &fields {
-                if let Some(value) = field(&fields, name) {
-                    object.insert(name.clone(), Value::String(value.to_owned()));
-                }
-            }
-            let parsed = validated(Value::Object(object));
+            let bytes = read_body(req, body).await?;
+            let fields = parse_fields(mime, bytes).await;
+            let parsed = validated(fields.to_json());
             return Ok(JsonOrForm::Form { parsed, fields });
         }
         let bytes = read_body(req, body).await?;

@@ -7,6 +7,7 @@ pub mod assets;
 pub mod auth;
 pub mod client_addr;
 pub mod docs;
+pub mod error;
 pub mod form;
 pub mod health;
 pub mod introspect;
@@ -19,6 +20,7 @@ pub mod routing;
 pub mod security;
 pub mod service_url;
 pub mod signup;
+pub mod token_form;
 pub mod users;
 pub mod verification;
 pub mod well_known;
@@ -35,7 +37,12 @@ use ipnet::IpNet;
 use poem::Request;
 use poem_openapi::OpenApiService;
 
-use crate::{accounts::Accounts, config::PublicUrl, error::Error, metrics::Metrics};
+use self::error::Error;
+use crate::{
+    accounts::Accounts,
+    config::{PublicUrl, Settings},
+    metrics::Metrics,
+};
 
 /// What every request handler may use.
 #[derive(Clone)]
@@ -55,6 +62,51 @@ pub struct AppState {
     pub root_path: Arc<str>,
     /// What `/metrics` reports.
     pub metrics: Metrics,
+}
+
+impl AppState {
+    /// The state of a server configured by `settings`, answering through `accounts`: the
+    /// one way to make it, for the app and the tests alike.
+    pub fn new(accounts: Accounts, settings: &Settings) -> Self {
+        Self {
+            accounts,
+            client_timeout: settings.client_timeout(),
+            trusted_proxies: settings.trusted_proxies.clone().into(),
+            jwks_max_age: settings.jwks_max_age(),
+            public_url: settings.public_url.clone(),
+            jwt_issuer: settings.jwt_issuer.clone(),
+            root_path: settings.root_path.as_str().into(),
+            metrics: Metrics::new(),
+        }
+    }
+
+    /// [`Self::new`] on `db` for the API's own tests: the default settings, HS256 tokens
+    /// under a fixed test secret, one hashing thread.
+    #[cfg(test)]
+    pub(crate) fn for_tests(db: crate::db::Db) -> Self {
+        use crate::auth::{
+            hashing_pool::PasswordHasher,
+            refresh_token::RefreshTokenKey,
+            server_secret::ServerSecret,
+            token::{TokenAuthority, TokenSettings},
+        };
+        // Its database URL is not used: `db` is the database.
+        let settings = &Settings::for_database(crate::db::DEFAULT_DATABASE_URL);
+        let secret = ServerSecret::new(vec![7; 32]).expect("32 bytes make a valid secret");
+        let token_settings = TokenSettings {
+            lifetime: settings.token_lifetime(),
+            ..TokenSettings::default()
+        };
+        let accounts = Accounts::new(
+            db,
+            TokenAuthority::new(&secret, token_settings),
+            PasswordHasher::new(1, 4).expect("a hashing thread starts"),
+            settings.login_limits(),
+            settings.default_scopes,
+            settings.session_rules(RefreshTokenKey::new(&secret)),
+        );
+        Self::new(accounts, settings)
+    }
 }
 
 /// The state the route table attaches to every request, for extractors that run before

@@ -184,6 +184,32 @@ impl ApiResponse for Page {
     fn register(_registry: &mut Registry) {}
 }
 
+/// An operation's answer: `R` for an API client (what the document describes), or a
+/// page for a person whose browser posted a page's form.
+pub enum PageOr<R> {
+    Api(R),
+    Page(Page),
+}
+
+impl<R: ApiResponse> ApiResponse for PageOr<R> {
+    fn meta() -> MetaResponses {
+        R::meta()
+    }
+
+    fn register(registry: &mut Registry) {
+        R::register(registry);
+    }
+}
+
+impl<R: IntoResponse> IntoResponse for PageOr<R> {
+    fn into_response(self) -> Response {
+        match self {
+            PageOr::Api(r) => r.into_response(),
+            PageOr::Page(page) => page.into_response(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,31 +236,5 @@ mod tests {
         );
         assert!(csp.ends_with("form-action 'self'; base-uri 'none'; frame-ancestors 'none'"));
         assert_eq!(resp.headers()[header::CACHE_CONTROL], "no-store");
-    }
-}
-
-/// An operation's answer: `R` for an API client (what the document describes), or a
-/// page for a person whose browser posted a page's form.
-pub enum PageOr<R> {
-    Api(R),
-    Page(Page),
-}
-
-impl<R: ApiResponse> ApiResponse for PageOr<R> {
-    fn meta() -> MetaResponses {
-        R::meta()
-    }
-
-    fn register(registry: &mut Registry) {
-        R::register(registry);
-    }
-}
-
-impl<R: IntoResponse> IntoResponse for PageOr<R> {
-    fn into_response(self) -> Response {
-        match self {
-            PageOr::Api(r) => r.into_response(),
-            PageOr::Page(page) => page.into_response(),
-        }
     }
 }

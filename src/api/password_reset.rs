@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{
     accounts::AccountsError,
-    error::{ApiError, ErrorStatuses},
+    api::error::{ApiError, ErrorStatuses},
 };
 
 /// A new password, with the token of a reset mail's link.

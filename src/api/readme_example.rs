@@ -3,8 +3,6 @@
 //! so the example cannot rot; `docs::markdown` in the API tests checks that the page shows
 //! exactly that code.
 
-use std::time::Duration;
-
 use poem::{
     http::{header, Method, StatusCode},
     Endpoint, EndpointExt, Request, Route,
@@ -22,14 +20,9 @@ use super::{
 use crate::{
     accounts::{
         manage::{self, NewAccount},
-        Accounts, Scopes, SessionRules,
+        Scopes,
     },
-    auth::{
-        password::PasswordHasher,
-        refresh_token::RefreshTokenKey,
-        token::{SigningKey, TokenAuthority, TokenSettings},
-    },
-    config::Settings,
+    db,
 };
 
 async fn call(ep: &impl Endpoint, req: Request) -> (StatusCode, Value, Option<String>) {
@@ -46,12 +39,8 @@ async fn call(ep: &impl Endpoint, req: Request) -> (StatusCode, Value, Option<St
 #[tokio::test]
 async fn readme_example_operation_answers_only_tokens_with_its_new_scope() {
     let dir = tempfile::tempdir().unwrap();
-    let settings = Settings::for_database(format!(
-        "sqlite://{}/gatehouse.db?mode=rwc",
-        dir.path().display()
-    ));
-    let db = crate::app::open_database(&settings).await.unwrap();
-    let hasher = PasswordHasher::new(1, 4).unwrap();
+    let db = db::migrated_for_tests(dir.path()).await;
+    let state = AppState::for_tests(db);
     for (username, scopes) in [("carol", "me reports"), ("dave", "me items")] {
         let account = NewAccount {
             username: username.to_owned(),
@@ -61,36 +50,11 @@ async fn readme_example_operation_answers_only_tokens_with_its_new_scope() {
             scopes: Scopes::strict(scopes).unwrap(),
         };
         let password = SecretString::from("a long enough password");
-        manage::add_user(&db, &hasher, &Default::default(), account, password)
+        let (db, hasher) = (state.accounts.db(), state.accounts.hasher());
+        manage::add_user(db, hasher, &Default::default(), account, password)
             .await
             .unwrap();
     }
-    let key = SigningKey::new(vec![7; 32]).unwrap();
-    let lifetime = Duration::from_secs(1800);
-    let tokens = TokenAuthority::new(
-        &key,
-        TokenSettings {
-            lifetime,
-            ..Default::default()
-        },
-    );
-    let limits = settings.login_limits();
-    let sessions = SessionRules {
-        refresh_lifetime: settings.refresh_token_lifetime(),
-        reuse_interval: settings.refresh_reuse_interval(),
-        max_per_user: settings.max_sessions_per_user,
-        key: RefreshTokenKey::new(&key),
-    };
-    let state = AppState {
-        accounts: Accounts::new(db, tokens, hasher, limits, None, sessions),
-        client_timeout: Duration::from_secs(10),
-        trusted_proxies: Vec::new().into(),
-        jwks_max_age: Duration::from_secs(300),
-        public_url: None,
-        jwt_issuer: None,
-        root_path: "".into(),
-        metrics: crate::metrics::Metrics::new(),
-    };
     type Served = (TokenApi, ReportsApi);
     let ep = Route::new()
         .nest("/", OpenApiService::new(Served::default(), "example", "1"))

@@ -1,10 +1,10 @@
 use poem_openapi::{payload::Json, OpenApi};
 
 use super::{
+    error::ApiError,
     security::{OAuth2PasswordBearer, Scope},
     users::ProtectedErrors,
 };
-use crate::error::ApiError;
 
 #[derive(Default)]
 pub struct ReportsApi;

@@ -1,21 +1,20 @@
 //! `POST /revoke`: token revocation (RFC 7009).
 //!
-//! Its form has an extractor of its own, like `/token`'s: a missing `token` must be an
-//! OAuth `invalid_request` (RFC 7009 §2.2.1), not poem's plain-text 400.
+//! A missing `token` is an OAuth `invalid_request` (RFC 7009 §2.2.1), not poem's
+//! plain-text 400: the form is read by [`FormBody`].
 
-use poem::{http::StatusCode, web::Data, Request, RequestBody};
+use poem::{http::StatusCode, web::Data};
 use poem_openapi::{
-    registry::{MetaRequest, Registry},
     types::{Example, Password},
-    ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi,
+    ApiResponse, Object, OpenApi,
 };
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    form::{field, read_fields, required_body},
+    error::{ApiError, Error, ErrorStatuses},
+    form::{ErrorStyle, Fields, FormBody, FormRequest},
     AppState,
 };
-use crate::error::{ApiError, Error, ErrorStatuses};
 
 /// The revocation form as the OpenAPI document describes it.
 #[derive(Debug, Object)]
@@ -24,7 +23,7 @@ use crate::error::{ApiError, Error, ErrorStatuses};
     example,
     skip_serializing_if_is_none
 )]
-struct RevokeFormSchema {
+pub struct RevokeFormSchema {
     /// A refresh token or an access token issued by this server.
     #[oai(validator(min_length = 1))]
     token: Password,
@@ -51,32 +50,13 @@ pub struct RevokeForm {
     pub token_type_hint: Option<String>,
 }
 
-impl<'a> ApiExtractor<'a> for RevokeForm {
-    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::RequestObject];
-    type ParamType = ();
-    type ParamRawType = ();
+impl FormRequest for RevokeForm {
+    type Schema = RevokeFormSchema;
 
-    fn register(registry: &mut Registry) {
-        <RevokeFormSchema as poem_openapi::types::Type>::register(registry);
-    }
-
-    fn request_meta() -> Option<MetaRequest> {
-        Some(required_body::<RevokeFormSchema>(&[
-            "application/x-www-form-urlencoded",
-        ]))
-    }
-
-    async fn from_request(
-        req: &'a Request,
-        body: &mut RequestBody,
-        _param_opts: ExtractParamOptions<Self::ParamType>,
-    ) -> poem::Result<Self> {
-        let fields = read_fields(req, body).await?;
-        let token = field(&fields, "token")
-            .ok_or_else(|| Error::invalid_request("The token parameter is missing"))?;
+    fn from_fields(fields: &Fields) -> Result<Self, Error> {
         Ok(Self {
-            token: SecretString::from(token),
-            token_type_hint: field(&fields, "token_type_hint").map(str::to_owned),
+            token: SecretString::from(fields.required("token", ErrorStyle::OAuth)?),
+            token_type_hint: fields.get("token_type_hint").map(str::to_owned),
         })
     }
 }
@@ -137,7 +117,7 @@ impl RevokeApi {
     async fn revoke_token(
         &self,
         state: Data<&AppState>,
-        form: RevokeForm,
+        FormBody(form): FormBody<RevokeForm>,
     ) -> Result<RevokeResponse, ApiError<RevokeErrors>> {
         state
             .accounts

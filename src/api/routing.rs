@@ -17,11 +17,11 @@ use poem_openapi::OpenApi;
 
 use super::{
     assets::ASSETS_PATH,
+    error::Error,
     form::MAX_BODY_BYTES,
     security::{self, RequiredScopes},
     Api,
 };
-use crate::error::Error;
 
 /// Paths of the documentation pages, served besides the API.
 pub const DOCS_PATH: &str = "/docs";

@@ -29,8 +29,9 @@ use poem_openapi::{
 };
 use serde_json::Value;
 
+use super::error::Error;
 pub use crate::accounts::Scope;
-use crate::{db::user, error::Error};
+use crate::db::user;
 
 /// The scopes of gatehouse, as poem-openapi's `#[oai(scope = ...)]` and the password
 /// flow of the document list them.

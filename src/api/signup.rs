@@ -12,7 +12,7 @@ use secrecy::SecretString;
 use super::{client_addr::client_ip, json_body::JsonBody, users::User, AppState};
 use crate::{
     accounts::{AccountsError, Signup},
-    error::{ApiError, Error, ErrorStatuses},
+    api::error::{ApiError, Error, ErrorStatuses},
 };
 
 /// A person signing up.

@@ -13,14 +13,12 @@ use poem_openapi::{
 };
 
 use super::{
+    error::{ApiError, ErrorStatuses},
     json_body::JsonBody,
     security::{OAuth2PasswordBearer, Scope},
     AppState,
 };
-use crate::{
-    db::user,
-    error::{ApiError, ErrorStatuses},
-};
+use crate::db::user;
 
 /// A user, as the tutorial's `User` model.
 #[derive(Debug, Object)]

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::{
     accounts::AccountsError,
-    error::{ApiError, ErrorStatuses},
+    api::error::{ApiError, ErrorStatuses},
 };
 
 /// A token from a mail's link.

@@ -5,11 +5,12 @@
 use poem::{http::StatusCode, web::Data, Request};
 use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
 
-use super::{service_url::ServiceUrl, AppState};
-use crate::{
-    accounts::Scope,
+use super::{
     error::{ApiError, ErrorStatuses},
+    service_url::ServiceUrl,
+    AppState,
 };
+use crate::accounts::Scope;
 
 /// A public key (RFC 7517 §4; Ed25519 as RFC 8037 §2 writes it).
 #[derive(Debug, Object)]

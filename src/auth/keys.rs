@@ -15,10 +15,13 @@ use jsonwebtoken::{
 };
 use rand::RngCore;
 
-use super::token::LEEWAY_SECS;
-
 /// The JOSE name of the algorithm (RFC 8037 §3.1), in JWS headers and JWKs.
 pub const ALGORITHM: &str = "EdDSA";
+/// Clock skew tolerated on a token's `exp`, `nbf` and `iat`, in seconds: a rule of
+/// `token`'s validation, here because a retired key stays published until a token it
+/// signed has expired with this leeway ([`KeySet`]). `token` uses these keys, not the
+/// other way round.
+pub const LEEWAY_SECS: u64 = 5;
 /// DER of a PKCS#8 v1 `PrivateKeyInfo` for Ed25519 up to the 32-byte seed (RFC 8410 §7).
 const PKCS8_PREFIX: [u8; 16] = [
     0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
@@ -79,9 +82,11 @@ impl Ed25519Key {
         let public = signing.verifying_key().to_bytes();
         let decoding = DecodingKey::from_ed_der(&public);
         let x = URL_SAFE_NO_PAD.encode(public);
+        // A JWK is made of any 32-byte Ed25519 public key, and every JWK has a thumbprint:
+        // this `expect` cannot fire.
         let kid = Jwk::from_decoding_key(&decoding, Some(Algorithm::EdDSA))
             .and_then(|jwk| jwk.thumbprint(ThumbprintHash::SHA256))
-            .unwrap_or_else(|_| unreachable!("a 32-byte Ed25519 public key has a thumbprint"));
+            .expect("a 32-byte Ed25519 public key has a JWK thumbprint");
         let header = format!(r#"{{"alg":"{ALGORITHM}","typ":"JWT","kid":"{kid}"}}"#);
         Self {
             header_b64: URL_SAFE_NO_PAD.encode(header),

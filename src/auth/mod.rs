@@ -2,9 +2,11 @@
 //! on failed logins.
 
 pub mod email_token;
+pub mod hashing_pool;
 pub mod keys;
 pub mod password;
 pub mod password_policy;
 pub mod refresh_token;
+pub mod server_secret;
 pub mod throttle;
 pub mod token;

@@ -20,7 +20,7 @@ use secrecy::{ExposeSecret, SecretBox};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::token::{hmac_sha256, SigningKey};
+use super::server_secret::{hmac_sha256, ServerSecret};
 
 /// What the refresh-token key is derived for, from the server secret. (v1 keyed the
 /// tokens that were stored as hashes; see `db::legacy_refresh_token`.)
@@ -52,8 +52,8 @@ pub struct RefreshTokenClaims {
 }
 
 impl RefreshTokenKey {
-    pub fn new(signing_key: &SigningKey) -> Self {
-        Self(signing_key.derive(PURPOSE))
+    pub fn new(secret: &ServerSecret) -> Self {
+        Self(secret.derive(PURPOSE))
     }
 
     fn mac(&self, session_id: &[u8], generation: &[u8]) -> [u8; MAC_LEN] {
@@ -111,7 +111,7 @@ mod tests {
     use super::*;
 
     fn key(byte: u8) -> RefreshTokenKey {
-        RefreshTokenKey::new(&SigningKey::new(vec![byte; 32]).unwrap())
+        RefreshTokenKey::new(&ServerSecret::new(vec![byte; 32]).unwrap())
     }
 
     #[test]

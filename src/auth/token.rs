@@ -1,5 +1,5 @@
-//! Access tokens: the HS256 signing key, issuing, and strict validation, with HS256 (the
-//! tutorial's shared secret) or EdDSA (the Ed25519 keys of [`super::keys`]).
+//! Access tokens: issuing and strict validation, with HS256 (the tutorial's shared secret,
+//! [`super::server_secret`]) or EdDSA (the Ed25519 keys of [`super::keys`]).
 
 use std::{
     fmt,
@@ -8,107 +8,19 @@ use std::{
 };
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
-use rand::RngCore;
-use secrecy::{ExposeSecret, SecretBox};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
-use super::keys::KeySet;
+use super::{
+    keys::{self, KeySet, LEEWAY_SECS},
+    server_secret::ServerSecret,
+};
 
-/// The key published in the FastAPI tutorial: anyone can forge tokens signed with it.
-const TUTORIAL_SECRET_KEY: &str =
-    "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7";
-/// HS256 wants at least as many key bytes as the hash output (RFC 7518 §3.2).
-pub const MIN_SECRET_KEY_BYTES: usize = 32;
 /// Tokens longer than this are rejected before any decoding work.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
-/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
-pub const LEEWAY_SECS: u64 = 5;
 
 /// `base64url({"alg":"HS256","typ":"JWT"})`: the header PyJWT writes, byte for byte.
 const HEADER_B64: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9";
-
-/// The HMAC key that signs and verifies access tokens. Never printed.
-pub struct SigningKey(SecretBox<[u8]>);
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SigningKeyError {
-    #[error("SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes, got {0}")]
-    TooShort(usize),
-    #[error("SECRET_KEY is the key published in the FastAPI tutorial; generate your own (e.g. `openssl rand -hex 32`)")]
-    Published,
-    #[error("SECRET_KEY starts or ends with whitespace; remove it (only a trailing newline of a --secret-key-file is ignored)")]
-    SurroundingWhitespace,
-    #[error(
-        "SECRET_KEY is wrapped in quotes, as Docker's --env-file leaves them; remove the quotes"
-    )]
-    Quoted,
-}
-
-impl SigningKey {
-    /// Accepts a configured key: at least 32 bytes, not the tutorial's published key in
-    /// any spelling, and without surrounding whitespace or quotes. Those are refused, not
-    /// trimmed: a key that means two different things to two replicas (one trims, one
-    /// does not) would sign tokens the other refuses.
-    pub fn new(bytes: Vec<u8>) -> Result<Self, SigningKeyError> {
-        if is_published(&bytes) {
-            return Err(SigningKeyError::Published);
-        }
-        // Only text keys: 32 random bytes from a file may well begin with a space byte.
-        if std::str::from_utf8(&bytes).is_ok() {
-            if bytes.trim_ascii().len() != bytes.len() {
-                return Err(SigningKeyError::SurroundingWhitespace);
-            }
-            if unquoted(&bytes).len() != bytes.len() {
-                return Err(SigningKeyError::Quoted);
-            }
-        }
-        if bytes.len() < MIN_SECRET_KEY_BYTES {
-            return Err(SigningKeyError::TooShort(bytes.len()));
-        }
-        Ok(Self(SecretBox::new(bytes.into_boxed_slice())))
-    }
-
-    /// A key of its own for `purpose`, derived from this one (HMAC-SHA256), so one
-    /// configured secret can serve several uses without one use exposing another.
-    pub fn derive(&self, purpose: &str) -> SecretBox<[u8]> {
-        SecretBox::new(hmac_sha256(self.0.expose_secret(), &[purpose.as_bytes()]).into())
-    }
-
-    /// A fresh random 256-bit key, hex encoded (the form stored in the database).
-    pub fn generate_hex() -> String {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        hex::encode(bytes)
-    }
-}
-
-/// Whether `key` is the tutorial's key: its hex in any case, its raw bytes, or either
-/// with whitespace or quotes around it.
-fn is_published(key: &[u8]) -> bool {
-    let mut core = key.trim_ascii();
-    while unquoted(core).len() != core.len() {
-        core = unquoted(core).trim_ascii();
-    }
-    let raw = hex::decode(TUTORIAL_SECRET_KEY).unwrap_or_default();
-    core.eq_ignore_ascii_case(TUTORIAL_SECRET_KEY.as_bytes()) || core == raw || key == raw
-}
-
-/// `key` without one pair of matching `"` or `'` around it.
-fn unquoted(key: &[u8]) -> &[u8] {
-    match key {
-        [b'"', inner @ .., b'"'] | [b'\'', inner @ .., b'\''] => inner,
-        _ => key,
-    }
-}
-
-impl fmt::Debug for SigningKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SigningKey([REDACTED])")
-    }
-}
 
 /// What a token must carry besides `sub`, `exp` and `iat`.
 #[derive(Debug, Clone, Default)]
@@ -190,7 +102,7 @@ impl JwtAlgorithm {
     pub fn as_str(self) -> &'static str {
         match self {
             JwtAlgorithm::Hs256 => "HS256",
-            JwtAlgorithm::EdDsa => super::keys::ALGORITHM,
+            JwtAlgorithm::EdDsa => keys::ALGORITHM,
         }
     }
 }
@@ -221,9 +133,9 @@ impl fmt::Debug for TokenAuthority {
 }
 
 impl TokenAuthority {
-    /// HS256 with the shared secret `key`.
-    pub fn new(key: &SigningKey, settings: TokenSettings) -> Self {
-        let secret = key.0.expose_secret();
+    /// HS256 with the server secret.
+    pub fn new(secret: &ServerSecret, settings: TokenSettings) -> Self {
+        let secret = secret.expose();
         let keys = Keys::Hs256 {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
@@ -393,16 +305,6 @@ impl TokenAuthority {
     }
 }
 
-/// HMAC-SHA256 of the concatenated `parts` under `key`.
-pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    // HMAC takes a key of any length: this `expect` cannot fire.
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts any key length");
-    for part in parts {
-        mac.update(part);
-    }
-    mac.finalize().into_bytes().into()
-}
-
 /// Current Unix time in seconds.
 pub fn unix_now() -> u64 {
     jsonwebtoken::get_current_timestamp()
@@ -413,7 +315,7 @@ mod tests {
     use super::*;
 
     fn authority() -> TokenAuthority {
-        let key = SigningKey::new(vec![7u8; 32]).unwrap();
+        let key = ServerSecret::new(vec![7u8; 32]).unwrap();
         TokenAuthority::new(
             &key,
             TokenSettings {
@@ -421,67 +323,6 @@ mod tests {
                 ..Default::default()
             },
         )
-    }
-
-    #[test]
-    fn tutorial_and_short_keys_are_refused() {
-        assert_eq!(
-            SigningKey::new(TUTORIAL_SECRET_KEY.as_bytes().to_vec()).unwrap_err(),
-            SigningKeyError::Published
-        );
-        assert_eq!(
-            SigningKey::new(vec![1; 31]).unwrap_err(),
-            SigningKeyError::TooShort(31)
-        );
-        assert!(SigningKey::new(vec![1; 32]).is_ok());
-        assert_eq!(SigningKey::generate_hex().len(), 64);
-    }
-
-    #[test]
-    fn tutorial_key_is_refused_in_every_spelling() {
-        let upper = TUTORIAL_SECRET_KEY.to_ascii_uppercase();
-        let raw = hex::decode(TUTORIAL_SECRET_KEY).unwrap();
-        let mut raw_upper_hex_quoted = b"'".to_vec();
-        raw_upper_hex_quoted.extend(upper.as_bytes());
-        raw_upper_hex_quoted.extend(b"'");
-        for variant in [
-            upper.clone().into_bytes(),
-            format!("\"{TUTORIAL_SECRET_KEY}\"").into_bytes(),
-            format!("'{TUTORIAL_SECRET_KEY}'").into_bytes(),
-            format!("{TUTORIAL_SECRET_KEY}\n").into_bytes(),
-            format!(" {TUTORIAL_SECRET_KEY}").into_bytes(),
-            format!("{TUTORIAL_SECRET_KEY} ").into_bytes(),
-            format!(" \"{upper}\"\r\n").into_bytes(),
-            raw_upper_hex_quoted,
-            raw,
-        ] {
-            assert_eq!(
-                SigningKey::new(variant.clone()).unwrap_err(),
-                SigningKeyError::Published,
-                "{}",
-                String::from_utf8_lossy(&variant)
-            );
-        }
-    }
-
-    #[test]
-    fn keys_with_surrounding_whitespace_or_quotes_are_refused() {
-        let key = "k".repeat(40);
-        for (variant, error) in [
-            (format!(" {key}"), SigningKeyError::SurroundingWhitespace),
-            (format!("{key}\n"), SigningKeyError::SurroundingWhitespace),
-            (format!("\t{key}"), SigningKeyError::SurroundingWhitespace),
-            (format!("\"{key}\""), SigningKeyError::Quoted),
-            (format!("'{key}'"), SigningKeyError::Quoted),
-        ] {
-            assert_eq!(SigningKey::new(variant.into_bytes()).unwrap_err(), error);
-        }
-        // Quotes or spaces inside a key, and a binary key that starts with a space byte,
-        // are fine.
-        assert!(SigningKey::new(format!("\"{key} {key}").into_bytes()).is_ok());
-        let mut binary = vec![b' '];
-        binary.extend([0xff; 31]);
-        assert!(SigningKey::new(binary).is_ok());
     }
 
     #[test]
@@ -544,12 +385,6 @@ mod tests {
             Err(TokenError::TooLong)
         ));
     }
-
-    #[test]
-    fn key_is_not_printed_by_debug() {
-        let key = SigningKey::new(b"0123456789abcdef0123456789abcdef".to_vec()).unwrap();
-        assert_eq!(format!("{key:?}"), "SigningKey([REDACTED])");
-    }
 }
 
 /// Property tests over the decoder: arbitrary strings, and tokens assembled from
@@ -566,7 +401,7 @@ mod fuzz {
 
     fn authority() -> TokenAuthority {
         TokenAuthority::new(
-            &SigningKey::new(KEY.to_vec()).unwrap(),
+            &ServerSecret::new(KEY.to_vec()).unwrap(),
             TokenSettings {
                 lifetime: Duration::from_secs(1800),
                 ..Default::default()

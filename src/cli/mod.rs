@@ -54,9 +54,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         },
         Command::Migrate => {
             async {
-                app::configured_signing_key(&settings)?;
+                app::keys::configured_server_secret(&settings)?;
                 if let Some(path) = &settings.jwt_private_key_file {
-                    app::private_key_from_file(path)?;
+                    app::keys::private_key_from_file(path)?;
                 }
                 app::open_database(&settings).await?;
                 tracing::info!("database is up to date");

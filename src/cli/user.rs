@@ -15,7 +15,7 @@ use crate::{
         usernames, AccountsError,
     },
     app,
-    auth::password::PasswordHasher,
+    auth::hashing_pool::PasswordHasher,
     config::{Settings, UserCommand},
 };
 

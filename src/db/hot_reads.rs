@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row};
 use sea_orm::{DatabaseConnection, DbBackend, DbErr, IdenStatic};
 
-use super::{find_user, find_user_sql, session, user, Db};
+use super::{session, user, Db};
 
 /// How long a direct read waits for a lock before it falls back to SeaORM's pool.
 const BUSY_TIMEOUT: Duration = Duration::from_millis(20);
@@ -82,7 +82,7 @@ impl HotReads {
                 Err(e) => tracing::debug!(error = %e, "direct SQLite read failed; using the pool"),
             }
         }
-        find_user(&self.db, username).await
+        user::find(&self.db, username).await
     }
 }
 
@@ -185,7 +185,7 @@ impl SqliteReader {
 }
 
 fn user_sql() -> &'static str {
-    find_user_sql(DbBackend::Sqlite)
+    user::find_sql(DbBackend::Sqlite)
 }
 
 fn user_in_session_sql() -> &'static str {
@@ -255,16 +255,15 @@ fn timestamp(row: &Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> {
 
 #[cfg(test)]
 pub(super) mod tests {
-    use migration::{Migrator, MigratorTrait};
-
     use super::*;
-    use crate::db::{change_user, connect, create_user, NewUser, UserChanges};
+    use crate::db::{
+        connect, migrated_for_tests,
+        user::{NewUser, UserChanges},
+    };
 
     /// A migrated SQLite file in `dir`, with the user `alice` and her session `s1`.
     pub(crate) async fn database_with_a_session(dir: &Path) -> Db {
-        let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
-        let db = connect(&url).await.unwrap();
-        Migrator::up(&db, None).await.unwrap();
+        let db = migrated_for_tests(dir).await;
         let user = NewUser {
             username: "alice".into(),
             email: Some("alice@example.com".into()),
@@ -272,14 +271,15 @@ pub(super) mod tests {
             hashed_password: "$argon2id$not-a-real-hash".into(),
             disabled: false,
             username_skeleton: None,
+            scopes: None,
         };
-        create_user(&db, user).await.unwrap();
+        assert!(user::create(&db, user).await.unwrap());
         add_session(&db, "s1").await;
         db
     }
 
     pub(crate) async fn add_session(db: &Db, id: &str) {
-        let alice = find_user(db, "alice").await.unwrap().unwrap();
+        let alice = user::find(db, "alice").await.unwrap().unwrap();
         let session = session::NewSession {
             id: id.into(),
             user_id: alice.id,
@@ -309,7 +309,7 @@ pub(super) mod tests {
         assert_eq!(direct, pooled);
         assert_eq!(
             reads.user("alice").await.unwrap(),
-            find_user(&db, "alice").await.unwrap()
+            user::find(&db, "alice").await.unwrap()
         );
         for (user, sid) in [
             ("bob", "s1"),
@@ -330,7 +330,7 @@ pub(super) mod tests {
             disabled: Some(true),
             ..UserChanges::default()
         };
-        assert!(change_user(&db, "alice", disable).await.unwrap());
+        assert!(user::change(&db, "alice", disable).await.unwrap());
         let alice = reads.user("alice").await.unwrap().unwrap();
         assert!(alice.disabled);
         assert_eq!(alice.token_version, 1);

@@ -17,7 +17,11 @@ use sea_orm::{
     QueryOrder, QuerySelect,
 };
 
-use super::{retrying_conflicts, session, user, user_update, Db, UserChanges};
+use super::{
+    retrying_conflicts, session,
+    user::{self, UserChanges},
+    Db,
+};
 
 /// What a change that keeps a holder of the scope did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +32,7 @@ pub enum KeptHolder {
     LastHolder,
 }
 
-/// [`super::change_user`], unless it would take `scope` (by new scopes or a disable) from
+/// [`user::change`], unless it would take `scope` (by new scopes or a disable) from
 /// the last enabled user holding it.
 pub async fn change_user_keeping_holder(
     db: &Db,
@@ -42,7 +46,7 @@ pub async fn change_user_keeping_holder(
             .as_deref()
             .is_some_and(|s| !s.split_whitespace().any(|name| name == scope));
     if !takes_scope {
-        return Ok(match super::change_user(db, username, changes).await? {
+        return Ok(match user::change(db, username, changes).await? {
             true => KeptHolder::Done,
             false => KeptHolder::NoSuchUser,
         });
@@ -50,7 +54,7 @@ pub async fn change_user_keeping_holder(
     if username.contains('\0') {
         return Ok(KeptHolder::NoSuchUser);
     }
-    let (update, revoke) = user_update(username, changes);
+    let (update, revoke) = user::update_statement(username, changes);
     let update = update.filter(another_holder_remains(username, scope));
     retrying_conflicts(db, |txn| {
         let (update, username, scope) = (update.clone(), username.to_owned(), scope.to_owned());
@@ -59,7 +63,7 @@ pub async fn change_user_keeping_holder(
             if update.exec(txn).await?.rows_affected == 0 {
                 return refused(txn, &username).await;
             }
-            // As `change_user` does, after the user's row: no refresh token may outlive
+            // As `user::change` does, after the user's row: no refresh token may outlive
             // the access tokens the bump revoked.
             if revoke {
                 session::end_all_of(txn, &username).await?;
@@ -70,7 +74,7 @@ pub async fn change_user_keeping_holder(
     .await
 }
 
-/// [`super::delete_user`], unless `username` is the last enabled user holding `scope`.
+/// [`user::delete`], unless `username` is the last enabled user holding `scope`.
 pub async fn delete_user_keeping_holder(
     db: &Db,
     username: &str,
@@ -95,7 +99,7 @@ pub async fn delete_user_keeping_holder(
             if check.exec(txn).await?.rows_affected == 0 {
                 return refused(txn, &username).await;
             }
-            // As `delete_user` does: the sessions before the row, not by the cascade.
+            // As `user::delete` does: the sessions before the row, not by the cascade.
             session::end_all_of(txn, &username).await?;
             user::Entity::delete_many()
                 .filter(user::Column::Username.eq(&username))

@@ -19,7 +19,10 @@ use sea_orm::{
     SqlErr, Statement,
 };
 
-use super::{built_once, user, BuiltOnce};
+use super::{
+    built_once::{built_once, BuiltOnce},
+    user,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "sessions")]

@@ -220,7 +220,7 @@ fn crlf(text: &str) -> String {
 /// `30 minutes`, `24 hours`, `1 hour`.
 fn in_words(valid: Duration) -> String {
     let minutes = valid.as_secs() / 60;
-    let (n, unit) = if minutes % 60 == 0 && minutes >= 60 {
+    let (n, unit) = if minutes.is_multiple_of(60) && minutes >= 60 {
         (minutes / 60, "hour")
     } else {
         (minutes, "minute")

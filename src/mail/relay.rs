@@ -188,7 +188,7 @@ mod tests {
             "smtp://relay.example.com?tls=bogus",
             "smtp://:secret@",
         ] {
-            let e = SmtpUrl::parse(refused).err().expect("refused");
+            let e = SmtpUrl::parse(refused).expect_err("refused");
             assert!(!e.contains("secret"), "{e}");
         }
     }

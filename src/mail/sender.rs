@@ -42,7 +42,7 @@ pub const DEFAULT_RETRY_MAX_SECS: u64 = 300;
 #[derive(Debug, Clone)]
 pub enum Delivery {
     /// To the SMTP relay of `SMTP_URL`.
-    Relay(Relay),
+    Relay(Box<Relay>),
     /// Into the log (`serve --demo` without `SMTP_URL`): a developer sees the link.
     Log,
 }

@@ -454,14 +454,14 @@ async fn the_cli_may_take_admin_from_the_last_admin() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let users = gatehouse::db::list_users(&app.db).await.unwrap();
+    let users = gatehouse::db::user::list(&app.db).await.unwrap();
     let johndoe = users.iter().find(|u| u.username == "johndoe").unwrap();
     assert_eq!((johndoe.disabled, johndoe.scopes.as_str()), (true, "me"));
 }
 
 /// How many enabled users hold `admin`, from the database.
 async fn enabled_admins(app: &TestApp) -> usize {
-    gatehouse::db::list_users(&app.db)
+    gatehouse::db::user::list(&app.db)
         .await
         .unwrap()
         .iter()
@@ -477,12 +477,12 @@ async fn two_admins_taking_admin_from_each_other_at_once_leave_one() {
     for round in 0..24 {
         // Both hold `admin` again, enabled, with fresh tokens.
         for name in ["johndoe", "carol"] {
-            let changes = gatehouse::db::UserChanges {
+            let changes = gatehouse::db::user::UserChanges {
                 disabled: Some(false),
                 scopes: Some("me admin".to_owned()),
                 ..Default::default()
             };
-            assert!(gatehouse::db::change_user(&app.db, name, changes)
+            assert!(gatehouse::db::user::change(&app.db, name, changes)
                 .await
                 .unwrap());
         }

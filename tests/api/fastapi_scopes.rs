@@ -30,7 +30,7 @@ use reqwest::Client;
 use serde_json::{json, Value};
 
 use crate::helpers::{forge, now, parts, ServingBinary, TestDb, TEST_SECRET};
-use gatehouse::db::{self, NewUser};
+use gatehouse::db::{self, user::NewUser};
 
 /// The tutorial's published key (refused by gatehouse as a `SECRET_KEY`).
 const TUTORIAL_KEY: &str = "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7";
@@ -53,7 +53,7 @@ async fn chapter() -> Chapter {
     let db = gatehouse::app::open_database(&test_db.settings())
         .await
         .unwrap();
-    db::create_user(
+    db::user::create(
         &db,
         NewUser {
             username: "alice".into(),
@@ -62,6 +62,7 @@ async fn chapter() -> Chapter {
             hashed_password: "$argon2id$v=19$m=65536,t=3,p=4$g2/AV1zwopqUntPKJavBFw$BwpRGDCyUHLvHICnwijyX8ROGoiUPwNKZ7915MeYfCE".into(),
             disabled: true,
             username_skeleton: None,
+            scopes: None,
         },
     )
     .await

@@ -583,7 +583,7 @@ async fn kill_9_during_a_stream_of_user_adds_loses_no_committed_user() {
     }
     for name in &killed {
         // All or nothing: a killed add either committed whole, or left no row.
-        let present = gatehouse::db::find_user(&app.db, name)
+        let present = gatehouse::db::user::find(&app.db, name)
             .await
             .unwrap()
             .is_some();
@@ -755,7 +755,7 @@ async fn traffic(address: String, token: String, stop: Arc<AtomicBool>) -> Vec<O
     while !stop.load(Ordering::Relaxed) {
         i += 1;
         let started = Instant::now();
-        let request = if i % 4 == 0 {
+        let request = if i.is_multiple_of(4) {
             client
                 .post(format!("{address}/token"))
                 .form(&[("username", "johndoe"), ("password", "secret")])

@@ -3,7 +3,10 @@
 
 use gatehouse::{
     auth::token::JwtAlgorithm,
-    db::{self, NewUser, UserChanges},
+    db::{
+        self,
+        user::{NewUser, UserChanges},
+    },
 };
 use serde_json::{json, Value};
 
@@ -38,12 +41,12 @@ async fn introspector(app: &TestApp) -> String {
 
 async fn add_carol(app: &TestApp) {
     // The seed hash of "secret".
-    let hash = db::find_user(&app.db, "johndoe")
+    let hash = db::user::find(&app.db, "johndoe")
         .await
         .unwrap()
         .unwrap()
         .hashed_password;
-    db::create_user(
+    db::user::create(
         &app.db,
         NewUser {
             username: "carol".into(),
@@ -52,6 +55,7 @@ async fn add_carol(app: &TestApp) {
             hashed_password: hash,
             disabled: false,
             username_skeleton: None,
+            scopes: None,
         },
     )
     .await
@@ -157,12 +161,16 @@ async fn revocations_show_at_once() {
             .await
             .1
     ));
-    db::set_disabled(&app.db, "carol", true).await.unwrap();
+    db::user::set_disabled(&app.db, "carol", true)
+        .await
+        .unwrap();
     assert_eq!(
         introspect(&app, Some(&caller), &[("token", &token)]).await,
         inactive()
     );
-    db::set_disabled(&app.db, "carol", false).await.unwrap();
+    db::user::set_disabled(&app.db, "carol", false)
+        .await
+        .unwrap();
     assert_eq!(
         introspect(&app, Some(&caller), &[("token", &token)]).await,
         inactive()
@@ -170,7 +178,7 @@ async fn revocations_show_at_once() {
 
     // Tokens revoked (a password change or `user revoke` bumps token_version).
     let token = app.token("carol", "secret").await;
-    db::revoke_tokens(&app.db, "carol").await.unwrap();
+    db::user::revoke_tokens(&app.db, "carol").await.unwrap();
     assert_eq!(
         introspect(&app, Some(&caller), &[("token", &token)]).await,
         inactive()
@@ -182,14 +190,14 @@ async fn revocations_show_at_once() {
         scopes: Some("me".into()),
         ..Default::default()
     };
-    db::change_user(&app.db, "carol", changes).await.unwrap();
+    db::user::change(&app.db, "carol", changes).await.unwrap();
     let body = introspect(&app, Some(&caller), &[("token", &token)])
         .await
         .1;
     assert_eq!((active(&body), &body["scope"]), (true, &json!("me")));
 
     // Deleted, even if re-created under the same name.
-    db::delete_user(&app.db, "carol").await.unwrap();
+    db::user::delete(&app.db, "carol").await.unwrap();
     assert_eq!(
         introspect(&app, Some(&caller), &[("token", &token)]).await,
         inactive()

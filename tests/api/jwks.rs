@@ -60,7 +60,7 @@ async fn stored_pem(app: &TestApp) -> (String, String) {
 
 /// Claims that johndoe's own login would carry.
 async fn johndoe_claims(app: &TestApp) -> Value {
-    let uid = gatehouse::db::find_user(&app.db, "johndoe")
+    let uid = gatehouse::db::user::find(&app.db, "johndoe")
         .await
         .unwrap()
         .unwrap()

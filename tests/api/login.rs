@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use gatehouse::db::{self, NewUser};
+use gatehouse::db::{self, user::NewUser};
 use serde_json::{json, Value};
 
 use crate::helpers::{parts, segment, spawn_app};
@@ -303,7 +303,7 @@ async fn legacy_hashes_verify_and_are_replaced_by_argon2id_on_login() {
         ),
     ];
     for (username, hash, password) in legacy {
-        db::create_user(
+        db::user::create(
             &app.db,
             NewUser {
                 username: username.into(),
@@ -312,6 +312,7 @@ async fn legacy_hashes_verify_and_are_replaced_by_argon2id_on_login() {
                 hashed_password: hash,
                 disabled: false,
                 username_skeleton: None,
+                scopes: None,
             },
         )
         .await
@@ -323,7 +324,7 @@ async fn legacy_hashes_verify_and_are_replaced_by_argon2id_on_login() {
         );
         let token = app.token(username, password).await;
 
-        let stored = db::find_user(&app.db, username).await.unwrap().unwrap();
+        let stored = db::user::find(&app.db, username).await.unwrap().unwrap();
         assert!(
             stored
                 .hashed_password

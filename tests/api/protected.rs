@@ -1,6 +1,6 @@
 //! `GET /users/me/` and `GET /users/me/items/`: the bearer checks.
 
-use gatehouse::db::{self, NewUser};
+use gatehouse::db::{self, user::NewUser};
 use serde_json::{json, Value};
 
 use crate::helpers::{forge, now, parts, spawn_app, spawn_app_with, TestApp, TEST_SECRET};
@@ -54,7 +54,7 @@ async fn current_user_is_returned_with_every_field() {
 #[tokio::test]
 async fn absent_user_fields_are_null() {
     let app = spawn_app().await;
-    db::create_user(
+    db::user::create(
         &app.db,
         NewUser {
             username: "bare".into(),
@@ -63,6 +63,7 @@ async fn absent_user_fields_are_null() {
             hashed_password: gatehouse::auth::password::hash_password("pw").unwrap(),
             disabled: false,
             username_skeleton: None,
+            scopes: None,
         },
     )
     .await
@@ -275,7 +276,7 @@ async fn password_change_and_disable_revoke_earlier_tokens() {
     let token = app.token("johndoe", "secret").await;
     assert_eq!(app.me(&token).await.status(), 200);
     let new_hash = gatehouse::auth::password::hash_password("new-secret").unwrap();
-    assert!(db::change_password(&app.db, "johndoe", new_hash)
+    assert!(db::user::change_password(&app.db, "johndoe", new_hash)
         .await
         .unwrap());
     assert_eq!(
@@ -286,14 +287,18 @@ async fn password_change_and_disable_revoke_earlier_tokens() {
     let fresh = app.token("johndoe", "new-secret").await;
     assert_eq!(app.me(&fresh).await.status(), 200);
 
-    assert!(db::set_disabled(&app.db, "johndoe", true).await.unwrap());
+    assert!(db::user::set_disabled(&app.db, "johndoe", true)
+        .await
+        .unwrap());
     assert_eq!(
         parts(app.me(&fresh).await, &["www-authenticate"]).await,
         invalid_token()
     );
     let while_disabled = app.token("johndoe", "new-secret").await;
     assert_eq!(app.me(&while_disabled).await.status(), 400);
-    assert!(db::set_disabled(&app.db, "johndoe", false).await.unwrap());
+    assert!(db::user::set_disabled(&app.db, "johndoe", false)
+        .await
+        .unwrap());
     assert_eq!(
         app.me(&while_disabled).await.status(),
         200,

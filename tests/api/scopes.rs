@@ -3,7 +3,7 @@
 
 use gatehouse::{
     accounts::{manage, Scopes},
-    db::{self, NewUser},
+    db::{self, user::NewUser},
 };
 use serde_json::{json, Value};
 
@@ -165,7 +165,11 @@ async fn default_scopes_apply_to_logins_and_to_tokens_without_a_scope_claim() {
     );
     // A token issued before gatehouse had scopes (no `scope` claim) gets what a login
     // without `scope` gets.
-    let uid = db::find_user(&app.db, "johndoe").await.unwrap().unwrap().id;
+    let uid = db::user::find(&app.db, "johndoe")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     let old = forge(
         &json!({"alg": "HS256", "typ": "JWT"}),
         &json!({"sub": "johndoe", "uid": uid, "exp": now() + 600, "iat": now(), "ver": 0}),
@@ -181,7 +185,7 @@ async fn default_scopes_apply_to_logins_and_to_tokens_without_a_scope_claim() {
 #[tokio::test]
 async fn users_created_without_a_choice_hold_me_and_items() {
     let app = spawn_app().await;
-    db::create_user(
+    db::user::create(
         &app.db,
         NewUser {
             username: "plain".into(),
@@ -190,6 +194,7 @@ async fn users_created_without_a_choice_hold_me_and_items() {
             hashed_password: gatehouse::auth::password::hash_password("secret").unwrap(),
             disabled: false,
             username_skeleton: None,
+            scopes: None,
         },
     )
     .await

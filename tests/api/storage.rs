@@ -104,7 +104,7 @@ async fn generated_signing_key_is_stored_and_shared_by_restarts() {
         200,
         "the restarted service accepts the token"
     );
-    let stored = db::server_secret(&first.db, "jwt_signing_key", || unreachable!())
+    let stored = db::server_secret::get_or_create(&first.db, "jwt_signing_key", || unreachable!())
         .await
         .unwrap();
     assert_eq!(stored.len(), 64, "256 bits, hex");
@@ -134,25 +134,32 @@ async fn postgres_serves_the_same_login() {
     );
 
     // Each revoking update runs on PostgreSQL too.
-    assert!(db::revoke_tokens(&app.db, "johndoe").await.unwrap());
+    assert!(db::user::revoke_tokens(&app.db, "johndoe").await.unwrap());
     assert_eq!(app.me(&token).await.status(), 401, "revoked");
-    assert!(db::set_disabled(&app.db, "johndoe", true).await.unwrap());
-    assert!(db::set_disabled(&app.db, "johndoe", false).await.unwrap());
+    assert!(db::user::set_disabled(&app.db, "johndoe", true)
+        .await
+        .unwrap());
+    assert!(db::user::set_disabled(&app.db, "johndoe", false)
+        .await
+        .unwrap());
     let hash = gatehouse::auth::password::hash_password("new-secret").unwrap();
-    assert!(db::change_password(&app.db, "johndoe", hash).await.unwrap());
+    assert!(db::user::change_password(&app.db, "johndoe", hash)
+        .await
+        .unwrap());
     let token = app.token("johndoe", "new-secret").await;
     assert_eq!(app.me(&token).await.status(), 200);
-    let user = db::find_user(&app.db, "johndoe").await.unwrap().unwrap();
+    let user = db::user::find(&app.db, "johndoe").await.unwrap().unwrap();
     assert_eq!((user.token_version, user.disabled), (3, false));
-    assert!(!db::create_user_if_absent(
+    assert!(!db::user::create(
         &app.db,
-        db::NewUser {
+        db::user::NewUser {
             username: "johndoe".into(),
             email: None,
             full_name: None,
             hashed_password: "x".into(),
             disabled: false,
             username_skeleton: None,
+            scopes: None,
         }
     )
     .await
@@ -217,17 +224,16 @@ async fn the_scopes_migration_is_reversible_and_gives_existing_users_me_and_item
     let db = gatehouse::app::open_database(&test_db.settings())
         .await
         .unwrap();
-    let user = |name: &str| db::NewUser {
-        username: name.into(),
+    let root = db::user::NewUser {
+        username: "root".into(),
         email: None,
         full_name: None,
         hashed_password: "x".into(),
         disabled: false,
         username_skeleton: None,
+        scopes: Some("admin".into()),
     };
-    db::create_user_holding(&db, user("root"), Some("admin".into()))
-        .await
-        .unwrap();
+    db::user::create(&db, root).await.unwrap();
 
     // Down to before the scopes migration (and the ones after it): the column goes, the
     // users stay.
@@ -255,7 +261,7 @@ async fn the_scopes_migration_is_reversible_and_gives_existing_users_me_and_item
 
     // Up again: a user from before scopes existed holds what the JWT chapter needs.
     Migrator::up(&db, None).await.unwrap();
-    let root = db::find_user(&db, "root").await.unwrap().unwrap();
+    let root = db::user::find(&db, "root").await.unwrap().unwrap();
     assert_eq!(root.scopes, "me items");
 }
 

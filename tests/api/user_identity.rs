@@ -14,14 +14,15 @@ async fn token_of_a_deleted_user_is_refused_after_the_name_is_created_again() {
     let uid = segment(&old_token, 1)["uid"].clone();
     assert!(uid.is_i64(), "{uid}");
 
-    // No delete command exists yet: remove the row as an administrator would with SQL.
+    // Deleted with SQL, as an operator with only the database at hand would; the service's
+    // own delete is `DELETE /admin/users/{username}` (tests/api/admin.rs).
     app.db
         .execute_unprepared("DELETE FROM users WHERE username = 'johndoe'")
         .await
         .unwrap();
-    gatehouse::db::create_user(
+    gatehouse::db::user::create(
         &app.db,
-        gatehouse::db::NewUser {
+        gatehouse::db::user::NewUser {
             username: "johndoe".to_owned(),
             email: Some("new-johndoe@example.com".to_owned()),
             full_name: Some("Another John".to_owned()),
@@ -29,6 +30,7 @@ async fn token_of_a_deleted_user_is_refused_after_the_name_is_created_again() {
             hashed_password: "$argon2id$v=19$m=65536,t=3,p=4$wagCPXjifgvUFBzq4hqe3w$CYaIb8sB+wtD+Vu/P4uod1+Qof8h+1g7bbDlBID48Rc".to_owned(),
             disabled: false,
             username_skeleton: None,
+            scopes: None,
         },
     )
     .await

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use gatehouse::{
     accounts::usernames::look_alike_key,
-    db::{self, NewUser},
+    db::{self, user::NewUser},
 };
 
 use crate::{
@@ -87,13 +87,14 @@ async fn insert_existing(db: &db::Db, username: &str) {
         hashed_password: SECRET_HASH.to_owned(),
         disabled: false,
         username_skeleton: None,
+        scopes: None,
     };
-    db::create_user(db, user).await.unwrap();
+    db::user::create(db, user).await.unwrap();
 }
 
 /// The look-alike key recorded for `username`.
 async fn key(app: &TestApp, username: &str) -> Option<String> {
-    db::find_user(&app.db, username)
+    db::user::find(&app.db, username)
         .await
         .unwrap()
         .unwrap()
@@ -382,7 +383,7 @@ async fn existing_users_get_their_keys_in_pages_and_a_held_key_is_never_taken() 
         let db = &db;
         let name = name.to_owned();
         async move {
-            db::find_user(db, &name)
+            db::user::find(db, &name)
                 .await
                 .unwrap()
                 .unwrap()
@@ -401,7 +402,7 @@ async fn existing_users_get_their_keys_in_pages_and_a_held_key_is_never_taken() 
     let id = |name: &str| {
         let db = &db;
         let name = name.to_owned();
-        async move { db::find_user(db, &name).await.unwrap().unwrap().id }
+        async move { db::user::find(db, &name).await.unwrap().unwrap().id }
     };
     let (upper, upper2) = (id("USER1").await, id("USER2").await);
     let keys = [
@@ -488,8 +489,9 @@ async fn a_name_stored_as_sent_wins_over_its_prepared_form() {
         hashed_password: gatehouse::auth::password::hash_password("other").unwrap(),
         disabled: false,
         username_skeleton: None,
+        scopes: None,
     };
-    db::create_user(&app.db, user).await.unwrap();
+    db::user::create(&app.db, user).await.unwrap();
 
     assert_eq!(me(&app, fullwidth).await["username"], fullwidth);
     assert_eq!(app.login(fullwidth, "other").await.status(), 401);

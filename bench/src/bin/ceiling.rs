@@ -7,7 +7,10 @@
 
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
-use gatehouse::auth::token::{unix_now, SigningKey, TokenAuthority, TokenSettings};
+use gatehouse::auth::{
+    server_secret::ServerSecret,
+    token::{unix_now, TokenAuthority, TokenSettings},
+};
 use poem::{
     get, handler,
     http::{header, StatusCode},
@@ -63,7 +66,7 @@ async fn main() -> ExitCode {
     let result = match mode.as_str() {
         "jwt" => {
             let key = std::env::var("SECRET_KEY").unwrap_or_default();
-            let key = match SigningKey::new(key.into_bytes()) {
+            let key = match ServerSecret::new(key.into_bytes()) {
                 Ok(key) => key,
                 Err(e) => {
                     eprintln!("error: {e}");

@@ -10,7 +10,8 @@ use std::{
 
 use gatehouse::auth::{
     keys::{Ed25519Key, KeySet},
-    token::{unix_now, SigningKey, TokenAuthority, TokenSettings},
+    server_secret::ServerSecret,
+    token::{unix_now, TokenAuthority, TokenSettings},
 };
 
 const ROUNDS: usize = 5;
@@ -60,7 +61,7 @@ fn main() {
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(20_000);
-    let secret = SigningKey::new(vec![7; 32]).unwrap_or_else(|e| panic!("{e}"));
+    let secret = ServerSecret::new(vec![7; 32]).unwrap_or_else(|e| panic!("{e}"));
     let hs256 = TokenAuthority::new(&secret, settings());
     let eddsa = TokenAuthority::eddsa(KeySet::single(Ed25519Key::generate()), settings());
     println!("{iterations} iterations a round, best of {ROUNDS} rounds");
