@@ -216,7 +216,12 @@ fn add_error_examples(doc: &mut Value) {
             else {
                 continue;
             };
-            if let Some(media) = response["content"]["application/json"].as_object_mut() {
+            // `get_mut`, not indexing: indexing would add a JSON media type to the pages'.
+            if let Some(media) = response
+                .get_mut("content")
+                .and_then(|content| content.get_mut("application/json"))
+                .and_then(Value::as_object_mut)
+            {
                 media.insert("example".to_owned(), example);
             }
         }

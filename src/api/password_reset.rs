@@ -126,6 +126,7 @@ impl PasswordResetApi {
     async fn reset_password_page(
         &self,
         state: Data<&AppState>,
+        /// The `token` of the mail's link.
         token: Query<Option<String>>,
     ) -> Page {
         let token = token.0.unwrap_or_default();

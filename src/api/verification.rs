@@ -159,6 +159,7 @@ impl VerifyEmailApi {
     async fn verify_email_page(
         &self,
         state: Data<&AppState>,
+        /// The `token` of the mail's link.
         token: Query<Option<String>>,
     ) -> Page {
         let token = token.0.unwrap_or_default();

@@ -103,7 +103,10 @@ async fn user_commands_report_unknown_users_and_bad_input() {
         assert_eq!(stderr(&out), "error: no user named \"ghost\"\n", "{args:?}");
     }
     let empty = gatehouse(&dir, &["user", "add", "dave"], "\n");
-    assert_eq!(stderr(&empty), "error: the password must not be empty\n");
+    assert_eq!(
+        stderr(&empty),
+        "error: the password must be at least 8 characters\n"
+    );
     let long_name = "x".repeat(129);
     let long = gatehouse(&dir, &["user", "add", &long_name], "pass-phrase\n");
     assert_eq!(
@@ -427,7 +430,7 @@ async fn cli_shows_and_sets_scopes_and_the_next_request_sees_them() {
     let mut settings = dir.settings();
     settings.database_url = dir.url.clone();
     let app = start(settings).await;
-    let token = app.token("erin", "secret").await;
+    let token = app.token("erin", "a secret pass-phrase").await;
     let bearer = format!("Bearer {token}");
     let items = || app.get("/users/me/items/", Some(&bearer));
     assert_eq!(items().await.status(), 200);
