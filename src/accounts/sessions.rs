@@ -150,6 +150,7 @@ impl Accounts {
                     user.id,
                     user.token_version,
                     &scope.to_string(),
+                    user.email_verified,
                     unix_now(),
                 )?;
                 Ok(Login {
@@ -176,6 +177,7 @@ impl Accounts {
             user.token_version,
             &scope.to_string(),
             session_id,
+            user.email_verified,
             unix_now(),
         )?;
         Ok(Login {

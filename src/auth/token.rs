@@ -44,6 +44,9 @@ struct IssuedClaims<'a> {
     /// The session the token belongs to; ending it revokes the token.
     #[serde(skip_serializing_if = "Option::is_none")]
     sid: Option<&'a str>,
+    /// Whether the user's address was verified when the token was issued (OpenID
+    /// Connect's claim name).
+    email_verified: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     iss: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -66,6 +69,9 @@ pub struct Claims {
     /// The session; absent in tokens issued before gatehouse had sessions.
     #[serde(default)]
     pub sid: Option<String>,
+    /// Whether the address was verified at issue; absent in tokens issued before.
+    #[serde(default)]
+    pub email_verified: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -223,12 +229,22 @@ impl TokenAuthority {
         uid: i32,
         token_version: i64,
         scope: &str,
+        email_verified: bool,
         now: u64,
     ) -> Result<String, TokenError> {
-        self.issue(username, uid, token_version, scope, None, now)
+        self.issue(
+            username,
+            uid,
+            token_version,
+            scope,
+            None,
+            email_verified,
+            now,
+        )
     }
 
     /// [`Self::issue_access_token`] for session `sid`: ending the session revokes it.
+    #[allow(clippy::too_many_arguments)]
     pub fn issue_session_access_token(
         &self,
         username: &str,
@@ -236,11 +252,21 @@ impl TokenAuthority {
         token_version: i64,
         scope: &str,
         sid: &str,
+        email_verified: bool,
         now: u64,
     ) -> Result<String, TokenError> {
-        self.issue(username, uid, token_version, scope, Some(sid), now)
+        self.issue(
+            username,
+            uid,
+            token_version,
+            scope,
+            Some(sid),
+            email_verified,
+            now,
+        )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn issue(
         &self,
         username: &str,
@@ -248,6 +274,7 @@ impl TokenAuthority {
         token_version: i64,
         scope: &str,
         sid: Option<&str>,
+        email_verified: bool,
         now: u64,
     ) -> Result<String, TokenError> {
         let claims = IssuedClaims {
@@ -258,6 +285,7 @@ impl TokenAuthority {
             ver: token_version,
             scope,
             sid,
+            email_verified,
             iss: self.settings.issuer.as_deref(),
             aud: self.settings.audience.as_deref(),
         };
@@ -330,7 +358,7 @@ mod tests {
         let auth = authority();
         let now = unix_now();
         let token = auth
-            .issue_access_token("johndoe", 12, 3, "me", now)
+            .issue_access_token("johndoe", 12, 3, "me", true, now)
             .unwrap();
         assert!(token.starts_with("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."));
         let claims = auth.validate_access_token(&token, now).unwrap();
@@ -344,13 +372,15 @@ mod tests {
                 exp: now + 1800,
                 scope: Some("me".into()),
                 sid: None,
+                email_verified: Some(true),
             }
         );
         let in_session = auth
-            .issue_session_access_token("johndoe", 12, 3, "me", "sid1", now)
+            .issue_session_access_token("johndoe", 12, 3, "me", "sid1", false, now)
             .unwrap();
         let claims = auth.validate_access_token(&in_session, now).unwrap();
         assert_eq!(claims.sid.as_deref(), Some("sid1"));
+        assert_eq!(claims.email_verified, Some(false));
     }
 
     /// A token of exactly `len` bytes signed with [`authority`]'s key, if padding reaches it.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::{
-    helpers::parts,
+    helpers::{parts, segment},
     signup::sign_up,
     smtp_sink::{app_mailing_to, header, token_in, SmtpSink},
 };
@@ -396,4 +396,27 @@ async fn with_require_verified_email_an_unverified_user_gets_400_only_after_the_
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(app.login("carol", STRONG).await.status(), 200);
+}
+
+#[tokio::test]
+async fn access_tokens_carry_email_verified_as_it_was_at_issue() {
+    let sink = SmtpSink::start().await;
+    let app = app_mailing_to(&sink, |_| {}).await;
+    let token = signed_up_carol(&app, &sink).await;
+    let before = app.token("carol", STRONG).await;
+    assert_eq!(segment(&before, 1)["email_verified"], json!(false));
+    let resp = app
+        .client
+        .post(app.url("/verify-email"))
+        .json(&json!({"token": token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let after = app.token("carol", STRONG).await;
+    assert_eq!(segment(&after, 1)["email_verified"], json!(true));
+    assert_eq!(
+        segment(&app.token("johndoe", "secret").await, 1)["email_verified"],
+        json!(true)
+    );
 }

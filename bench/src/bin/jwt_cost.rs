@@ -41,12 +41,12 @@ fn measure(name: &str, tokens: &TokenAuthority, iterations: u32) -> (f64, f64) {
     let sign = ns_per_op(iterations, || {
         black_box(
             tokens
-                .issue_access_token("johndoe", 1, 0, "me items", black_box(now))
+                .issue_access_token("johndoe", 1, 0, "me items", true, black_box(now))
                 .ok(),
         );
     });
     let token = tokens
-        .issue_access_token("johndoe", 1, 0, "me items", now)
+        .issue_access_token("johndoe", 1, 0, "me items", true, now)
         .unwrap_or_default();
     let verify = ns_per_op(iterations, || {
         black_box(tokens.validate_access_token(black_box(&token), now).ok());
