@@ -22,11 +22,13 @@ pub use public_url::PublicUrl;
 use crate::{
     accounts::{
         mail_out::{DEFAULT_MAIL_PER_ADDRESS_PER_HOUR, DEFAULT_RESET_TOKEN_EXPIRE_MINUTES},
-        Scopes, SessionRules, DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
-        DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
+        Scopes, SecondFactorRules, SessionRules, DEFAULT_MAX_SESSIONS_PER_USER,
+        DEFAULT_REAUTH_MAX_AGE_SECS, DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
+        DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS, DEFAULT_TOTP_ISSUER,
     },
     auth::{
         password_policy::PasswordPolicy,
+        recovery_code::RecoveryCodeKey,
         refresh_token::RefreshTokenKey,
         throttle::{Limit, LoginLimits},
         token::JwtAlgorithm,
@@ -148,6 +150,9 @@ pub enum UserCommand {
     Enable { username: String },
     /// Revoke every token issued to a user so far.
     Revoke { username: String },
+    /// Turn a user's second factor (TOTP) off and end their sessions, for a user who
+    /// lost their authenticator app and their recovery codes.
+    TotpReset { username: String },
     /// List users.
     List,
 }
@@ -175,9 +180,9 @@ pub struct Settings {
     #[arg(long, env = "REFRESH_TOKEN_EXPIRE_DAYS", default_value_t = DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
           global = true, hide_env_values = true, value_parser = clap::value_parser!(u64).range(0..=3650))]
     pub refresh_token_expire_days: u64,
-    /// Seconds a spent refresh token may still be presented, answering the session's
-    /// current one (for clients whose concurrent refreshes race); 0: presenting it again
-    /// ends the session.
+    /// Seconds after a refresh during which the refresh token just before the session's
+    /// current one may be presented again, answering the current one (for clients whose
+    /// concurrent refreshes race); 0: presenting a spent one ends the session.
     #[arg(long, env = "REFRESH_REUSE_INTERVAL_SECS", default_value_t = DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
           global = true, hide_env_values = true, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub refresh_reuse_interval_secs: u64,
@@ -185,6 +190,21 @@ pub struct Settings {
     #[arg(long, env = "MAX_SESSIONS_PER_USER", default_value_t = DEFAULT_MAX_SESSIONS_PER_USER,
           global = true, hide_env_values = true, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_sessions_per_user: u64,
+    /// Seconds a sign-in counts as recent for changing the second factor (enrolling TOTP,
+    /// turning it off, new recovery codes); with TOTP on, the sign-in must also have used it.
+    #[arg(long, env = "REAUTH_MAX_AGE_SECS", default_value_t = DEFAULT_REAUTH_MAX_AGE_SECS,
+          global = true, hide_env_values = true, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub reauth_max_age_secs: u64,
+    /// Whether every `admin` operation needs a sign-in with the second factor (`true` or
+    /// `false`).
+    #[arg(long, env = "REQUIRE_MFA_FOR_ADMIN", default_value_t = false, global = true,
+          hide_env_values = true, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub require_mfa_for_admin: bool,
+    /// The issuer authenticator apps show next to the username (no `:`).
+    #[arg(long, env = "TOTP_ISSUER", default_value = DEFAULT_TOTP_ISSUER, global = true,
+          hide_env_values = true, value_parser = parse_totp_issuer)]
+    pub totp_issuer: String,
     /// Path prefix under which a reverse proxy serves gatehouse (e.g. `/auth`).
     #[arg(long, env = "ROOT_PATH", default_value = "", value_parser = parse_root_path, global = true,
           hide_env_values = true)]
@@ -349,6 +369,19 @@ fn parse_algorithm(value: &str) -> Result<JwtAlgorithm, String> {
         .ok_or_else(|| "must be HS256 or EdDSA".to_owned())
 }
 
+/// `TOTP_ISSUER`: shown by authenticator apps, and the label's prefix in the `otpauth://`
+/// URI, where a `:` would split it (Key Uri Format).
+fn parse_totp_issuer(value: &str) -> Result<String, String> {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > 64 {
+        return Err("must be 1 to 64 characters".to_owned());
+    }
+    if value.contains(':') || value.chars().any(char::is_control) {
+        return Err("must not contain ':' or control characters".to_owned());
+    }
+    Ok(value.to_owned())
+}
+
 fn parse_scopes(value: &str) -> Result<Scopes, String> {
     Scopes::strict(value).map_err(|e| e.to_string())
 }
@@ -434,6 +467,16 @@ impl Settings {
         }
     }
 
+    /// The rules of the second factor, with `recovery_key` to store recovery codes under.
+    pub fn second_factor_rules(&self, recovery_key: RecoveryCodeKey) -> SecondFactorRules {
+        SecondFactorRules {
+            issuer: self.totp_issuer.clone(),
+            reauth_max_age: Duration::from_secs(self.reauth_max_age_secs),
+            required_for_admin: self.require_mfa_for_admin,
+            recovery_key,
+        }
+    }
+
     pub fn login_limits(&self) -> LoginLimits {
         LoginLimits {
             per_account: Limit {
@@ -457,6 +500,9 @@ impl Settings {
             refresh_token_expire_days: DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
             refresh_reuse_interval_secs: DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
             max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
+            reauth_max_age_secs: DEFAULT_REAUTH_MAX_AGE_SECS,
+            require_mfa_for_admin: false,
+            totp_issuer: DEFAULT_TOTP_ISSUER.to_owned(),
             root_path: String::new(),
             jwt_algorithm: JwtAlgorithm::Hs256,
             jwt_private_key_file: None,

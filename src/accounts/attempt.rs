@@ -269,12 +269,13 @@ impl Accounts {
         Ok(())
     }
 
-    /// The attempt ended without checking a password (a database or hashing error): it
-    /// was no failure either.
+    /// The attempt ended without a verdict on the password (a database or hashing error,
+    /// or a second factor still to come): it was no failure either. Both windows at once:
+    /// on a database that has just gone away each write waits out the connect timeout, and
+    /// the answer should wait for it once.
     pub(super) async fn attempt_abandoned(&self, attempt: Attempt) {
         if let Some((account, address)) = attempt.counted {
-            self.give_back(&account).await;
-            self.give_back(&address).await;
+            tokio::join!(self.give_back(&account), self.give_back(&address));
         }
     }
 

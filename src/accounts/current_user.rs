@@ -1,15 +1,32 @@
 //! Who a bearer token speaks for, checked against the database on every request, and what
 //! introspection (RFC 7662) tells another service about a token.
 
-use super::{Accounts, AccountsError};
+use super::{Accounts, AccountsError, Scope};
 use crate::{auth::token::Claims, db::user};
 
-/// The user a valid bearer token speaks for, and the session it belongs to.
+/// The user a valid bearer token speaks for, and how they signed in.
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
     pub user: user::Model,
+    pub signed_in: SignedIn,
+}
+
+/// The sign-in a bearer token comes from: its session, when, and how.
+#[derive(Debug, Clone, Default)]
+pub struct SignedIn {
     /// `None` for a token issued before gatehouse had sessions.
     pub session_id: Option<String>,
+    /// When the user signed in; `None` for a token issued before gatehouse recorded it.
+    pub auth_time: Option<u64>,
+    /// RFC 8176 methods of the sign-in (`pwd`, `otp`).
+    pub amr: Vec<String>,
+}
+
+impl SignedIn {
+    /// Whether the sign-in used `method` (an RFC 8176 name).
+    pub fn has_method(&self, method: &str) -> bool {
+        self.amr.iter().any(|m| m == method)
+    }
 }
 
 /// What an active token is, for `POST /introspect`.
@@ -63,7 +80,9 @@ impl Accounts {
     /// The active user `token` was issued to (see `token_user`). A disabled user is
     /// [`AccountsError::InactiveUser`], as in the tutorial. The token must also carry every
     /// `required` scope, and the user still hold it ([`AccountsError::InsufficientScope`]),
-    /// checked before the disable as FastAPI does.
+    /// checked before the disable as FastAPI does. With `REQUIRE_MFA_FOR_ADMIN`, an
+    /// operation requiring `admin` also needs a sign-in with the second factor
+    /// ([`AccountsError::StepUpRequired`]).
     pub async fn current_user(
         &self,
         token: &str,
@@ -79,10 +98,15 @@ impl Accounts {
         if user.disabled {
             return Err(AccountsError::InactiveUser);
         }
-        Ok(CurrentUser {
-            user,
+        let signed_in = SignedIn {
             session_id: claims.sid,
-        })
+            auth_time: claims.auth_time,
+            amr: claims.amr,
+        };
+        if required.contains(&Scope::Admin.name()) {
+            self.require_factor_for_admin(&signed_in)?;
+        }
+        Ok(CurrentUser { user, signed_in })
     }
 
     /// What `token` is, if it is active now: it would be accepted by a protected

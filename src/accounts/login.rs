@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use secrecy::SecretString;
 
-use super::{usernames, Accounts, AccountsError, Origin, Scopes};
+use super::{attempt::Attempt, usernames, Accounts, AccountsError, Origin, Scopes};
 use crate::{
     auth::{
         hashing_pool::HashSlot,
@@ -27,24 +27,44 @@ pub struct Login {
 }
 
 impl Accounts {
-    /// Checks `username`'s `password` and starts a session with an access token (and a
-    /// refresh token), unless the account or the client address has failed too often (see
-    /// [`Self::check_login`]). The token gets the `requested` scopes the user holds (see
-    /// `granted_scopes`).
+    /// Checks `username`'s `password` (and, for a user with TOTP on, `otp`: see
+    /// `totp.rs`) and starts a session with an access token (and a refresh token), unless
+    /// the account or the client address has failed too often (see [`Self::check_login`]).
+    /// The token gets the `requested` scopes the user holds (see `granted_scopes`).
+    ///
+    /// A wrong `otp` counts as a failed login, like a wrong password, so guessing codes
+    /// meets the same limits. A missing one does not: the password was right, and a
+    /// client that cannot send `otp` learns the factor is needed.
     pub async fn login(
         &self,
         origin: &Origin,
         username: &str,
         password: SecretString,
+        otp: Option<SecretString>,
         requested: &[String],
     ) -> Result<Login, AccountsError> {
-        let user = self.check_login(origin.client, username, password).await?;
-        // Only once the password is right: the answer tells nothing to a guesser.
+        let ((user, factor), attempt) = self
+            .check_login_unsettled(origin.client, username, password)
+            .await?;
+        let methods = match self.second_factor(&user, factor, otp.as_ref()).await {
+            Ok(methods) => methods,
+            Err(AccountsError::IncorrectCode) => {
+                tracing::info!(user = %user.username, "login refused: incorrect second factor");
+                self.attempt_failed(attempt).await?;
+                return Err(AccountsError::IncorrectCode);
+            }
+            Err(e) => {
+                self.attempt_abandoned(attempt).await;
+                return Err(e);
+            }
+        };
+        self.attempt_succeeded(attempt, user.id).await?;
+        // Only once the password (and second factor) is right: it tells a guesser nothing.
         if self.rules.require_verified_email && !user.email_verified {
             return Err(AccountsError::EmailNotVerified);
         }
         let scope = self.granted_scopes(&user, requested);
-        self.start_session(user, scope, origin).await
+        self.start_session(user, scope, origin, methods).await
     }
 
     /// The user if `password` is `username`'s, unless the account or the client address
@@ -61,6 +81,22 @@ impl Accounts {
         username: &str,
         password: SecretString,
     ) -> Result<user::Model, AccountsError> {
+        let ((user, _), attempt) = self
+            .check_login_unsettled(client, username, password)
+            .await?;
+        self.attempt_succeeded(attempt, user.id).await?;
+        Ok(user)
+    }
+
+    /// [`Self::check_login`] with the user's second factor, and a right password's attempt
+    /// still reserved as a failure, for the caller to settle once the rest of the login is
+    /// decided.
+    async fn check_login_unsettled(
+        &self,
+        client: Option<IpAddr>,
+        username: &str,
+        password: SecretString,
+    ) -> Result<(user::Login, Attempt), AccountsError> {
         // Only a non-TCP transport has no peer address; they all count as one client.
         let address = client.map_or_else(|| "unknown".to_owned(), address_key);
         // First, before any database work: a saturated pool must refuse cheaply. Each
@@ -74,8 +110,8 @@ impl Accounts {
             }
             other => other?,
         };
-        let user = match self.check_password(slot, username, password).await {
-            Ok(user) => user,
+        let found = match self.check_password(slot, username, password).await {
+            Ok(found) => found,
             Err(AccountsError::IncorrectCredentials) => {
                 // Counted already, before the hash, unless the database could not then.
                 self.attempt_failed(attempt).await?;
@@ -86,11 +122,10 @@ impl Accounts {
                 return Err(e);
             }
         };
-        self.attempt_succeeded(attempt, user.id).await?;
-        Ok(user)
+        Ok((found, attempt))
     }
 
-    /// The user if `password` is theirs.
+    /// The user, with their second factor, if `password` is theirs.
     ///
     /// Unknown usernames take the same path at the same cost as wrong passwords: they are
     /// verified against [`DUMMY_HASH`], so neither the answer nor its timing tells an
@@ -100,15 +135,15 @@ impl Accounts {
         slot: HashSlot,
         username: &str,
         password: SecretString,
-    ) -> Result<user::Model, AccountsError> {
+    ) -> Result<user::Login, AccountsError> {
         // As sent first: a name stored before the preparation rules logs in as it always did.
-        let user = user::find_or(&self.db, username, &usernames::mapped(username)).await?;
-        let stored = user
+        let found = user::find_for_login(&self.db, username, &usernames::mapped(username)).await?;
+        let stored = found
             .as_ref()
-            .map_or(DUMMY_HASH, |u| u.hashed_password.as_str())
+            .map_or(DUMMY_HASH, |(u, _)| u.hashed_password.as_str())
             .to_owned();
         let verification = slot.verify(password, stored).await?;
-        let (Some(user), Verification::Match { rehash }) = (user, verification) else {
+        let (Some((user, factor)), Verification::Match { rehash }) = (found, verification) else {
             return Err(AccountsError::IncorrectCredentials);
         };
         if let Some(new_hash) = rehash {
@@ -122,7 +157,7 @@ impl Accounts {
                 tracing::info!(user = %user.username, "upgraded outdated password hash");
             }
         }
-        Ok(user)
+        Ok((user, factor))
     }
 }
 

@@ -15,6 +15,7 @@ mod self_service;
 mod sessions;
 pub mod signing_keys;
 mod signup;
+pub mod totp;
 pub mod usernames;
 
 use std::sync::Arc;
@@ -30,7 +31,7 @@ use crate::{
     db::{group_commit::RotationQueue, hot_reads::HotReads, Db},
 };
 
-pub use current_user::{CurrentUser, Introspection};
+pub use current_user::{CurrentUser, Introspection, SignedIn};
 pub use login::{address_key, Login};
 pub use mail_out::{AccountRules, MailOut};
 pub use scopes::{held as held_scopes, Scope, Scopes};
@@ -39,6 +40,10 @@ pub use sessions::{
     DEFAULT_REFRESH_REUSE_INTERVAL_SECS, DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
 };
 pub use signup::Signup;
+pub use totp::{
+    Enrolment, SecondFactorRules, StepUp, TotpStatus, DEFAULT_REAUTH_MAX_AGE_SECS,
+    DEFAULT_TOTP_ISSUER,
+};
 
 /// Longest username accepted, in characters.
 pub const MAX_USERNAME_CHARS: usize = 128;
@@ -50,6 +55,19 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 pub enum AccountsError {
     #[error("incorrect username or password")]
     IncorrectCredentials,
+    /// The password was right; the user has TOTP on and the login brought no `otp`.
+    #[error("second factor required")]
+    SecondFactorRequired,
+    /// A wrong, spent or replayed TOTP or recovery code.
+    #[error("incorrect code")]
+    IncorrectCode,
+    /// The sign-in is too old, or lacks the second factor, for the operation (RFC 9470).
+    #[error("a more recent sign-in is required")]
+    StepUpRequired(StepUp),
+    #[error("no TOTP enrolment is pending")]
+    NoTotpEnrolment,
+    #[error("TOTP is not on")]
+    TotpNotEnabled,
     #[error("bearer token rejected")]
     InvalidToken,
     /// The token is valid but lacks a scope the operation requires, or its user no longer
@@ -135,6 +153,7 @@ pub struct Accounts {
     /// What a login without `scope` is granted; `None`: every scope the user holds.
     default_scopes: Option<Scopes>,
     sessions: Arc<SessionRules>,
+    second_factor: Arc<SecondFactorRules>,
     /// Set when the signing keys live in the database and may be rotated under us.
     key_reload: Option<Arc<signing_keys::KeyReload>>,
     /// Signup, verification, reset and their mail (see `mail_out`).
@@ -149,6 +168,7 @@ impl Accounts {
         limits: LoginLimits,
         default_scopes: Option<Scopes>,
         sessions: SessionRules,
+        second_factor: SecondFactorRules,
     ) -> Self {
         Self {
             reads: HotReads::new(&db),
@@ -159,6 +179,7 @@ impl Accounts {
             limits,
             default_scopes,
             sessions: Arc::new(sessions),
+            second_factor: Arc::new(second_factor),
             key_reload: None,
             rules: Arc::default(),
         }

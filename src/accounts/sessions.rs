@@ -8,13 +8,13 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use super::{held_scopes, Accounts, AccountsError, Login, Scopes};
+use super::{held_scopes, totp::Methods, Accounts, AccountsError, Login, Scopes};
 use crate::{
     auth::{
         refresh_token::{
             hash_legacy_refresh_token, new_session_id, RefreshTokenClaims, RefreshTokenKey,
         },
-        token::unix_now,
+        token::{unix_now, AccessTokenFor},
     },
     db::{
         group_commit::Rotation,
@@ -108,9 +108,14 @@ impl Accounts {
         user: user::Model,
         scope: Scopes,
         origin: &Origin,
+        methods: Methods,
     ) -> Result<Login, AccountsError> {
         let rules = &self.sessions;
         let now = now_secs();
+        let sign_in = SignIn {
+            auth_time: now,
+            amr: methods.stored(),
+        };
         let id = new_session_id();
         let access_expires =
             now.saturating_add(i64::try_from(self.tokens.lifetime_secs()).unwrap_or(i64::MAX));
@@ -124,6 +129,7 @@ impl Accounts {
             scope: scope.to_string(),
             created_at: now,
             expires_at: refresh_expires.map_or(access_expires, |r| r.max(access_expires)),
+            amr: sign_in.amr.clone(),
             client_addr: origin.client.map(|ip| ip.to_string()),
             user_agent: origin
                 .user_agent
@@ -133,7 +139,7 @@ impl Accounts {
         match session::start(&self.db, record, rules.max_per_user).await {
             Ok(Started::Started) => {
                 let refresh_token = refresh_expires.map(|_| rules.key.token(&id, 0));
-                self.issue_pair(user, scope, &id, refresh_token)
+                self.issue(user, scope, Some(&id), &sign_in, refresh_token)
             }
             Ok(Started::UserChanged) => {
                 tracing::info!(user = %user.username, "login refused: the user changed during the password check");
@@ -145,39 +151,35 @@ impl Accounts {
                 // token outside any session (its user's token_version still revokes it)
                 // and no refresh token.
                 tracing::warn!(error = %e, user = %user.username, "could not store a session: access token without one");
-                let access_token = self.tokens.issue_access_token(
-                    &user.username,
-                    user.id,
-                    user.token_version,
-                    &scope.to_string(),
-                    user.email_verified,
-                    unix_now(),
-                )?;
-                Ok(Login {
-                    user,
-                    access_token,
-                    refresh_token: None,
-                    scope,
-                    expires_in: self.tokens.lifetime_secs(),
-                })
+                self.issue(user, scope, None, &sign_in, None)
             }
         }
     }
 
-    fn issue_pair(
+    /// The answer to a login or a refresh: an access token of `session_id` (none: outside
+    /// any session) for `user` with `scope`, carrying how they signed in, and
+    /// `refresh_token`.
+    fn issue(
         &self,
         user: user::Model,
         scope: Scopes,
-        session_id: &str,
+        session_id: Option<&str>,
+        sign_in: &SignIn,
         refresh_token: Option<String>,
     ) -> Result<Login, AccountsError> {
-        let access_token = self.tokens.issue_session_access_token(
-            &user.username,
-            user.id,
-            user.token_version,
-            &scope.to_string(),
-            session_id,
-            user.email_verified,
+        let scope_names = scope.to_string();
+        let amr: Vec<&str> = sign_in.amr.split_whitespace().collect();
+        let access_token = self.tokens.issue_access_token(
+            &AccessTokenFor {
+                username: &user.username,
+                uid: user.id,
+                token_version: user.token_version,
+                scope: &scope_names,
+                sid: session_id,
+                auth_time: u64::try_from(sign_in.auth_time).unwrap_or_default(),
+                amr: &amr,
+                email_verified: user.email_verified,
+            },
             unix_now(),
         )?;
         Ok(Login {
@@ -250,8 +252,15 @@ impl Accounts {
                 .await?;
             if rotated {
                 let next = rules.key.token(&found.session.id, token.generation + 1);
+                let sign_in = SignIn::of(&found.session);
                 return self
-                    .issue_pair(found.user, scope, &found.session.id, Some(next))
+                    .issue(
+                        found.user,
+                        scope,
+                        Some(&found.session.id),
+                        &sign_in,
+                        Some(next),
+                    )
                     .map(Ok);
             }
         }
@@ -268,8 +277,15 @@ impl Accounts {
         let previous = token.generation + 1 == session.generation;
         if previous && interval > 0 && session.rotated_at.is_some_and(|at| now - at <= interval) {
             let current = rules.key.token(&session.id, session.generation);
+            let sign_in = SignIn::of(session);
             return self
-                .issue_pair(found.user, scope, &found.session.id, Some(current))
+                .issue(
+                    found.user,
+                    scope,
+                    Some(&found.session.id),
+                    &sign_in,
+                    Some(current),
+                )
                 .map(Ok);
         }
         session::end(&self.db, &session.id).await?;
@@ -388,6 +404,22 @@ impl Accounts {
         let sessions = session::purge_expired(&self.db, now).await?;
         let legacy = legacy_refresh_token::purge_expired(&self.db, now).await?;
         Ok((sessions, legacy))
+    }
+}
+
+/// When and how a user signed in (RFC 8176 methods, space separated): what a session
+/// keeps, and every token of it carries, refreshed ones included.
+struct SignIn {
+    auth_time: i64,
+    amr: String,
+}
+
+impl SignIn {
+    fn of(session: &session::Model) -> Self {
+        Self {
+            auth_time: session.auth_time,
+            amr: session.amr.clone(),
+        }
     }
 }
 

@@ -234,7 +234,10 @@ impl MySessionsApi {
         state: Data<&AppState>,
         #[oai(scope = "Scope::Me")] auth: OAuth2PasswordBearer,
     ) -> Result<SessionsResponse, ApiError<SessionsErrors>> {
-        let sessions = state.accounts.sessions(&auth.0, auth.1.as_deref()).await?;
+        let sessions = state
+            .accounts
+            .sessions(&auth.0, auth.1.session_id.as_deref())
+            .await?;
         Ok(SessionsResponse::Ok(Json(
             sessions.into_iter().map(Session::from).collect(),
         )))

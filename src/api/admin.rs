@@ -21,9 +21,9 @@ use crate::{
     accounts::{
         held_scopes,
         manage::{self, AccountChanges, NewAccount},
-        Scopes,
+        totp, Scopes,
     },
-    db::user,
+    db::{user, Db},
 };
 
 /// A user as the admin API shows it: the tutorial's `User` and the scopes it holds.
@@ -40,6 +40,8 @@ pub struct AdminUser {
     pub scopes: Vec<Scope>,
     /// Whether the user proved `email` is theirs (a verification or reset link).
     pub email_verified: bool,
+    /// Whether the user has a second factor (TOTP) on.
+    pub totp_enabled: bool,
 }
 
 impl Example for AdminUser {
@@ -51,14 +53,16 @@ impl Example for AdminUser {
             disabled: false,
             scopes: vec![Scope::Me, Scope::Items],
             email_verified: true,
+            totp_enabled: false,
         }
     }
 }
 
-impl From<user::Model> for AdminUser {
-    fn from(u: user::Model) -> Self {
+impl AdminUser {
+    fn new(u: user::Model, totp_enabled: bool) -> Self {
         Self {
             scopes: held_scopes(&u).iter().collect(),
+            totp_enabled,
             username: u.username,
             email: u.email,
             full_name: u.full_name,
@@ -159,8 +163,10 @@ const AUTH: [(StatusCode, &str); 2] = [
     ),
     (
         StatusCode::UNAUTHORIZED,
-        "Not authenticated (no bearer token); the token could not be validated; or Not \
-         enough permissions (the token lacks the `admin` scope, or its user no longer holds it)",
+        "Not authenticated (no bearer token); the token could not be validated; Not enough \
+         permissions (the token lacks the `admin` scope, or its user no longer holds it); or, \
+         with `REQUIRE_MFA_FOR_ADMIN`, a sign-in without the second factor (RFC 9470 \
+         challenge `insufficient_user_authentication`)",
     ),
 ];
 const NOT_FOUND: (StatusCode, &str) = (StatusCode::NOT_FOUND, "User not found");
@@ -275,6 +281,13 @@ pub enum UserResponse {
 }
 
 #[derive(ApiResponse)]
+pub enum TotpResetResponse {
+    /// TOTP is off and the user's sessions ended.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+#[derive(ApiResponse)]
 pub enum DeletedResponse {
     /// The user was deleted; their tokens stop working.
     #[oai(status = 204)]
@@ -303,9 +316,17 @@ impl AdminUsersApi {
         state: Data<&AppState>,
         #[oai(scope = "Scope::Admin")] _auth: OAuth2PasswordBearer,
     ) -> Result<UsersResponse, ApiError<ListErrors>> {
-        let users = manage::list_users(state.accounts.db()).await?;
+        let db = state.accounts.db();
+        let users = manage::list_users(db).await?;
+        let with_totp = totp::enabled_among(db, &users).await?;
         Ok(UsersResponse::Ok(Json(
-            users.into_iter().map(AdminUser::from).collect(),
+            users
+                .into_iter()
+                .map(|u| {
+                    let totp_enabled = with_totp.contains(&u.id);
+                    AdminUser::new(u, totp_enabled)
+                })
+                .collect(),
         )))
     }
 
@@ -339,7 +360,9 @@ impl AdminUsersApi {
             .add_user_with_verification(account, secret(new.password))
             .await?;
         let created = manage::get_user(state.accounts.db(), &username).await?;
-        Ok(CreatedResponse::Created(Json(created.into())))
+        Ok(CreatedResponse::Created(Json(AdminUser::new(
+            created, false,
+        ))))
     }
 }
 
@@ -362,8 +385,7 @@ impl AdminUserApi {
         #[oai(scope = "Scope::Admin")] _auth: OAuth2PasswordBearer,
         username: Path<String>,
     ) -> Result<UserResponse, ApiError<UserErrors>> {
-        let user = manage::get_user(state.accounts.db(), &username).await?;
-        Ok(UserResponse::Ok(Json(user.into())))
+        admin_user(state.accounts.db(), &username).await
     }
 
     /// Change a user
@@ -400,8 +422,7 @@ impl AdminUserApi {
         let db = state.accounts.db();
         let policy = &state.accounts.rules().password_policy;
         manage::change_account(db, state.accounts.hasher(), policy, &username, changes).await?;
-        let user = manage::get_user(db, &username).await?;
-        Ok(UserResponse::Ok(Json(user.into())))
+        admin_user(db, &username).await
     }
 
     /// Delete a user
@@ -422,4 +443,36 @@ impl AdminUserApi {
         manage::delete_user(state.accounts.db(), &username).await?;
         Ok(DeletedResponse::NoContent)
     }
+
+    /// Turn off a user's second factor
+    ///
+    /// For a user who lost their authenticator app and their recovery codes: TOTP is
+    /// turned off and every session and token of theirs ends, so they log in again with
+    /// their password alone, and may enrol anew. Needs the `admin` scope.
+    #[oai(
+        path = "/admin/users/:username/totp",
+        method = "delete",
+        operation_id = "reset_user_totp_admin_users__username__totp_delete"
+    )]
+    async fn reset_user_totp(
+        &self,
+        state: Data<&AppState>,
+        #[oai(scope = "Scope::Admin")] _auth: OAuth2PasswordBearer,
+        username: Path<String>,
+    ) -> Result<TotpResetResponse, ApiError<UserErrors>> {
+        totp::reset_totp(state.accounts.db(), &username).await?;
+        Ok(TotpResetResponse::NoContent)
+    }
+}
+
+/// `username` as the admin API shows them.
+async fn admin_user<S: ErrorStatuses>(
+    db: &Db,
+    username: &str,
+) -> Result<UserResponse, ApiError<S>> {
+    let user = manage::get_user(db, username).await?;
+    let totp_enabled = !totp::enabled_among(db, std::slice::from_ref(&user))
+        .await?
+        .is_empty();
+    Ok(UserResponse::Ok(Json(AdminUser::new(user, totp_enabled))))
 }

@@ -72,7 +72,12 @@ impl ErrorStatuses for LoginErrors {
              `{\"detail\": \"Email not verified\"}` (`REQUIRE_VERIFIED_EMAIL`: the password \
              is right, the user's address unverified)",
         ),
-        (StatusCode::UNAUTHORIZED, "Incorrect username or password"),
+        (
+            StatusCode::UNAUTHORIZED,
+            "Incorrect username or password; for a user with TOTP on, Second factor required \
+             (no `otp`) or Incorrect code (a wrong, used or replayed `otp`, counted as a failed \
+             login)",
+        ),
         (StatusCode::REQUEST_TIMEOUT, "The request body did not arrive in time"),
         (StatusCode::PAYLOAD_TOO_LARGE, "Request body larger than 16 KiB"),
         (
@@ -103,8 +108,9 @@ impl TokenApi {
     /// `grant_type`, when sent, must be `password`; `scope` lists the scopes wanted, space
     /// separated: the token gets those the user holds (unknown ones are left out), and
     /// without `scope` the configured `DEFAULT_SCOPES`, else every scope the user holds.
-    /// `client_id` and `client_secret` are accepted and ignored. Each login starts a
-    /// session (see `/users/me/sessions/`).
+    /// `client_id` and `client_secret` are accepted and ignored. A user with TOTP on also
+    /// sends `otp`: a current code of their authenticator app or a recovery code. Each login
+    /// starts a session (see `/users/me/sessions/`).
     /// After too many failed logins for a username or from an address, the answer is 429
     /// until the `Retry-After` seconds have passed, whatever the password.
     ///
@@ -158,7 +164,13 @@ async fn password_grant(
     };
     Ok(state
         .accounts
-        .login(&origin, &form.username, form.password, &form.scopes)
+        .login(
+            &origin,
+            &form.username,
+            form.password,
+            form.otp,
+            &form.scopes,
+        )
         .await?)
 }
 

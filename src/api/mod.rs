@@ -21,6 +21,7 @@ pub mod security;
 pub mod service_url;
 pub mod signup;
 pub mod token_form;
+pub mod totp;
 pub mod users;
 pub mod verification;
 pub mod well_known;
@@ -86,6 +87,7 @@ impl AppState {
     pub(crate) fn for_tests(db: crate::db::Db) -> Self {
         use crate::auth::{
             hashing_pool::PasswordHasher,
+            recovery_code::RecoveryCodeKey,
             refresh_token::RefreshTokenKey,
             server_secret::ServerSecret,
             token::{TokenAuthority, TokenSettings},
@@ -104,6 +106,7 @@ impl AppState {
             settings.login_limits(),
             settings.default_scopes,
             settings.session_rules(RefreshTokenKey::new(&secret)),
+            settings.second_factor_rules(RecoveryCodeKey::new(&secret)),
         );
         Self::new(accounts, settings)
     }
@@ -126,7 +129,7 @@ pub type Api = (
     users::StatusApi,
     account::MyPasswordApi,
     account::MySessionsApi,
-    account::MySessionApi,
+    (account::MySessionApi, totp::MyTotpApi),
     (admin::AdminUsersApi, admin::AdminUserApi),
     health::HealthApi,
     // Nested: `Default` (and so `Api::default()`) exists for tuples of up to 12.

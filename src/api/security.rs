@@ -31,7 +31,7 @@ use serde_json::Value;
 
 use super::error::Error;
 pub use crate::accounts::Scope;
-use crate::db::user;
+use crate::{accounts::SignedIn, db::user};
 
 /// The scopes of gatehouse, as poem-openapi's `#[oai(scope = ...)]` and the password
 /// flow of the document list them.
@@ -109,9 +109,10 @@ pub const SCHEME_NAME: &str = "OAuth2PasswordBearer";
 /// The token endpoint as the document names it; `ROOT_PATH` is prefixed when serving.
 pub const TOKEN_URL: &str = "/token";
 
-/// The active user named by a valid bearer access token, and the token's session (`None`
-/// for a token issued before gatehouse had sessions).
-pub struct OAuth2PasswordBearer(pub user::Model, pub Option<String>);
+/// The active user named by a valid bearer access token, and how they signed in: the
+/// token's session (`None` for a token issued before gatehouse had sessions), when, and
+/// with which methods.
+pub struct OAuth2PasswordBearer(pub user::Model, pub SignedIn);
 
 impl<'a> ApiExtractor<'a> for OAuth2PasswordBearer {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
@@ -160,7 +161,7 @@ impl<'a> ApiExtractor<'a> for OAuth2PasswordBearer {
         })?;
         let token = bearer_token(req.headers())?;
         let user = state.accounts.current_user(token, &required.0).await;
-        user.map(|current| Self(current.user, current.session_id))
+        user.map(|current| Self(current.user, current.signed_in))
             .map_err(|e| {
                 let required = required.0.join(" ");
                 match Error::from(e) {

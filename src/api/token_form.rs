@@ -19,6 +19,8 @@ use crate::accounts::{MAX_PASSWORD_BYTES, MAX_USERNAME_CHARS};
 const GRANT_TYPE_PATTERN: &str = "^password$";
 /// The `grant_type` of a refresh (RFC 6749 §6).
 const REFRESH_GRANT: &str = "refresh_token";
+/// Longest `otp` accepted: a code is 6 digits, a recovery code 11 characters.
+const MAX_OTP_CHARS: usize = 64;
 /// What a rejected secret is echoed as, like pydantic's `SecretStr`.
 const MASKED: &str = "**********";
 
@@ -50,6 +52,10 @@ pub struct LoginFormSchema {
     scope: Option<String>,
     client_id: Option<String>,
     client_secret: Option<Password>,
+    /// The second factor, for a user with TOTP on: the 6-digit code of their
+    /// authenticator app, or one of their recovery codes. Ignored for other users.
+    #[oai(validator(max_length = 64))]
+    otp: Option<Password>,
 }
 
 /// The demo user's login (`serve --demo`), so "Try it out" and example-driven tools
@@ -64,6 +70,7 @@ impl Example for LoginFormSchema {
             refresh_token: None,
             client_id: None,
             client_secret: None,
+            otp: None,
         }
     }
 }
@@ -88,6 +95,8 @@ pub struct OAuth2PasswordRequestForm {
     pub scopes: Vec<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<SecretString>,
+    /// The second factor, when sent (see [`LoginFormSchema`]).
+    pub otp: Option<SecretString>,
 }
 
 /// The space-separated scopes of field `scope`.
@@ -155,6 +164,15 @@ impl OAuth2PasswordRequestForm {
             )),
             Some(_) => {}
         }
+        let otp = get("otp");
+        if otp.is_some_and(|otp| otp.chars().count() > MAX_OTP_CHARS) {
+            errors.push(ValidationError::too_long(
+                "otp",
+                MAX_OTP_CHARS,
+                "characters",
+                Value::String(MASKED.to_owned()),
+            ));
+        }
 
         match (username, password) {
             (Some(username), Some(password)) if errors.is_empty() => Ok(Self {
@@ -163,6 +181,7 @@ impl OAuth2PasswordRequestForm {
                 scopes: scopes(fields),
                 client_id: get("client_id").map(str::to_owned),
                 client_secret: get("client_secret").map(SecretString::from),
+                otp: otp.map(SecretString::from),
             }),
             _ => Err(Error::Validation(errors)),
         }

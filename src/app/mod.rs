@@ -29,8 +29,8 @@ use crate::{
         AppState,
     },
     auth::{
-        hashing_pool::PasswordHasher, keys::KeyError, refresh_token::RefreshTokenKey,
-        server_secret::ServerSecretError, token::JwtAlgorithm,
+        hashing_pool::PasswordHasher, keys::KeyError, recovery_code::RecoveryCodeKey,
+        refresh_token::RefreshTokenKey, server_secret::ServerSecretError, token::JwtAlgorithm,
     },
     config::{ServeArgs, Settings},
     db::{self, Db},
@@ -282,6 +282,7 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
         settings.login_limits(),
         settings.default_scopes,
         settings.session_rules(RefreshTokenKey::new(&secret)),
+        settings.second_factor_rules(RecoveryCodeKey::new(&secret)),
     );
     let accounts = if reloading {
         accounts.reloading_signing_keys()

@@ -44,6 +44,10 @@ struct IssuedClaims<'a> {
     /// The session the token belongs to; ending it revokes the token.
     #[serde(skip_serializing_if = "Option::is_none")]
     sid: Option<&'a str>,
+    /// When the user signed in: kept by refreshes (OpenID Connect Core §2).
+    auth_time: u64,
+    /// How: RFC 8176 methods (`["pwd"]`, `["pwd","otp"]`).
+    amr: &'a [&'a str],
     /// Whether the user's address was verified when the token was issued (OpenID
     /// Connect's claim name).
     email_verified: bool,
@@ -51,6 +55,26 @@ struct IssuedClaims<'a> {
     iss: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     aud: Option<&'a str>,
+}
+
+/// Who and what an access token is issued for.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessTokenFor<'a> {
+    pub username: &'a str,
+    /// The user's row id.
+    pub uid: i32,
+    /// The user's `token_version`: a bump revokes the token.
+    pub token_version: i64,
+    /// The granted scopes, space separated.
+    pub scope: &'a str,
+    /// The session; `None` for a token outside any (a login while the database refuses
+    /// writes).
+    pub sid: Option<&'a str>,
+    /// When the user signed in (Unix seconds), and with which RFC 8176 methods.
+    pub auth_time: u64,
+    pub amr: &'a [&'a str],
+    /// Whether the user's address is verified.
+    pub email_verified: bool,
 }
 
 /// The claims of a token that passed validation.
@@ -69,6 +93,12 @@ pub struct Claims {
     /// The session; absent in tokens issued before gatehouse had sessions.
     #[serde(default)]
     pub sid: Option<String>,
+    /// When the user signed in; absent in tokens issued before gatehouse recorded it.
+    #[serde(default)]
+    pub auth_time: Option<u64>,
+    /// How the user signed in (RFC 8176); empty in tokens issued before.
+    #[serde(default)]
+    pub amr: Vec<String>,
     /// Whether the address was verified at issue; absent in tokens issued before.
     #[serde(default)]
     pub email_verified: Option<bool>,
@@ -221,71 +251,23 @@ impl TokenAuthority {
         self.settings.lifetime.as_secs()
     }
 
-    /// A signed access token for `username` (user id `uid`) at `token_version` with the
-    /// space-separated `scope`, issued at `now` (Unix seconds).
+    /// A signed access token for `token`, issued at `now` (Unix seconds).
     pub fn issue_access_token(
         &self,
-        username: &str,
-        uid: i32,
-        token_version: i64,
-        scope: &str,
-        email_verified: bool,
-        now: u64,
-    ) -> Result<String, TokenError> {
-        self.issue(
-            username,
-            uid,
-            token_version,
-            scope,
-            None,
-            email_verified,
-            now,
-        )
-    }
-
-    /// [`Self::issue_access_token`] for session `sid`: ending the session revokes it.
-    #[allow(clippy::too_many_arguments)]
-    pub fn issue_session_access_token(
-        &self,
-        username: &str,
-        uid: i32,
-        token_version: i64,
-        scope: &str,
-        sid: &str,
-        email_verified: bool,
-        now: u64,
-    ) -> Result<String, TokenError> {
-        self.issue(
-            username,
-            uid,
-            token_version,
-            scope,
-            Some(sid),
-            email_verified,
-            now,
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn issue(
-        &self,
-        username: &str,
-        uid: i32,
-        token_version: i64,
-        scope: &str,
-        sid: Option<&str>,
-        email_verified: bool,
+        token: &AccessTokenFor<'_>,
         now: u64,
     ) -> Result<String, TokenError> {
         let claims = IssuedClaims {
-            sub: username,
-            uid,
+            sub: token.username,
+            uid: token.uid,
             exp: now + self.lifetime_secs(),
             iat: now,
-            ver: token_version,
-            scope,
-            sid,
-            email_verified,
+            ver: token.token_version,
+            scope: token.scope,
+            sid: token.sid,
+            auth_time: token.auth_time,
+            amr: token.amr,
+            email_verified: token.email_verified,
             iss: self.settings.issuer.as_deref(),
             aud: self.settings.audience.as_deref(),
         };
@@ -357,11 +339,19 @@ mod tests {
     fn issued_token_has_pyjwt_header_and_round_trips() {
         let auth = authority();
         let now = unix_now();
-        let token = auth
-            .issue_access_token("johndoe", 12, 3, "me", true, now)
-            .unwrap();
-        assert!(token.starts_with("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."));
-        let claims = auth.validate_access_token(&token, now).unwrap();
+        let mut token = AccessTokenFor {
+            username: "johndoe",
+            uid: 12,
+            token_version: 3,
+            scope: "me",
+            sid: None,
+            auth_time: now - 60,
+            amr: &["pwd"],
+            email_verified: true,
+        };
+        let issued = auth.issue_access_token(&token, now).unwrap();
+        assert!(issued.starts_with("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."));
+        let claims = auth.validate_access_token(&issued, now).unwrap();
         assert_eq!(
             claims,
             Claims {
@@ -372,15 +362,17 @@ mod tests {
                 exp: now + 1800,
                 scope: Some("me".into()),
                 sid: None,
+                auth_time: Some(now - 60),
+                amr: vec!["pwd".into()],
                 email_verified: Some(true),
             }
         );
-        let in_session = auth
-            .issue_session_access_token("johndoe", 12, 3, "me", "sid1", false, now)
-            .unwrap();
+        token.sid = Some("sid1");
+        token.amr = &["pwd", "otp"];
+        let in_session = auth.issue_access_token(&token, now).unwrap();
         let claims = auth.validate_access_token(&in_session, now).unwrap();
         assert_eq!(claims.sid.as_deref(), Some("sid1"));
-        assert_eq!(claims.email_verified, Some(false));
+        assert_eq!(claims.amr, ["pwd", "otp"]);
     }
 
     /// A token of exactly `len` bytes signed with [`authority`]'s key, if padding reaches it.

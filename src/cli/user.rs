@@ -12,7 +12,7 @@ use crate::{
     accounts::{
         held_scopes,
         manage::{self, NewAccount},
-        usernames, AccountsError,
+        totp, usernames, AccountsError,
     },
     app,
     auth::hashing_pool::PasswordHasher,
@@ -60,6 +60,10 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), CliErr
         UserCommand::Revoke { username } => {
             manage::revoke_tokens(db, &username).await?;
             println!("{username}: every earlier token is revoked");
+        }
+        UserCommand::TotpReset { username } => {
+            totp::reset_totp(db, &username).await?;
+            println!("{username}: TOTP is off and every session has ended");
         }
         UserCommand::Scopes {
             username,

@@ -14,6 +14,7 @@ pub mod server_secret;
 pub mod session;
 pub mod signing_key;
 pub mod sqlite_file;
+pub mod totp;
 pub mod url;
 pub mod user;
 pub mod user_email;
@@ -160,7 +161,7 @@ const CONFLICT_ATTEMPTS: u32 = 5;
 /// victim or failed it for serialization: such a failure is a race lost, not an error of
 /// the request. With one lock order it should not happen; a revocation must not fail
 /// because refreshes run at the same time, so it is retried all the same.
-async fn retrying_conflicts<T, F>(db: &Db, work: F) -> Result<T, DbErr>
+pub(super) async fn retrying_conflicts<T, F>(db: &Db, work: F) -> Result<T, DbErr>
 where
     T: Send,
     F: for<'c> Fn(

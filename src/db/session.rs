@@ -46,6 +46,10 @@ pub struct Model {
     pub expires_at: i64,
     /// When the current refresh token was issued by a rotation; `None` before the first.
     pub rotated_at: Option<i64>,
+    /// When the user signed in (Unix seconds) and how: RFC 8176 methods, space separated
+    /// (`pwd`, `pwd otp`). Every token of the session carries both.
+    pub auth_time: i64,
+    pub amr: String,
     /// As first seen, at login.
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
@@ -79,6 +83,8 @@ pub struct NewSession {
     pub scope: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// How the user signed in (see [`Model::amr`]).
+    pub amr: String,
     pub client_addr: Option<String>,
     pub user_agent: Option<String>,
 }
@@ -170,6 +176,8 @@ fn insert_if_current(session: &NewSession) -> sea_orm::sea_query::InsertStatemen
         .expr(Expr::val(session.expires_at))
         .expr(Expr::val(session.client_addr.clone()))
         .expr(Expr::val(session.user_agent.clone()))
+        .expr(Expr::val(session.created_at))
+        .expr(Expr::val(session.amr.clone()))
         .from(user::Entity)
         .and_where(user::Column::Id.eq(session.user_id))
         .and_where(user::Column::TokenVersion.eq(session.token_version))
@@ -188,6 +196,8 @@ fn insert_if_current(session: &NewSession) -> sea_orm::sea_query::InsertStatemen
             Column::ExpiresAt,
             Column::ClientAddr,
             Column::UserAgent,
+            Column::AuthTime,
+            Column::Amr,
         ])
         .select_from(values)
         .expect("the select names as many values as the insert names columns")
@@ -321,6 +331,19 @@ pub async fn end_all_of(db: &impl ConnectionTrait, username: &str) -> Result<u64
         .filter(user::Column::Username.eq(username))
         .into_query();
     delete_locked(db, Condition::all().add(Column::UserId.in_subquery(user))).await
+}
+
+/// Ends every session of user `user_id` but `keep` (the one asking, if any).
+pub async fn end_others_of(
+    db: &impl ConnectionTrait,
+    user_id: i32,
+    keep: Option<&str>,
+) -> Result<u64, DbErr> {
+    let mut condition = Condition::all().add(Column::UserId.eq(user_id));
+    if let Some(keep) = keep {
+        condition = condition.add(Column::Id.ne(keep));
+    }
+    delete_locked(db, condition).await
 }
 
 /// The live sessions at `now` of the user `user_id` at `token_version`, most recently

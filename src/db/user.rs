@@ -12,7 +12,7 @@ use sea_orm::{
 
 use super::{
     built_once::{built_once, BuiltOnce},
-    email_key, retrying_conflicts, session, Db,
+    email_key, retrying_conflicts, session, totp, Db,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -46,7 +46,16 @@ pub struct Model {
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(has_one = "super::totp::Entity")]
+    SecondFactor,
+}
+
+impl Related<totp::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::SecondFactor.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}
 
@@ -153,20 +162,31 @@ pub async fn find(db: &Db, username: &str) -> Result<Option<Model>, DbErr> {
     Entity::find().from_raw_sql(stmt).one(db).await
 }
 
+/// What a login needs of a user: the user and their second factor, if any.
+pub type Login = (Model, Option<totp::Model>);
+
 /// The user named `sent`, else the one named `alternative` (another form of the same
-/// name), in one query.
-pub async fn find_or(db: &Db, sent: &str, alternative: &str) -> Result<Option<Model>, DbErr> {
-    if sent == alternative || alternative.contains('\0') {
-        return find(db, sent).await;
-    }
-    if sent.contains('\0') {
-        return find(db, alternative).await;
+/// name), with their second factor, in one query: a login reads nothing else before its
+/// password check.
+pub async fn find_for_login(
+    db: &Db,
+    sent: &str,
+    alternative: &str,
+) -> Result<Option<Login>, DbErr> {
+    // No stored name has a NUL (see `find`).
+    let names: Vec<&str> = [sent, alternative]
+        .into_iter()
+        .filter(|name| !name.contains('\0'))
+        .collect();
+    if names.is_empty() {
+        return Ok(None);
     }
     let mut found = Entity::find()
-        .filter(Column::Username.is_in([sent, alternative]))
+        .filter(Column::Username.is_in(names))
+        .find_also_related(totp::Entity)
         .all(db)
         .await?;
-    found.sort_by_key(|u| u.username != sent);
+    found.sort_by_key(|(u, _)| u.username != sent);
     Ok(found.into_iter().next())
 }
 

@@ -56,7 +56,7 @@ async fn admin_creates_reads_lists_changes_and_deletes_a_user() {
     .await;
     assert_eq!(status, 201);
     let carol = json!({"username": "carol", "email": "carol@example.com", "full_name": null,
-                       "disabled": false, "scopes": ["me", "items"], "email_verified": false});
+                       "disabled": false, "scopes": ["me", "items"], "totp_enabled": false, "email_verified": false});
     assert_eq!(body, carol);
 
     assert_eq!(
@@ -111,7 +111,7 @@ async fn admin_creates_reads_lists_changes_and_deletes_a_user() {
     assert_eq!(
         body,
         json!({"username": "carol", "email": null, "full_name": "Carol C",
-               "disabled": false, "scopes": ["me"], "email_verified": false})
+               "disabled": false, "scopes": ["me"], "totp_enabled": false, "email_verified": false})
     );
     assert_eq!(
         items(carols.clone()).await,
@@ -391,7 +391,7 @@ async fn the_last_enabled_admin_cannot_demote_disable_or_delete_themselves() {
     let johndoe = json!({"username": "johndoe", "email": "johndoe@example.com",
                          "full_name": "John Doe", "disabled": false,
                          "scopes": ["me", "items", "admin", "introspect"],
-                         "email_verified": true});
+                         "totp_enabled": false, "email_verified": true});
     assert_eq!(
         send(&app, Method::GET, "/admin/users/johndoe", &admin, None).await,
         (200, johndoe.clone(), vec![None])

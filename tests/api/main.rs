@@ -36,6 +36,7 @@ mod signup;
 mod smtp_sink;
 mod storage;
 mod throttle;
+mod totp;
 mod user_identity;
 mod usernames;
 mod verification;

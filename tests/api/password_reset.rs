@@ -376,3 +376,26 @@ async fn the_password_policy_holds_wherever_a_password_is_set_but_not_for_the_de
         );
     }
 }
+
+#[tokio::test]
+async fn a_reset_keeps_the_second_factor_on() {
+    let sink = SmtpSink::start().await;
+    let app = app_mailing_to(&sink, |_| {}).await;
+    let (_, recovery_codes, _) = crate::totp::enrolled(&app).await;
+    assert_eq!(forgot(&app, "johndoe@example.com").await.0, 202);
+    let mails = sink.wait_for(1, Duration::from_secs(10)).await;
+    let token = token_in(&mails[0], "/reset-password");
+    assert_eq!(reset(&app, &token, NEW).await.0, 200);
+    // The new password alone does not sign in: the factor is still on.
+    assert_eq!(
+        parts(
+            crate::totp::login_with(&app, "johndoe", NEW, None).await,
+            &[]
+        )
+        .await,
+        (401, json!({"detail": "Second factor required"}), vec![])
+    );
+    // (A recovery code: the current step's code was spent confirming the factor.)
+    let with_factor = crate::totp::login_with(&app, "johndoe", NEW, Some(&recovery_codes[0])).await;
+    assert_eq!(with_factor.status(), 200);
+}

@@ -35,6 +35,8 @@ async fn migrations_go_up_and_down(db: &db::Db) {
             "server_secrets",
             "sessions",
             "signing_keys",
+            "totp_factors",
+            "totp_recovery_codes",
             "users"
         ]
     );
@@ -53,6 +55,8 @@ async fn migrations_go_up_and_down(db: &db::Db) {
             "server_secrets",
             "sessions",
             "signing_keys",
+            "totp_factors",
+            "totp_recovery_codes",
             "users"
         ]
     );

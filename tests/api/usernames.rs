@@ -50,7 +50,7 @@ fn created(username: &str) -> (u16, Value) {
     (
         201,
         json!({"username": username, "email": null, "full_name": null, "disabled": false,
-               "scopes": ["me", "items"], "email_verified": false}),
+               "scopes": ["me", "items"], "totp_enabled": false, "email_verified": false}),
     )
 }
 

@@ -276,7 +276,8 @@ async fn the_admin_api_mails_a_created_users_address_and_keeps_addresses_unique(
         (
             201,
             json!({"username": "dave", "email": "dave@example.com", "full_name": null,
-                   "disabled": false, "scopes": ["me", "items"], "email_verified": false}),
+                   "disabled": false, "scopes": ["me", "items"], "totp_enabled": false,
+                   "email_verified": false}),
             vec![]
         )
     );

@@ -9,7 +9,10 @@ use poem_openapi::{
 use serde_json::Value;
 
 use super::Error;
-use crate::{accounts::GrantError, auth::password_policy::PolicyViolation};
+use crate::{
+    accounts::{GrantError, StepUp},
+    auth::password_policy::PolicyViolation,
+};
 
 /// An error with a human-readable message.
 #[derive(Debug, Clone, Object)]
@@ -238,7 +241,7 @@ pub enum AnyOAuthError {
 impl Error {
     /// The `detail` string a client sees; `None` for validation errors, whose detail is
     /// the list of problems, and for OAuth errors, which have none.
-    fn detail(&self) -> Option<&'static str> {
+    pub(super) fn detail(&self) -> Option<&'static str> {
         Some(match self {
             Error::IncorrectCredentials => "Incorrect username or password",
             Error::NotAuthenticated => "Not authenticated",
@@ -246,6 +249,20 @@ impl Error {
             Error::InsufficientScope { .. } => "Not enough permissions",
             Error::InactiveUser => "Inactive user",
             Error::IncorrectPassword => "Incorrect password",
+            Error::SecondFactorRequired => "Second factor required",
+            Error::IncorrectCode | Error::IncorrectConfirmationCode => "Incorrect code",
+            Error::StepUpRequired(StepUp {
+                factor_missing: false,
+                ..
+            }) => "A recent sign-in is required",
+            Error::StepUpRequired(StepUp {
+                factor_missing: true,
+                ..
+            }) => "A recent sign-in with the second factor is required",
+            Error::NoTotpEnrolment => {
+                "No TOTP enrolment to confirm: start one with POST /users/me/totp"
+            }
+            Error::TotpNotEnabled => "TOTP is not on",
             Error::SessionNotFound => "Session not found",
             Error::Validation(_) | Error::OAuth { .. } => return None,
             Error::BodyTooLarge => "Request body too large",

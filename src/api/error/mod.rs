@@ -20,7 +20,7 @@ pub use self::{
     },
     document::{ApiError, ErrorStatuses},
 };
-use crate::accounts::{AccountsError, GrantError};
+use crate::accounts::{AccountsError, GrantError, StepUp};
 
 /// Everything that can go wrong while answering a request.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +38,22 @@ pub enum Error {
     InactiveUser,
     #[error("incorrect current password")]
     IncorrectPassword,
+    /// A login of a user with TOTP on that brought no `otp`.
+    #[error("second factor required")]
+    SecondFactorRequired,
+    /// A login's wrong, spent or replayed TOTP or recovery code.
+    #[error("incorrect code")]
+    IncorrectCode,
+    /// A wrong code confirming an enrolment: the request is wrong, not the token.
+    #[error("incorrect confirmation code")]
+    IncorrectConfirmationCode,
+    /// The sign-in is too old, or lacks the second factor (RFC 9470).
+    #[error("a more recent sign-in is required")]
+    StepUpRequired(StepUp),
+    #[error("no TOTP enrolment is pending")]
+    NoTotpEnrolment,
+    #[error("TOTP is not on")]
+    TotpNotEnabled,
     /// An OAuth error of the refresh grant or of `/revoke`: 400 in RFC 6749 §5.2's shape.
     #[error("OAuth error {error:?}: {description}")]
     OAuth {
@@ -100,6 +116,11 @@ impl From<AccountsError> for Error {
             },
             AccountsError::InactiveUser => Error::InactiveUser,
             AccountsError::IncorrectPassword => Error::IncorrectPassword,
+            AccountsError::SecondFactorRequired => Error::SecondFactorRequired,
+            AccountsError::IncorrectCode => Error::IncorrectCode,
+            AccountsError::StepUpRequired(step_up) => Error::StepUpRequired(step_up),
+            AccountsError::NoTotpEnrolment => Error::NoTotpEnrolment,
+            AccountsError::TotpNotEnabled => Error::TotpNotEnabled,
             AccountsError::TooManyAttempts { retry_after } => {
                 Error::TooManyAttempts { retry_after }
             }

@@ -9,6 +9,7 @@ use poem::{
 };
 
 use super::Error;
+use crate::accounts::StepUp;
 
 /// Seconds a client should wait before retrying a 503.
 const RETRY_AFTER_BUSY_SECS: &str = "1";
@@ -19,9 +20,15 @@ impl ResponseError for Error {
             Error::IncorrectCredentials
             | Error::NotAuthenticated
             | Error::InvalidToken { .. }
-            | Error::InsufficientScope { .. } => StatusCode::UNAUTHORIZED,
+            | Error::InsufficientScope { .. }
+            | Error::SecondFactorRequired
+            | Error::IncorrectCode
+            | Error::StepUpRequired(_) => StatusCode::UNAUTHORIZED,
             Error::InactiveUser
             | Error::IncorrectPassword
+            | Error::IncorrectConfirmationCode
+            | Error::NoTotpEnrolment
+            | Error::TotpNotEnabled
             | Error::OAuth { .. }
             | Error::AlreadyRegistered { .. }
             | Error::InvalidEmailToken
@@ -56,8 +63,18 @@ impl ResponseError for Error {
             .body(Body::from_string(self.body().to_string()));
         let headers = resp.headers_mut();
         match self {
-            Error::IncorrectCredentials | Error::NotAuthenticated => {
+            Error::IncorrectCredentials
+            | Error::NotAuthenticated
+            | Error::SecondFactorRequired
+            | Error::IncorrectCode => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Error::StepUpRequired(step_up) => {
+                let description = self.detail().unwrap_or_default();
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    step_up_challenge(step_up, description),
+                );
             }
             Error::InvalidToken { required } => {
                 headers.insert(
@@ -104,6 +121,23 @@ impl ResponseError for Error {
     }
 }
 
+/// RFC 9470 §3's challenge: `Bearer error="insufficient_user_authentication",
+/// error_description="...", acr_values="mfa", max_age=<seconds>`, with `acr_values` where
+/// the second factor is missing and `max_age` where the sign-in must be recent.
+fn step_up_challenge(step_up: &StepUp, description: &str) -> HeaderValue {
+    let mut challenge = format!(
+        "Bearer error=\"insufficient_user_authentication\", error_description=\"{description}\""
+    );
+    if step_up.factor_missing {
+        challenge.push_str(", acr_values=\"mfa\"");
+    }
+    if let Some(max_age) = step_up.max_age {
+        challenge.push_str(&format!(", max_age={max_age}"));
+    }
+    // The description is one of ours, plain ASCII; the fallback is never reached.
+    HeaderValue::from_str(&challenge).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+}
+
 /// `Bearer scope="<required>", error="<error>"` (RFC 6750 §3), FastAPI's challenge with
 /// the RFC's `error`; `scope` is left out when the operation requires none.
 fn bearer_challenge(required: &str, error: &str) -> HeaderValue {
@@ -122,6 +156,7 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::super::{Error, ValidationError};
+    use crate::accounts::StepUp;
 
     /// The rows of the table: a variant's pattern, an example of it, then the status, the
     /// body and the headers besides `content-type: application/json` it answers with. The
@@ -167,6 +202,27 @@ mod tests {
             BAD_REQUEST, {"detail": "Inactive user"}, [];
         Error::IncorrectPassword => Error::IncorrectPassword,
             BAD_REQUEST, {"detail": "Incorrect password"}, [];
+        Error::SecondFactorRequired => Error::SecondFactorRequired,
+            UNAUTHORIZED, {"detail": "Second factor required"},
+            ["www-authenticate": "Bearer"];
+        Error::IncorrectCode => Error::IncorrectCode,
+            UNAUTHORIZED, {"detail": "Incorrect code"},
+            ["www-authenticate": "Bearer"];
+        Error::IncorrectConfirmationCode => Error::IncorrectConfirmationCode,
+            BAD_REQUEST, {"detail": "Incorrect code"}, [];
+        Error::StepUpRequired(_) => Error::StepUpRequired(StepUp { max_age: Some(300), factor_missing: false }),
+            UNAUTHORIZED, {"detail": "A recent sign-in is required"},
+            ["www-authenticate": r#"Bearer error="insufficient_user_authentication", error_description="A recent sign-in is required", max_age=300"#];
+        Error::StepUpRequired(_) => Error::StepUpRequired(StepUp { max_age: Some(300), factor_missing: true }),
+            UNAUTHORIZED, {"detail": "A recent sign-in with the second factor is required"},
+            ["www-authenticate": r#"Bearer error="insufficient_user_authentication", error_description="A recent sign-in with the second factor is required", acr_values="mfa", max_age=300"#];
+        Error::StepUpRequired(_) => Error::StepUpRequired(StepUp { max_age: None, factor_missing: true }),
+            UNAUTHORIZED, {"detail": "A recent sign-in with the second factor is required"},
+            ["www-authenticate": r#"Bearer error="insufficient_user_authentication", error_description="A recent sign-in with the second factor is required", acr_values="mfa""#];
+        Error::NoTotpEnrolment => Error::NoTotpEnrolment,
+            BAD_REQUEST, {"detail": "No TOTP enrolment to confirm: start one with POST /users/me/totp"}, [];
+        Error::TotpNotEnabled => Error::TotpNotEnabled,
+            BAD_REQUEST, {"detail": "TOTP is not on"}, [];
         Error::OAuth { .. } => Error::invalid_request("The token parameter is missing"),
             BAD_REQUEST,
             {"error": "invalid_request", "error_description": "The token parameter is missing"},

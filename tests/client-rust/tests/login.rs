@@ -48,6 +48,7 @@ fn login_form(username: &str, password: &str) -> types::BodyLoginForAccessTokenT
         scope: None,
         client_id: None,
         client_secret: None,
+        otp: None,
     }
 }
 

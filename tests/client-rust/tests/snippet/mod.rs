@@ -15,6 +15,7 @@ pub async fn read_me(
         refresh_token: None,
         client_id: None,
         client_secret: None,
+        otp: None,
     };
     let token = Client::new(base_url)
         .login_for_access_token_token_post(&form)
