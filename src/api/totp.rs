@@ -134,6 +134,7 @@ pub enum RecoveryCodesResponse {
 
 #[derive(ApiResponse)]
 pub enum StatusResponse {
+    /// Whether TOTP is on.
     #[oai(status = 200)]
     Ok(Json<TotpStatusBody>),
 }
@@ -261,6 +262,9 @@ impl MyTotpApi {
     }
 
     /// Read whether TOTP is on
+    ///
+    /// Whether the current user has a second factor on, and how many of their recovery
+    /// codes are still unused.
     #[oai(
         path = "/users/me/totp",
         method = "get",
