@@ -12,6 +12,7 @@ use std::{
 
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
+use lettre::message::Mailbox;
 use secrecy::SecretString;
 
 mod public_url;
@@ -20,17 +21,20 @@ pub use public_url::PublicUrl;
 
 use crate::{
     accounts::{
+        mail_out::{DEFAULT_MAIL_PER_ADDRESS_PER_HOUR, DEFAULT_RESET_TOKEN_EXPIRE_MINUTES},
         Scopes, SecondFactorRules, SessionRules, DEFAULT_MAX_SESSIONS_PER_USER,
         DEFAULT_REAUTH_MAX_AGE_SECS, DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
         DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS, DEFAULT_TOTP_ISSUER,
     },
     auth::{
+        password_policy::PasswordPolicy,
         recovery_code::RecoveryCodeKey,
         refresh_token::RefreshTokenKey,
         throttle::{Limit, LoginLimits},
         token::JwtAlgorithm,
     },
     db::DEFAULT_DATABASE_URL,
+    mail::{sender::DEFAULT_RETRY_MAX_SECS, SmtpUrl},
 };
 
 /// How long resource servers may cache `/.well-known/jwks.json`, by default.
@@ -64,6 +68,16 @@ pub enum Command {
     /// Manage the Ed25519 signing keys of JWT_ALGORITHM=EdDSA.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Check the mail relay.
+    #[command(subcommand)]
+    Mail(MailCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// Send a test mail to ADDRESS through SMTP_URL at once, and print what the relay
+    /// answered (exit status 1 if it did not accept the mail).
+    Test { address: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,6 +283,70 @@ pub struct Settings {
     /// only); no metrics listener when unset.
     #[arg(long, env = "METRICS_BIND", global = true, hide_env_values = true)]
     pub metrics_bind: Option<SocketAddr>,
+    /// The SMTP relay mails go through, in lettre's URL form:
+    /// `smtp://[user:password@]host[:port][?tls=required|opportunistic]` or
+    /// `smtps://...` (implicit TLS). From the environment only: it may hold a password.
+    #[arg(skip = smtp_url_from_env())]
+    pub smtp_url: Option<Result<SmtpUrl, String>>,
+    /// The sender of every mail (`gatehouse <noreply@example.com>`); required with
+    /// `SMTP_URL`.
+    #[arg(long, env = "MAIL_FROM", global = true, hide_env_values = true,
+          value_parser = parse_mailbox)]
+    pub mail_from: Option<Mailbox>,
+    /// Longest wait, in seconds, between two attempts to deliver a mail (the waits double
+    /// from 1 s up to it).
+    #[arg(long, env = "MAIL_RETRY_MAX_SECS", default_value_t = DEFAULT_RETRY_MAX_SECS,
+          global = true, hide_env_values = true,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub mail_retry_max_secs: u64,
+    /// Verification and reset mails one address gets in an hour at most; further
+    /// requests still answer 202.
+    #[arg(long, env = "MAIL_PER_ADDRESS_PER_HOUR", default_value_t = DEFAULT_MAIL_PER_ADDRESS_PER_HOUR,
+          global = true, hide_env_values = true,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub mail_per_address_per_hour: u32,
+    /// Whether people may sign up (`POST /users/`): `open` or `closed` (the default, and
+    /// `open` with `serve --demo`).
+    #[arg(long, env = "SIGNUP", global = true, hide_env_values = true)]
+    pub signup: Option<SignupMode>,
+    /// Whether a password login needs a verified address (`true` or `false`).
+    #[arg(long, env = "REQUIRE_VERIFIED_EMAIL", default_value_t = false, global = true,
+          hide_env_values = true, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub require_verified_email: bool,
+    /// Fewest characters of a new password (signup, reset, changes, the admin API, the
+    /// CLI).
+    #[arg(long, env = "PASSWORD_MIN_LENGTH", default_value_t = 8, global = true,
+          hide_env_values = true, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub password_min_length: u16,
+    /// Minutes a password reset link works.
+    #[arg(long, env = "RESET_TOKEN_EXPIRE_MINUTES", default_value_t = DEFAULT_RESET_TOKEN_EXPIRE_MINUTES,
+          global = true, hide_env_values = true,
+          value_parser = clap::value_parser!(u64).range(1..=10_080))]
+    pub reset_token_expire_minutes: u64,
+}
+
+/// Whether people may sign up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SignupMode {
+    Open,
+    Closed,
+}
+
+/// `SMTP_URL` when set, checked (the error says what a valid one looks like, without
+/// repeating it).
+fn smtp_url_from_env() -> Option<Result<SmtpUrl, String>> {
+    std::env::var("SMTP_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .map(|url| SmtpUrl::parse(&url))
+}
+
+fn parse_mailbox(value: &str) -> Result<Mailbox, String> {
+    value.parse::<Mailbox>().map_err(|_| {
+        "must be an address like noreply@example.com or \"gatehouse <noreply@example.com>\""
+            .to_owned()
+    })
 }
 
 /// `SECRET_KEY` when set, even empty: an empty key is refused at start, not ignored.
@@ -352,6 +430,29 @@ impl Settings {
         Duration::from_secs(self.refresh_reuse_interval_secs)
     }
 
+    pub fn mail_retry_max(&self) -> Duration {
+        Duration::from_secs(self.mail_retry_max_secs)
+    }
+
+    pub fn reset_token_lifetime(&self) -> Duration {
+        Duration::from_secs(self.reset_token_expire_minutes * 60)
+    }
+
+    pub fn password_policy(&self) -> PasswordPolicy {
+        PasswordPolicy {
+            min_length: usize::from(self.password_min_length),
+        }
+    }
+
+    /// `SMTP_URL`, if set; an invalid one is an error here, where a command first needs it.
+    pub fn smtp_url(&self) -> Result<Option<&SmtpUrl>, String> {
+        match &self.smtp_url {
+            None => Ok(None),
+            Some(Ok(url)) => Ok(Some(url)),
+            Some(Err(e)) => Err(format!("SMTP_URL {e}")),
+        }
+    }
+
     pub fn client_timeout(&self) -> Duration {
         Duration::from_secs(self.client_timeout_secs)
     }
@@ -418,6 +519,14 @@ impl Settings {
             client_timeout_secs: 10,
             trusted_proxies: Vec::new(),
             metrics_bind: None,
+            smtp_url: None,
+            mail_from: None,
+            mail_retry_max_secs: DEFAULT_RETRY_MAX_SECS,
+            mail_per_address_per_hour: DEFAULT_MAIL_PER_ADDRESS_PER_HOUR,
+            signup: None,
+            require_verified_email: false,
+            password_min_length: 8,
+            reset_token_expire_minutes: DEFAULT_RESET_TOKEN_EXPIRE_MINUTES,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod mail;
 pub mod metrics;
 pub mod server;
 pub mod telemetry;

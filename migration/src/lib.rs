@@ -13,6 +13,9 @@ mod m20261130_000010_create_signing_keys;
 mod m20261206_000007_bounded_sessions;
 mod m20261206_000010_username_skeletons;
 mod m20261206_000020_second_factor;
+mod m20261208_000011_accounts_mail;
+
+pub use m20261208_000011_accounts_mail::email_key;
 
 pub struct Migrator;
 
@@ -30,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000007_bounded_sessions::Migration),
             Box::new(m20261206_000010_username_skeletons::Migration),
             Box::new(m20261206_000020_second_factor::Migration),
+            Box::new(m20261208_000011_accounts_mail::Migration),
         ]
     }
 }

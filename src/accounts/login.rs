@@ -59,6 +59,10 @@ impl Accounts {
             }
         };
         self.attempt_succeeded(attempt, user.id).await?;
+        // Only once the password (and second factor) is right: it tells a guesser nothing.
+        if self.rules.require_verified_email && !user.email_verified {
+            return Err(AccountsError::EmailNotVerified);
+        }
         let scope = self.granted_scopes(&user, requested);
         self.start_session(user, scope, origin, methods).await
     }

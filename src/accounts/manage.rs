@@ -9,15 +9,16 @@
 //! CLI's [`set_scopes`] and [`set_disabled`] may: an operator with the database at hand is
 //! the way back in.
 
+use sea_orm::ConnectionTrait;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{usernames, AccountsError, Scope, Scopes, MAX_PASSWORD_BYTES};
+use super::{usernames, AccountsError, Scope, Scopes};
 use crate::{
-    auth::hashing_pool::PasswordHasher,
+    auth::{hashing_pool::PasswordHasher, password_policy::PasswordPolicy},
     db::{
         scope_holders::{self, KeptHolder},
-        user::{self, NewUser, UserChanges},
-        Db,
+        user::{self, NewUser, Taken, UserChanges},
+        user_email, Db,
     },
 };
 
@@ -69,22 +70,16 @@ pub fn check_profile_field(field: &'static str, value: Option<&str>) -> Result<(
     Ok(())
 }
 
-/// Passwords are 1 to [`MAX_PASSWORD_BYTES`] bytes.
-pub fn check_password(password: &SecretString) -> Result<(), AccountsError> {
-    let len = password.expose_secret().len();
-    if len == 0 {
-        return Err(invalid(
-            "password",
-            "the password must not be empty".to_owned(),
-        ));
-    }
-    if len > MAX_PASSWORD_BYTES {
-        return Err(invalid(
-            "password",
-            format!("the password must be at most {MAX_PASSWORD_BYTES} bytes"),
-        ));
-    }
-    Ok(())
+/// A new password must pass `policy` (length, not a common password); `field` names it
+/// in the refusal.
+pub fn check_password(
+    policy: &PasswordPolicy,
+    field: &'static str,
+    password: &SecretString,
+) -> Result<(), AccountsError> {
+    policy
+        .check(password.expose_secret())
+        .map_err(|violation| AccountsError::WeakPassword { field, violation })
 }
 
 /// Creates a user with `password`; returns the username as stored (prepared, see
@@ -92,39 +87,62 @@ pub fn check_password(password: &SecretString) -> Result<(), AccountsError> {
 pub async fn add_user(
     db: &Db,
     hasher: &PasswordHasher,
+    policy: &PasswordPolicy,
     account: NewAccount,
     password: SecretString,
 ) -> Result<String, AccountsError> {
+    let new = new_user(hasher, policy, account, password).await?;
+    insert_user(db, new).await
+}
+
+/// A user to create: the account checked, its name prepared, its password hashed.
+pub(super) async fn new_user(
+    hasher: &PasswordHasher,
+    policy: &PasswordPolicy,
+    account: NewAccount,
+    password: SecretString,
+) -> Result<NewUser, AccountsError> {
     let username = usernames::prepare(&account.username)?;
     check_profile_field("email", account.email.as_deref())?;
     check_profile_field("full_name", account.full_name.as_deref())?;
-    check_password(&password)?;
+    check_password(policy, "password", &password)?;
     let hashed_password = hasher.hash(password).await?;
-    let new = NewUser {
+    Ok(NewUser {
         username_skeleton: Some(usernames::look_alike_key(&username)),
-        username: username.clone(),
+        username,
         email: account.email,
         full_name: account.full_name,
         hashed_password,
         disabled: account.disabled,
         scopes: Some(account.scopes.to_string()),
-    };
-    // The name's and the key's UNIQUE indexes decide, so two creations that race cannot
-    // both win.
-    if !user::create(db, new).await? {
-        return Err(AccountsError::UserExists(username));
+    })
+}
+
+/// Stores `new` (in a transaction, or not); returns its username. The name's, the name
+/// key's and the address's UNIQUE indexes decide, so two creations that race cannot both
+/// win.
+pub(super) async fn insert_user(
+    db: &impl ConnectionTrait,
+    new: NewUser,
+) -> Result<String, AccountsError> {
+    if user::create(db, new.clone()).await? {
+        return Ok(new.username);
     }
-    Ok(username)
+    Err(match user::taken(db, &new).await? {
+        Taken::Name => AccountsError::UserExists(new.username),
+        Taken::Email => AccountsError::EmailExists(new.email.unwrap_or_default()),
+    })
 }
 
 /// Sets `username`'s password and revokes every token issued before.
 pub async fn change_password(
     db: &Db,
     hasher: &PasswordHasher,
+    policy: &PasswordPolicy,
     username: &str,
     password: SecretString,
 ) -> Result<(), AccountsError> {
-    check_password(&password)?;
+    check_password(policy, "password", &password)?;
     let hashed = hasher.hash(password).await?;
     found(user::change_password(db, username, hashed).await?, username)
 }
@@ -145,6 +163,7 @@ pub async fn revoke_tokens(db: &Db, username: &str) -> Result<(), AccountsError>
 pub async fn change_account(
     db: &Db,
     hasher: &PasswordHasher,
+    policy: &PasswordPolicy,
     username: &str,
     changes: AccountChanges,
 ) -> Result<(), AccountsError> {
@@ -155,7 +174,7 @@ pub async fn change_account(
     )?;
     let hashed_password = match changes.password {
         Some(password) => {
-            check_password(&password)?;
+            check_password(policy, "password", &password)?;
             Some(hasher.hash(password).await?)
         }
         None => None,
@@ -170,7 +189,14 @@ pub async fn change_account(
     };
     let kept =
         scope_holders::change_user_keeping_holder(db, username, changes, Scope::Admin.name())
-            .await?;
+            .await
+            .map_err(|e| {
+                if user::is_email_taken(&e) {
+                    AccountsError::EmailExists(String::new())
+                } else {
+                    e.into()
+                }
+            })?;
     kept_admin(kept, username)
 }
 
@@ -200,6 +226,13 @@ pub async fn delete_user(db: &Db, username: &str) -> Result<(), AccountsError> {
 /// Every user, by username.
 pub async fn list_users(db: &Db) -> Result<Vec<user::Model>, AccountsError> {
     Ok(user::list(db).await?)
+}
+
+/// Addresses several users share (compared case-insensitively), each with its users,
+/// oldest first: duplicates from before addresses were unique. Only the first user holds
+/// the address for lookups (reset, verification).
+pub async fn shared_addresses(db: &Db) -> Result<Vec<(String, Vec<String>)>, AccountsError> {
+    Ok(user_email::shared_addresses(db).await?)
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> AccountsError {

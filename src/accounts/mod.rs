@@ -5,12 +5,16 @@
 
 mod attempt;
 mod current_user;
+mod email_verification;
 mod login;
+pub mod mail_out;
 pub mod manage;
+mod password_reset;
 mod scopes;
 mod self_service;
 mod sessions;
 pub mod signing_keys;
+mod signup;
 pub mod totp;
 pub mod usernames;
 
@@ -20,6 +24,7 @@ use crate::{
     auth::{
         hashing_pool::{HashError, PasswordHasher},
         keys::KeyError,
+        password_policy::PolicyViolation,
         throttle::LoginLimits,
         token::{TokenAuthority, TokenError},
     },
@@ -28,11 +33,13 @@ use crate::{
 
 pub use current_user::{CurrentUser, Introspection, SignedIn};
 pub use login::{address_key, Login};
+pub use mail_out::{AccountRules, MailOut};
 pub use scopes::{held as held_scopes, Scope, Scopes};
 pub use sessions::{
     GrantError, Origin, SessionInfo, SessionRules, DEFAULT_MAX_SESSIONS_PER_USER,
     DEFAULT_REFRESH_REUSE_INTERVAL_SECS, DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
 };
+pub use signup::Signup;
 pub use totp::{
     Enrolment, SecondFactorRules, StepUp, TotpStatus, DEFAULT_REAUTH_MAX_AGE_SECS,
     DEFAULT_TOTP_ISSUER,
@@ -78,6 +85,9 @@ pub enum AccountsError {
     Busy,
     #[error("user {0:?} already exists")]
     UserExists(String),
+    /// Another user has this address (compared case-insensitively).
+    #[error("another user has the address {0:?}")]
+    EmailExists(String),
     #[error("no user named {0:?}")]
     NoSuchUser(String),
     /// The change would take `admin` from the last enabled user holding it.
@@ -90,6 +100,25 @@ pub enum AccountsError {
         field: &'static str,
         message: String,
     },
+    /// A new password the policy refuses; `field` names it.
+    #[error("{violation}")]
+    WeakPassword {
+        field: &'static str,
+        violation: PolicyViolation,
+    },
+    #[error("signup is closed")]
+    SignupClosed,
+    #[error("too many signups from this address; retry in {retry_after} s")]
+    TooManySignups { retry_after: u64 },
+    /// An operation that sends mail, where none can be sent.
+    #[error("mail is not configured")]
+    MailNotConfigured,
+    /// A verification or reset token that is unknown, used, expired or dead.
+    #[error("invalid or expired token")]
+    InvalidEmailToken,
+    /// `REQUIRE_VERIFIED_EMAIL` and the password was right, but the address is unverified.
+    #[error("email not verified")]
+    EmailNotVerified,
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
     #[error(transparent)]
@@ -127,6 +156,8 @@ pub struct Accounts {
     second_factor: Arc<SecondFactorRules>,
     /// Set when the signing keys live in the database and may be rotated under us.
     key_reload: Option<Arc<signing_keys::KeyReload>>,
+    /// Signup, verification, reset and their mail (see `mail_out`).
+    rules: Arc<AccountRules>,
 }
 
 impl Accounts {
@@ -150,6 +181,7 @@ impl Accounts {
             sessions: Arc::new(sessions),
             second_factor: Arc::new(second_factor),
             key_reload: None,
+            rules: Arc::default(),
         }
     }
 

@@ -178,6 +178,7 @@ impl Accounts {
                 sid: session_id,
                 auth_time: u64::try_from(sign_in.auth_time).unwrap_or_default(),
                 amr: &amr,
+                email_verified: user.email_verified,
             },
             unix_now(),
         )?;

@@ -38,6 +38,8 @@ pub struct AdminUser {
     pub disabled: bool,
     /// The scopes the user holds; a token gets those of them it asks for.
     pub scopes: Vec<Scope>,
+    /// Whether the user proved `email` is theirs (a verification or reset link).
+    pub email_verified: bool,
     /// Whether the user has a second factor (TOTP) on.
     pub totp_enabled: bool,
 }
@@ -50,6 +52,7 @@ impl Example for AdminUser {
             full_name: Some("Carol Cooper".to_owned()),
             disabled: false,
             scopes: vec![Scope::Me, Scope::Items],
+            email_verified: true,
             totp_enabled: false,
         }
     }
@@ -64,6 +67,7 @@ impl AdminUser {
             email: u.email,
             full_name: u.full_name,
             disabled: u.disabled,
+            email_verified: u.email_verified,
         }
     }
 }
@@ -172,6 +176,13 @@ const LAST_ADMIN: (StatusCode, &str) = (
      change came first): taking the scope away, disabling or deleting them would leave \
      nobody to manage users",
 );
+const LAST_ADMIN_OR_EMAIL: (StatusCode, &str) = (
+    StatusCode::CONFLICT,
+    "Email already registered (another user has the address, compared \
+     case-insensitively); or the user is the last enabled one holding `admin` (the \
+     caller, unless another admin's change came first): taking the scope away or \
+     disabling them would leave nobody to manage users",
+);
 const BODY: [(StatusCode, &str); 3] = [
     REQUEST_TIMEOUT,
     BODY_TOO_LARGE,
@@ -200,7 +211,11 @@ impl ErrorStatuses for CreateErrors {
         AUTH[0],
         AUTH[1],
         BODY[0],
-        (StatusCode::CONFLICT, "Username already registered"),
+        (
+            StatusCode::CONFLICT,
+            "Username already registered, or Email already registered (another user has the \
+             address, compared case-insensitively)",
+        ),
         BODY[1],
         BODY[2],
         TAIL[0],
@@ -217,7 +232,15 @@ impl ErrorStatuses for UserErrors {
 pub enum UpdateErrors {}
 impl ErrorStatuses for UpdateErrors {
     const STATUSES: &'static [(StatusCode, &'static str)] = &[
-        AUTH[0], AUTH[1], NOT_FOUND, BODY[0], LAST_ADMIN, BODY[1], BODY[2], TAIL[0], TAIL[1],
+        AUTH[0],
+        AUTH[1],
+        NOT_FOUND,
+        BODY[0],
+        LAST_ADMIN_OR_EMAIL,
+        BODY[1],
+        BODY[2],
+        TAIL[0],
+        TAIL[1],
     ];
 }
 
@@ -323,10 +346,11 @@ impl AdminUsersApi {
             disabled: new.disabled.unwrap_or(false),
             scopes,
         };
-        let db = state.accounts.db();
-        let username =
-            manage::add_user(db, state.accounts.hasher(), account, secret(new.password)).await?;
-        let created = manage::get_user(db, &username).await?;
+        let username = state
+            .accounts
+            .add_user_with_verification(account, secret(new.password))
+            .await?;
+        let created = manage::get_user(state.accounts.db(), &username).await?;
         Ok(CreatedResponse::Created(Json(AdminUser::new(
             created, false,
         ))))
@@ -387,7 +411,8 @@ impl AdminUserApi {
             scopes: update.scopes.map(|s| s.into_iter().collect()),
         };
         let db = state.accounts.db();
-        manage::change_account(db, state.accounts.hasher(), &username, changes).await?;
+        let policy = &state.accounts.rules().password_policy;
+        manage::change_account(db, state.accounts.hasher(), policy, &username, changes).await?;
         admin_user(db, &username).await
     }
 

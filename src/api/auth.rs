@@ -68,7 +68,9 @@ impl ErrorStatuses for LoginErrors {
             "Refresh grant refused, as an OAuth error (RFC 6749 §5.2): `invalid_grant` (the \
              refresh token is unknown, expired, revoked or already used; a used one ends its \
              session), `invalid_scope` (more than the login granted), `invalid_request` (no \
-             `refresh_token`), `unsupported_grant_type` (refresh tokens are disabled)",
+             `refresh_token`), `unsupported_grant_type` (refresh tokens are disabled); or \
+             `{\"detail\": \"Email not verified\"}` (`REQUIRE_VERIFIED_EMAIL`: the password \
+             is right, the user's address unverified)",
         ),
         (
             StatusCode::UNAUTHORIZED,

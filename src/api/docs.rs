@@ -193,6 +193,10 @@ fn add_error_examples(doc: &mut Value) {
         .flat_map(|methods| methods.iter_mut())
     {
         let creates = method == "post";
+        let operation_id = operation["operationId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         // The login is the one operation with a body and no bearer token.
         let login = operation.get("security").is_none() && operation.get("requestBody").is_some();
         let Some(responses) = operation["responses"].as_object_mut() else {
@@ -205,11 +209,19 @@ fn add_error_examples(doc: &mut Value) {
                 .and_then(|s| StatusCode::from_u16(s).ok());
             let Some(example) = status
                 .filter(|s| s.is_client_error() || s.is_server_error())
-                .and_then(|s| Error::example_body(s, login, creates))
+                .and_then(|s| {
+                    Error::operation_example_body(&operation_id, s)
+                        .or_else(|| Error::example_body(s, login, creates))
+                })
             else {
                 continue;
             };
-            if let Some(media) = response["content"]["application/json"].as_object_mut() {
+            // `get_mut`, not indexing: indexing would add a JSON media type to the pages'.
+            if let Some(media) = response
+                .get_mut("content")
+                .and_then(|content| content.get_mut("application/json"))
+                .and_then(Value::as_object_mut)
+            {
                 media.insert("example".to_owned(), example);
             }
         }

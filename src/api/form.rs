@@ -92,6 +92,17 @@ impl Fields {
             .filter(|v| !v.is_empty())
     }
 
+    /// The fields as a JSON object of strings, each with its value as [`Self::get`]
+    /// reads it (empty ones left out): a form read as a JSON body would be.
+    pub fn to_json(&self) -> serde_json::Value {
+        let object = self
+            .0
+            .iter()
+            .filter_map(|(name, _)| Some((name.clone(), self.get(name)?.to_owned().into())))
+            .collect();
+        serde_json::Value::Object(object)
+    }
+
     /// The value of field `name` (see [`Self::get`]), or the error of a missing one in
     /// `style`.
     pub fn required(&self, name: &str, style: ErrorStyle) -> Result<&str, Error> {

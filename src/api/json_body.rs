@@ -43,22 +43,32 @@ impl<'a, T: ParseFromJSON + Type> ApiExtractor<'a> for JsonBody<T> {
         _param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
         let bytes = read_body(req, body).await?;
-        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            let position = offset(&bytes, e.line(), e.column());
-            Error::Validation(vec![ValidationError::json_invalid(
-                position,
-                &e.to_string(),
-            )])
-        })?;
-        let problems = problems::<T>(&value);
-        if !problems.is_empty() {
-            return Err(Error::Validation(problems).into());
-        }
-        T::parse_from_json(Some(value)).map(Self).map_err(|e| {
-            let message = e.into_message();
-            Error::Validation(vec![ValidationError::value_error("", &message)]).into()
-        })
+        Ok(Self(from_json_bytes(&bytes)?))
     }
+}
+
+/// `bytes` parsed as JSON and validated as a `T`, or a 422 listing every problem.
+pub(super) fn from_json_bytes<T: ParseFromJSON + Type>(bytes: &[u8]) -> Result<T, Error> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        let position = offset(bytes, e.line(), e.column());
+        Error::Validation(vec![ValidationError::json_invalid(
+            position,
+            &e.to_string(),
+        )])
+    })?;
+    validated(value)
+}
+
+/// `value` as a `T`, or a 422 listing every problem.
+pub(super) fn validated<T: ParseFromJSON + Type>(value: Value) -> Result<T, Error> {
+    let problems = problems::<T>(&value);
+    if !problems.is_empty() {
+        return Err(Error::Validation(problems));
+    }
+    T::parse_from_json(Some(value)).map_err(|e| {
+        let message = e.into_message();
+        Error::Validation(vec![ValidationError::value_error("", &message)])
+    })
 }
 
 /// The byte offset of a serde_json error's 1-based line and column.

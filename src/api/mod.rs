@@ -12,13 +12,18 @@ pub mod form;
 pub mod health;
 pub mod introspect;
 pub mod json_body;
+pub mod json_or_form;
+pub mod pages;
+pub mod password_reset;
 pub mod revoke;
 pub mod routing;
 pub mod security;
 pub mod service_url;
+pub mod signup;
 pub mod token_form;
 pub mod totp;
 pub mod users;
+pub mod verification;
 pub mod well_known;
 
 /// "Adding your own protected operation" of docs/architecture.md, and its test.
@@ -129,6 +134,11 @@ pub type Api = (
     health::HealthApi,
     // Nested: `Default` (and so `Api::default()`) exists for tuples of up to 12.
     (well_known::WellKnownApi, introspect::IntrospectApi),
+    (
+        signup::SignupApi,
+        verification::VerifyEmailApi,
+        password_reset::PasswordResetApi,
+    ),
 );
 
 pub fn service() -> OpenApiService<Api, ()> {

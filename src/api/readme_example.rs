@@ -49,9 +49,9 @@ async fn readme_example_operation_answers_only_tokens_with_its_new_scope() {
             disabled: false,
             scopes: Scopes::strict(scopes).unwrap(),
         };
-        let password = SecretString::from("pw");
+        let password = SecretString::from("a long enough password");
         let (db, hasher) = (state.accounts.db(), state.accounts.hasher());
-        manage::add_user(db, hasher, account, password)
+        manage::add_user(db, hasher, &Default::default(), account, password)
             .await
             .unwrap();
     }
@@ -68,7 +68,9 @@ async fn readme_example_operation_answers_only_tokens_with_its_new_scope() {
                 .method(Method::POST)
                 .uri_str("/token")
                 .content_type("application/x-www-form-urlencoded")
-                .body(format!("username={username}&password=pw"));
+                .body(format!(
+                    "username={username}&password=a+long+enough+password"
+                ));
             let (status, body, _) = call(ep, login).await;
             assert_eq!(status, StatusCode::OK, "{body}");
             body["access_token"].as_str().unwrap().to_owned()

@@ -135,7 +135,11 @@ pub enum UpdateErrors {}
 
 impl ErrorStatuses for UpdateErrors {
     const STATUSES: &'static [(StatusCode, &'static str)] = &[
-        ProtectedErrors::STATUSES[0],
+        (
+            StatusCode::BAD_REQUEST,
+            "Inactive user: the account is disabled; or Email already registered: another \
+             user has the address (compared case-insensitively)",
+        ),
         ProtectedErrors::STATUSES[1],
         REQUEST_TIMEOUT,
         BODY_TOO_LARGE,
@@ -185,7 +189,8 @@ impl MeApi {
     /// Update the current user
     ///
     /// Sets `email` and `full_name`; a field left out stays as it is, `null` clears it.
-    /// Answers the user as stored.
+    /// Answers the user as stored. A new address is unverified until the link of the
+    /// verification mail sent to it is used; an address another user has is refused.
     #[oai(
         path = "/",
         method = "patch",
@@ -201,7 +206,8 @@ impl MeApi {
         let user = state
             .accounts
             .update_profile(&auth.0, change(update.email), change(update.full_name))
-            .await?;
+            .await
+            .map_err(super::signup::already_registered)?;
         Ok(UserResponse::Ok(Json(user.into())))
     }
 }

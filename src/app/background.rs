@@ -31,6 +31,11 @@ pub(super) async fn purge_expired(db: Db, accounts: Accounts) {
             Ok(n) => tracing::debug!(rows = n, "purged expired known clients"),
             Err(e) => tracing::warn!(error = %e, "could not purge known clients"),
         }
+        match db::email_token::purge_expired(&db, throttle::now() - AGE).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "purged expired mail tokens"),
+            Err(e) => tracing::warn!(error = %e, "could not purge mail tokens"),
+        }
         match accounts.purge_expired_sessions().await {
             Ok((0, 0)) => {}
             Ok((sessions, refresh_tokens)) => {

@@ -7,6 +7,7 @@
 mod background;
 mod demo;
 pub mod keys;
+mod mail;
 
 use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -34,6 +35,7 @@ use crate::{
     },
     config::{ServeArgs, Settings},
     db::{self, Db},
+    mail::Sender,
     metrics::HttpMetrics,
     server::{self, Limits},
     telemetry::RequestLog,
@@ -76,6 +78,9 @@ pub enum StartupError {
     Workers(#[source] io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    /// The mail settings: what is missing or wrong.
+    #[error("{0}")]
+    Mail(String),
 }
 
 pub struct App {
@@ -89,6 +94,8 @@ pub struct App {
     accounts: Accounts,
     /// Set when the signing keys live in the database: reloaded this often.
     key_reload_period: Option<Duration>,
+    /// Delivers the outbox, when mail goes anywhere.
+    sender: Option<Sender>,
 }
 
 impl App {
@@ -100,13 +107,15 @@ impl App {
                 .await
                 .map_err(StartupError::Database)?;
         }
-        let state = app_state(settings, db.clone()).await?;
-        let accounts = state.accounts.clone();
+        let mut state = app_state(settings, db.clone()).await?;
         let key_reload_period = state
             .accounts
             .reloads_signing_keys()
             .then(|| signing_keys::reload_period(settings.jwks_max_age()));
         let (listener, local_addr) = bind(serve.bind).await?;
+        let (rules, sender) = mail::account_rules(settings, serve, &db, local_addr)?;
+        state.accounts = state.accounts.clone().with_rules(rules);
+        let accounts = state.accounts.clone();
         if !local_addr.ip().to_canonical().is_loopback()
             && settings.public_url.is_none()
             && settings.jwt_issuer.is_none()
@@ -136,6 +145,7 @@ impl App {
             db,
             accounts,
             key_reload_period,
+            sender,
             endpoint: routes(state, &settings.root_path).boxed(),
             local_addr,
             metrics,
@@ -164,6 +174,8 @@ impl App {
                 period,
             ))
         });
+        let (stop_sender, stopped) = tokio::sync::watch::channel(false);
+        let sender = self.sender.map(|sender| tokio::spawn(sender.run(stopped)));
         let purge = tokio::spawn(background::purge_expired(self.db, self.accounts));
         // Metrics are served until the API stops; a scrape in flight is simply cut off.
         let metrics = self.metrics.map(|(listener, endpoint, addr)| {
@@ -178,6 +190,13 @@ impl App {
         let served =
             server::serve(self.listener, self.endpoint, self.limits, shutdown_signal()).await;
         purge.abort();
+        // A delivery in progress finishes (within the grace), so it is not sent twice.
+        let _ = stop_sender.send(true);
+        if let Some(sender) = sender {
+            if tokio::time::timeout(SHUTDOWN_GRACE, sender).await.is_err() {
+                tracing::warn!("the mail sender did not stop in time");
+            }
+        }
         if let Some(reload) = reload {
             reload.abort();
         }

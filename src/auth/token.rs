@@ -48,6 +48,9 @@ struct IssuedClaims<'a> {
     auth_time: u64,
     /// How: RFC 8176 methods (`["pwd"]`, `["pwd","otp"]`).
     amr: &'a [&'a str],
+    /// Whether the user's address was verified when the token was issued (OpenID
+    /// Connect's claim name).
+    email_verified: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     iss: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,6 +73,8 @@ pub struct AccessTokenFor<'a> {
     /// When the user signed in (Unix seconds), and with which RFC 8176 methods.
     pub auth_time: u64,
     pub amr: &'a [&'a str],
+    /// Whether the user's address is verified.
+    pub email_verified: bool,
 }
 
 /// The claims of a token that passed validation.
@@ -94,6 +99,9 @@ pub struct Claims {
     /// How the user signed in (RFC 8176); empty in tokens issued before.
     #[serde(default)]
     pub amr: Vec<String>,
+    /// Whether the address was verified at issue; absent in tokens issued before.
+    #[serde(default)]
+    pub email_verified: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -259,6 +267,7 @@ impl TokenAuthority {
             sid: token.sid,
             auth_time: token.auth_time,
             amr: token.amr,
+            email_verified: token.email_verified,
             iss: self.settings.issuer.as_deref(),
             aud: self.settings.audience.as_deref(),
         };
@@ -338,6 +347,7 @@ mod tests {
             sid: None,
             auth_time: now - 60,
             amr: &["pwd"],
+            email_verified: true,
         };
         let issued = auth.issue_access_token(&token, now).unwrap();
         assert!(issued.starts_with("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."));
@@ -354,6 +364,7 @@ mod tests {
                 sid: None,
                 auth_time: Some(now - 60),
                 amr: vec!["pwd".into()],
+                email_verified: Some(true),
             }
         );
         token.sid = Some("sid1");

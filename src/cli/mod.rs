@@ -1,6 +1,7 @@
 //! Subcommands: `serve` (default), `migrate`, `openapi`, `user ...`, `keys ...`.
 
 mod keys;
+mod mail;
 mod user;
 
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use crate::{
     accounts::AccountsError,
     api::{self, docs},
     app::{self, App, StartupError},
-    config::{Cli, Command, ServeArgs},
+    config::{Cli, Command, MailCommand, ServeArgs},
     db, telemetry,
 };
 
@@ -28,6 +29,9 @@ pub enum CliError {
     Workers(#[source] std::io::Error),
     #[error("{0}")]
     NoStoredKeys(&'static str),
+    /// `mail test`: no relay configured, or it did not take the mail.
+    #[error("{0}")]
+    Mail(String),
 }
 
 /// Runs the command line; failures are printed as one `error:` line and exit non-zero.
@@ -69,6 +73,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::User(command) => user::run(&settings, command).await,
         Command::Keys(command) => keys::run(&settings, command).await,
+        Command::Mail(MailCommand::Test { address }) => mail::test(&settings, &address).await,
     };
     drop(log);
     match result {

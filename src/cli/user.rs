@@ -31,7 +31,7 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), CliErr
         } => {
             // Refuse a bad name before asking for a password.
             usernames::prepare(&username)?;
-            let password = read_password()?;
+            let password = read_password(settings)?;
             let account = NewAccount {
                 username,
                 email,
@@ -39,12 +39,14 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), CliErr
                 disabled,
                 scopes,
             };
-            let stored = manage::add_user(db, &one_hasher()?, account, password).await?;
+            let policy = settings.password_policy();
+            let stored = manage::add_user(db, &one_hasher()?, &policy, account, password).await?;
             println!("created user {stored}");
         }
         UserCommand::Passwd { username } => {
-            let password = read_password()?;
-            manage::change_password(db, &one_hasher()?, &username, password).await?;
+            let password = read_password(settings)?;
+            let policy = settings.password_policy();
+            manage::change_password(db, &one_hasher()?, &policy, &username, password).await?;
             println!("{username}: password changed; earlier tokens are revoked");
         }
         UserCommand::Disable { username } => {
@@ -93,6 +95,16 @@ pub async fn run(settings: &Settings, command: UserCommand) -> Result<(), CliErr
                     u.full_name.as_deref().unwrap_or("-")
                 );
             }
+            let shared = manage::shared_addresses(db).await?;
+            if !shared.is_empty() {
+                println!(
+                    "\nusers sharing an address (from before addresses were unique; only the \
+                     first one's is found by password reset and verification):"
+                );
+                for (address, users) in shared {
+                    println!("  {address}: {}", users.join(", "));
+                }
+            }
         }
     }
     Ok(())
@@ -104,7 +116,7 @@ fn one_hasher() -> Result<PasswordHasher, CliError> {
 }
 
 /// The new password: asked twice on a terminal, else the first line of stdin.
-fn read_password() -> Result<SecretString, CliError> {
+fn read_password(settings: &Settings) -> Result<SecretString, CliError> {
     let password = if std::io::stdin().is_terminal() {
         let first = rpassword::prompt_password("Password: ").map_err(CliError::Password)?;
         let again = rpassword::prompt_password("Repeat password: ").map_err(CliError::Password)?;
@@ -125,6 +137,6 @@ fn read_password() -> Result<SecretString, CliError> {
         line.trim_end_matches(['\n', '\r']).to_owned()
     };
     let password = SecretString::from(password);
-    manage::check_password(&password)?;
+    manage::check_password(&settings.password_policy(), "password", &password)?;
     Ok(password)
 }

@@ -193,10 +193,10 @@ fn user_in_session_sql() -> &'static str {
 }
 
 /// The index of each of a user's fields in a statement's rows.
-struct UserColumns([usize; 11]);
+struct UserColumns([usize; 13]);
 
 impl UserColumns {
-    const NAMES: [user::Column; 11] = [
+    const NAMES: [user::Column; 13] = [
         user::Column::Id,
         user::Column::Username,
         user::Column::Email,
@@ -208,10 +208,12 @@ impl UserColumns {
         user::Column::CreatedAt,
         user::Column::UpdatedAt,
         user::Column::UsernameSkeleton,
+        user::Column::EmailKey,
+        user::Column::EmailVerified,
     ];
 
     fn of(statement: &rusqlite::Statement<'_>) -> rusqlite::Result<Self> {
-        let mut at = [0; 11];
+        let mut at = [0; 13];
         for (slot, column) in at.iter_mut().zip(Self::NAMES) {
             *slot = statement.column_index(column.as_str())?;
         }
@@ -220,7 +222,7 @@ impl UserColumns {
 
     /// The user in `row`, as SeaORM would read it.
     fn read(&self, row: &Row<'_>) -> rusqlite::Result<user::Model> {
-        let [id, username, email, full_name, hashed_password, disabled, token_version, scopes, created_at, updated_at, username_skeleton] =
+        let [id, username, email, full_name, hashed_password, disabled, token_version, scopes, created_at, updated_at, username_skeleton, email_key, email_verified] =
             self.0;
         Ok(user::Model {
             id: row.get(id)?,
@@ -234,6 +236,8 @@ impl UserColumns {
             created_at: timestamp(row, created_at)?,
             updated_at: timestamp(row, updated_at)?,
             username_skeleton: row.get(username_skeleton)?,
+            email_key: row.get(email_key)?,
+            email_verified: row.get(email_verified)?,
         })
     }
 }

@@ -31,6 +31,10 @@ pub enum Scope {
     Address,
     /// One account on one known client address (subject `"<address> <account>"`).
     KnownClient,
+    /// Signups from one client address (counted whatever their outcome).
+    Signup,
+    /// Verification and reset mails to one address (subject: the SHA-256 of its key).
+    Mail,
 }
 
 impl Scope {
@@ -39,6 +43,8 @@ impl Scope {
             Scope::Account => "account",
             Scope::Address => "address",
             Scope::KnownClient => "known",
+            Scope::Signup => "signup",
+            Scope::Mail => "mail",
         }
     }
 }

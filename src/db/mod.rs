@@ -2,11 +2,13 @@
 //! module of its own. Knows nothing of HTTP or tokens.
 
 mod built_once;
+pub mod email_token;
 pub mod group_commit;
 pub mod hot_reads;
 pub mod known_client;
 pub mod legacy_refresh_token;
 pub mod login_failure;
+pub mod mail_outbox;
 pub mod scope_holders;
 pub mod server_secret;
 pub mod session;
@@ -15,6 +17,7 @@ pub mod sqlite_file;
 pub mod totp;
 pub mod url;
 pub mod user;
+pub mod user_email;
 pub mod username_skeleton;
 
 use std::{future::Future, path::Path, pin::Pin, str::FromStr, time::Duration};
@@ -26,6 +29,9 @@ use sea_orm::{
 };
 
 pub use sea_orm::DatabaseConnection as Db;
+
+/// How addresses are compared (trimmed, lowercased): what `users.email_key` holds.
+pub use migration::email_key;
 
 /// The embedded default: a SQLite file in the working directory, created if missing.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://gatehouse.db?mode=rwc";

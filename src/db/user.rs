@@ -6,12 +6,13 @@ use sea_orm::{
     entity::prelude::*,
     sea_query::{Expr, OnConflict},
     ActiveValue::{NotSet, Set},
-    DbBackend, QueryOrder, QueryTrait, Statement, UpdateMany,
+    Condition, DatabaseTransaction, DbBackend, QueryOrder, QueryTrait, SqlErr, Statement,
+    UpdateMany,
 };
 
 use super::{
     built_once::{built_once, BuiltOnce},
-    retrying_conflicts, session, totp, Db,
+    email_key, retrying_conflicts, session, totp, Db,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -35,6 +36,13 @@ pub struct Model {
     /// user whose name looks like an older user's, or not recorded yet.
     #[sea_orm(unique)]
     pub username_skeleton: Option<String>,
+    /// The address as compared (`migration::email_key`: trimmed, lowercased), unique; `None`
+    /// without an address, or for a user whose address an older user already had when
+    /// addresses became unique (see `gatehouse user list`).
+    #[sea_orm(unique)]
+    pub email_key: Option<String>,
+    /// Whether the user proved `email` is theirs (a verification or a reset link).
+    pub email_verified: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -67,14 +75,17 @@ pub struct NewUser {
     pub scopes: Option<String>,
 }
 
-/// Creates `new` unless its username or look-alike key is taken; returns whether it was
-/// created. The UNIQUE indexes decide, so of two creations that race, one is created and
-/// the other finds the name taken.
-pub async fn create(db: &Db, new: NewUser) -> Result<bool, DbErr> {
+/// Creates `new` (in a transaction, or not) unless its username, look-alike key or
+/// address (compared as [`email_key`]) is taken; returns whether it was created. The
+/// UNIQUE indexes decide, so of two creations that race, one is created and the other
+/// finds the name or address taken ([`taken`] says which). A new address is unverified.
+pub async fn create(db: &impl ConnectionTrait, new: NewUser) -> Result<bool, DbErr> {
     let now = Utc::now();
     let user = ActiveModel {
         id: NotSet,
         username: Set(new.username),
+        email_key: Set(new.email.as_deref().map(email_key)),
+        email_verified: Set(false),
         email: Set(new.email),
         full_name: Set(new.full_name),
         hashed_password: Set(new.hashed_password),
@@ -85,12 +96,58 @@ pub async fn create(db: &Db, new: NewUser) -> Result<bool, DbErr> {
         updated_at: Set(now),
         username_skeleton: Set(new.username_skeleton),
     };
-    // No conflict target: a taken name or a taken look-alike key alike.
+    // No conflict target: a taken name, look-alike key or address alike.
     let inserted = Entity::insert(user)
         .on_conflict(OnConflict::new().do_nothing().to_owned())
         .exec_without_returning(db)
         .await?;
     Ok(inserted > 0)
+}
+
+/// What another user already has of `new`, which [`create`] did not create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// The username, or its look-alike key.
+    Name,
+    /// The address, compared as [`email_key`].
+    Email,
+}
+
+/// Which of `new`'s unique values another user has: the name first.
+pub async fn taken(db: &impl ConnectionTrait, new: &NewUser) -> Result<Taken, DbErr> {
+    let mut name = Condition::any().add(Column::Username.eq(new.username.as_str()));
+    if let Some(key) = &new.username_skeleton {
+        name = name.add(Column::UsernameSkeleton.eq(key.as_str()));
+    }
+    if Entity::find().filter(name).one(db).await?.is_some() {
+        return Ok(Taken::Name);
+    }
+    let Some(email) = new.email.as_deref() else {
+        return Ok(Taken::Name);
+    };
+    let held = Entity::find()
+        .filter(Column::EmailKey.eq(email_key(email)))
+        .one(db)
+        .await?;
+    Ok(if held.is_some() {
+        Taken::Email
+    } else {
+        Taken::Name
+    })
+}
+
+/// The user named `username`, in a transaction (or on any connection).
+pub async fn find_in(db: &impl ConnectionTrait, username: &str) -> Result<Option<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::Username.eq(username))
+        .one(db)
+        .await
+}
+
+/// Whether `e` is the refusal of an address another user has (`users.email_key`'s UNIQUE
+/// index).
+pub fn is_email_taken(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(msg)) if msg.contains("email_key"))
 }
 
 /// The user named `username`.
@@ -182,6 +239,17 @@ pub async fn change(db: &Db, username: &str, changes: UserChanges) -> Result<boo
     .await
 }
 
+/// Applies `changes` that revoke nothing (a profile) to `username` in `txn`; returns
+/// whether the user exists.
+pub async fn change_in(
+    txn: &DatabaseTransaction,
+    username: &str,
+    changes: UserChanges,
+) -> Result<bool, DbErr> {
+    let (update, _) = update_statement(username, changes);
+    Ok(update.exec(txn).await?.rows_affected > 0)
+}
+
 /// Sets a new password hash and revokes every token and session issued before. Returns
 /// whether the user exists.
 pub async fn change_password(
@@ -224,7 +292,17 @@ pub(super) fn update_statement(username: &str, changes: UserChanges) -> (UpdateM
         .col_expr(Column::UpdatedAt, Expr::value(Utc::now()))
         .filter(Column::Username.eq(username));
     if let Some(email) = changes.email {
-        update = update.col_expr(Column::Email, Expr::value(email));
+        let key = email.as_deref().map(email_key);
+        // Another address is unverified until proven; the same one stays as it was.
+        let verified = Expr::case(
+            Expr::col(Column::EmailKey).eq(key.clone()),
+            Expr::col(Column::EmailVerified),
+        )
+        .finally(false);
+        update = update
+            .col_expr(Column::EmailVerified, verified.into())
+            .col_expr(Column::EmailKey, Expr::value(key))
+            .col_expr(Column::Email, Expr::value(email));
     }
     if let Some(full_name) = changes.full_name {
         update = update.col_expr(Column::FullName, Expr::value(full_name));

@@ -31,17 +31,17 @@ async fn users_added_changed_and_disabled_from_the_cli_log_in_accordingly() {
             "--full-name",
             "Carol C",
         ],
-        "hunter22\n",
+        "hunter22-is-mine\n",
     );
     assert!(add.status.success(), "{}", stderr(&add));
     assert_eq!(stdout(&add), "created user carol\n");
 
-    let dup = gatehouse(&dir, &["user", "add", "carol"], "other\n");
+    let dup = gatehouse(&dir, &["user", "add", "carol"], "other pass-phrase\n");
     assert!(!dup.status.success());
     assert_eq!(stderr(&dup), "error: user \"carol\" already exists\n");
 
     let app = start(dir.settings()).await;
-    let token = app.token("carol", "hunter22").await;
+    let token = app.token("carol", "hunter22-is-mine").await;
     let me: serde_json::Value = app.me(&token).await.json().await.unwrap();
     assert_eq!(
         me,
@@ -55,7 +55,7 @@ async fn users_added_changed_and_disabled_from_the_cli_log_in_accordingly() {
         401,
         "password change revokes the old token"
     );
-    assert_eq!(app.login("carol", "hunter22").await.status(), 401);
+    assert_eq!(app.login("carol", "hunter22-is-mine").await.status(), 401);
     let token = app.token("carol", "correct horse").await;
 
     let revoke = gatehouse(&dir, &["user", "revoke", "carol"], "");
@@ -98,19 +98,22 @@ async fn user_commands_report_unknown_users_and_bad_input() {
         &["user", "enable", "ghost"],
         &["user", "revoke", "ghost"],
     ] {
-        let out = gatehouse(&dir, args, "pw\n");
+        let out = gatehouse(&dir, args, "pass-phrase\n");
         assert!(!out.status.success(), "{args:?}");
         assert_eq!(stderr(&out), "error: no user named \"ghost\"\n", "{args:?}");
     }
     let empty = gatehouse(&dir, &["user", "add", "dave"], "\n");
-    assert_eq!(stderr(&empty), "error: the password must not be empty\n");
+    assert_eq!(
+        stderr(&empty),
+        "error: the password must be at least 8 characters\n"
+    );
     let long_name = "x".repeat(129);
-    let long = gatehouse(&dir, &["user", "add", &long_name], "pw\n");
+    let long = gatehouse(&dir, &["user", "add", &long_name], "pass-phrase\n");
     assert_eq!(
         stderr(&long),
         "error: username must be 1 to 128 characters\n"
     );
-    let control = gatehouse(&dir, &["user", "add", "da\tve"], "pw\n");
+    let control = gatehouse(&dir, &["user", "add", "da\tve"], "pass-phrase\n");
     assert_eq!(
         stderr(&control),
         "error: username must not contain control characters\n"
@@ -413,10 +416,10 @@ async fn cli_shows_and_sets_scopes_and_the_next_request_sees_them() {
     let add = gatehouse(
         &dir,
         &["user", "add", "dora", "--scopes", "me admin"],
-        "secret\n",
+        "a secret pass-phrase\n",
     );
     assert!(add.status.success(), "{}", stderr(&add));
-    let plain = gatehouse(&dir, &["user", "add", "erin"], "secret\n");
+    let plain = gatehouse(&dir, &["user", "add", "erin"], "a secret pass-phrase\n");
     assert!(plain.status.success(), "{}", stderr(&plain));
 
     let show = gatehouse(&dir, &["user", "scopes", "dora"], "");
@@ -427,7 +430,7 @@ async fn cli_shows_and_sets_scopes_and_the_next_request_sees_them() {
     let mut settings = dir.settings();
     settings.database_url = dir.url.clone();
     let app = start(settings).await;
-    let token = app.token("erin", "secret").await;
+    let token = app.token("erin", "a secret pass-phrase").await;
     let bearer = format!("Bearer {token}");
     let items = || app.get("/users/me/items/", Some(&bearer));
     assert_eq!(items().await.status(), 200);
@@ -471,7 +474,7 @@ async fn cli_shows_and_sets_scopes_and_the_next_request_sees_them() {
             "unknown scope \"sudo\"",
         ),
     ] {
-        let out = gatehouse(&dir, args, "secret\n");
+        let out = gatehouse(&dir, args, "a secret pass-phrase\n");
         assert!(!out.status.success(), "{args:?}");
         assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
     }

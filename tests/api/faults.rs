@@ -116,7 +116,11 @@ fn sqlite_database(path: &Path, users: &[&str]) -> String {
     let out = gatehouse_cli(&create, &["migrate"], "");
     assert!(out.status.success(), "{}", stderr(&out));
     for user in users {
-        let out = gatehouse_cli(&create, &["user", "add", user], &format!("{user}-pw\n"));
+        let out = gatehouse_cli(
+            &create,
+            &["user", "add", user],
+            &format!("{user}-pass-phrase\n"),
+        );
         assert!(out.status.success(), "{}", stderr(&out));
     }
     sqlite_url_of(path, None)
@@ -129,10 +133,13 @@ async fn serves_reads_and_refuses_writes(url: &str) -> (ServingBinary, reqwest::
     let server = ServingBinary::start(url, &["serve"], &[]).await;
     let client = reqwest::Client::new();
     assert_eq!(
-        server.login(&client, "carol", "carol-pw").await.status(),
+        server
+            .login(&client, "carol", "carol-pass-phrase")
+            .await
+            .status(),
         200
     );
-    let add = gatehouse_cli(url, &["user", "add", "dave"], "dave-pw\n");
+    let add = gatehouse_cli(url, &["user", "add", "dave"], "dave-pass-phrase\n");
     assert_eq!(add.status.code(), Some(1));
     assert_eq!(
         stderr(&add),
@@ -158,7 +165,7 @@ async fn failed_login_is_unavailable(
     server: &ServingBinary,
     cause: &str,
 ) {
-    let resp = server.login(client, "carol", "wrong-pw").await;
+    let resp = server.login(client, "carol", "wrong-pass-phrase").await;
     assert_eq!(
         parts(resp, &["retry-after"]).await,
         (503, unavailable(), vec![Some("1".to_owned())])
@@ -312,7 +319,10 @@ async fn an_immutable_database_file_serves_reads_and_refuses_writes_cleanly() {
 
     let (server, client) = serves_reads_and_refuses_writes(&url).await;
     assert_eq!(
-        server.login(&client, "carol", "carol-pw").await.status(),
+        server
+            .login(&client, "carol", "carol-pass-phrase")
+            .await
+            .status(),
         200
     );
 }
@@ -325,7 +335,7 @@ async fn a_database_locked_by_another_writer_fails_writes_after_the_busy_timeout
     let server = ServingBinary::start(&url, &["serve"], &[]).await;
     let client = reqwest::Client::new();
     let body: serde_json::Value = server
-        .login(&client, "carol", "carol-pw")
+        .login(&client, "carol", "carol-pass-phrase")
         .await
         .json()
         .await
@@ -343,7 +353,7 @@ async fn a_database_locked_by_another_writer_fails_writes_after_the_busy_timeout
     let started = Instant::now();
     let add = tokio::task::spawn_blocking({
         let url = url.clone();
-        move || gatehouse_cli(&url, &["user", "add", "dave"], "dave-pw\n")
+        move || gatehouse_cli(&url, &["user", "add", "dave"], "dave-pass-phrase\n")
     })
     .await
     .unwrap();
@@ -385,9 +395,15 @@ async fn a_database_locked_by_another_writer_fails_writes_after_the_busy_timeout
 
     txn.rollback().await.unwrap();
     assert!(!listed(&url, "dave"), "no half-written user");
-    let add = gatehouse_cli(&url, &["user", "add", "dave"], "dave-pw\n");
+    let add = gatehouse_cli(&url, &["user", "add", "dave"], "dave-pass-phrase\n");
     assert!(add.status.success(), "{}", stderr(&add));
-    assert_eq!(server.login(&client, "dave", "dave-pw").await.status(), 200);
+    assert_eq!(
+        server
+            .login(&client, "dave", "dave-pass-phrase")
+            .await
+            .status(),
+        200
+    );
     assert!(!server.log().contains("panicked"), "{}", server.log());
 }
 
@@ -414,7 +430,13 @@ async fn a_full_disk_fails_the_write_cleanly_and_loses_nothing_committed() {
         let name = format!("user{i}");
         let out = tokio::task::spawn_blocking({
             let (url, name) = (url.clone(), name.clone());
-            move || gatehouse_cli(&url, &["user", "add", &name], &format!("{name}-pw\n"))
+            move || {
+                gatehouse_cli(
+                    &url,
+                    &["user", "add", &name],
+                    &format!("{name}-pass-phrase\n"),
+                )
+            }
         })
         .await
         .unwrap();
@@ -436,7 +458,7 @@ async fn a_full_disk_fails_the_write_cleanly_and_loses_nothing_committed() {
     assert!(!stderr(&out).contains("panicked"));
 
     let client = reqwest::Client::new();
-    let resp = server.login(&client, "carol", "carol-pw").await;
+    let resp = server.login(&client, "carol", "carol-pass-phrase").await;
     let (status, body, _) = parts(resp, &[]).await;
     assert!(
         status == 200 || (status == 503 && body == unavailable()),
@@ -445,18 +467,24 @@ async fn a_full_disk_fails_the_write_cleanly_and_loses_nothing_committed() {
 
     std::fs::remove_file(&filler_path).unwrap();
     for name in added.iter().chain([&"carol".to_owned()]) {
-        let resp = server.login(&client, name, &format!("{name}-pw")).await;
+        let resp = server
+            .login(&client, name, &format!("{name}-pass-phrase"))
+            .await;
         assert_eq!(resp.status(), 200, "committed user {name} is intact");
     }
     assert_eq!(
         server
-            .login(&client, &failed, &format!("{failed}-pw"))
+            .login(&client, &failed, &format!("{failed}-pass-phrase"))
             .await
             .status(),
         401,
         "the failed add left no user behind"
     );
-    let add = gatehouse_cli(&url, &["user", "add", &failed], &format!("{failed}-pw\n"));
+    let add = gatehouse_cli(
+        &url,
+        &["user", "add", &failed],
+        &format!("{failed}-pass-phrase\n"),
+    );
     assert!(add.status.success(), "with space again: {}", stderr(&add));
     assert_eq!(integrity_check(&url).await, "ok");
     assert!(!server.log().contains("panicked"), "{}", server.log());
@@ -500,7 +528,7 @@ async fn kill_9_during_a_stream_of_user_adds_loses_no_committed_user() {
                 .stdin
                 .take()
                 .unwrap()
-                .write_all(format!("{name}-pw\n").as_bytes())
+                .write_all(format!("{name}-pass-phrase\n").as_bytes())
                 .unwrap();
             child
         };
@@ -546,7 +574,9 @@ async fn kill_9_during_a_stream_of_user_adds_loses_no_committed_user() {
     let app = start(db.settings()).await;
     for name in &committed {
         assert_eq!(
-            app.login(name, &format!("{name}-pw")).await.status(),
+            app.login(name, &format!("{name}-pass-phrase"))
+                .await
+                .status(),
             200,
             "committed user {name} survived"
         );
@@ -557,7 +587,10 @@ async fn kill_9_during_a_stream_of_user_adds_loses_no_committed_user() {
             .await
             .unwrap()
             .is_some();
-        let status = app.login(name, &format!("{name}-pw")).await.status();
+        let status = app
+            .login(name, &format!("{name}-pass-phrase"))
+            .await
+            .status();
         assert_eq!(status, if present { 200 } else { 401 }, "{name}");
     }
     if db.sqlite_dir().is_some() {
@@ -722,7 +755,7 @@ async fn traffic(address: String, token: String, stop: Arc<AtomicBool>) -> Vec<O
     while !stop.load(Ordering::Relaxed) {
         i += 1;
         let started = Instant::now();
-        let request = if i % 4 == 0 {
+        let request = if i.is_multiple_of(4) {
             client
                 .post(format!("{address}/token"))
                 .form(&[("username", "johndoe"), ("password", "secret")])

@@ -68,11 +68,11 @@ async fn two_replicas_on_one_postgres_share_the_generated_key_and_revocation() {
     user_command(
         &db,
         &["add", "carol", "--email", "carol@example.com"],
-        "first-pw\n",
+        "first-pass-phrase\n",
     );
 
-    let from_a = token(&client, &a, "carol", "first-pw").await;
-    let from_b = token(&client, &b, "carol", "first-pw").await;
+    let from_a = token(&client, &a, "carol", "first-pass-phrase").await;
+    let from_b = token(&client, &b, "carol", "first-pass-phrase").await;
     for t in [&from_a, &from_b] {
         for server in both {
             assert_eq!(
@@ -90,22 +90,25 @@ async fn two_replicas_on_one_postgres_share_the_generated_key_and_revocation() {
     on_both(&client, &both, &from_a, 401, "after `user revoke`").await;
     on_both(&client, &both, &from_b, 401, "after `user revoke`").await;
 
-    let before_passwd = token(&client, &b, "carol", "first-pw").await;
+    let before_passwd = token(&client, &b, "carol", "first-pass-phrase").await;
     on_both(&client, &both, &before_passwd, 200, "a fresh token").await;
-    user_command(&db, &["passwd", "carol"], "second-pw\n");
+    user_command(&db, &["passwd", "carol"], "second-pass-phrase\n");
     on_both(&client, &both, &before_passwd, 401, "after `user passwd`").await;
     for server in both {
         assert_eq!(
-            server.login(&client, "carol", "first-pw").await.status(),
+            server
+                .login(&client, "carol", "first-pass-phrase")
+                .await
+                .status(),
             401
         );
     }
 
-    let before_disable = token(&client, &a, "carol", "second-pw").await;
+    let before_disable = token(&client, &a, "carol", "second-pass-phrase").await;
     on_both(&client, &both, &before_disable, 200, "a fresh token").await;
     user_command(&db, &["disable", "carol"], "");
     on_both(&client, &both, &before_disable, 401, "after `user disable`").await;
-    let while_disabled = token(&client, &b, "carol", "second-pw").await;
+    let while_disabled = token(&client, &b, "carol", "second-pass-phrase").await;
     on_both(&client, &both, &while_disabled, 400, "a disabled user").await;
 
     // Nothing above needed a restart: each request reads the user's token version from the
@@ -136,8 +139,8 @@ async fn two_replicas_on_one_postgres_share_the_failed_login_counters() {
         ],
     )
     .await;
-    user_command(&db, &["add", "carol"], "carol-pw\n");
-    user_command(&db, &["add", "dave"], "dave-pw\n");
+    user_command(&db, &["add", "carol"], "carol-pass-phrase\n");
+    user_command(&db, &["add", "dave"], "dave-pass-phrase\n");
     let client = reqwest::Client::new();
     let too_many = json!({"detail": "Too many failed attempts, retry later"});
 
@@ -146,7 +149,7 @@ async fn two_replicas_on_one_postgres_share_the_failed_login_counters() {
         assert_eq!(server.login(&client, "carol", "wrong").await.status(), 401);
     }
     for server in [&a, &b] {
-        let resp = server.login(&client, "carol", "carol-pw").await;
+        let resp = server.login(&client, "carol", "carol-pass-phrase").await;
         assert!(resp.headers().contains_key("retry-after"));
         assert_eq!(
             (resp.status().as_u16(), resp.json::<Value>().await.unwrap()),
@@ -161,7 +164,7 @@ async fn two_replicas_on_one_postgres_share_the_failed_login_counters() {
     assert_eq!(a.login(&client, "dave", "wrong").await.status(), 401);
     assert_eq!(b.login(&client, "dave", "wrong").await.status(), 401);
     for server in [&a, &b] {
-        let resp = server.login(&client, "dave", "dave-pw").await;
+        let resp = server.login(&client, "dave", "dave-pass-phrase").await;
         assert_eq!(
             (resp.status().as_u16(), resp.json::<Value>().await.unwrap()),
             (429, too_many.clone()),
@@ -175,7 +178,11 @@ async fn two_replicas_on_one_postgres_share_the_failed_login_counters() {
 async fn two_replicas_on_one_postgres_see_a_scope_removal_at_once() {
     let db = TestDb::postgres().await;
     let (a, b) = two_replicas(&db, &[]).await;
-    user_command(&db, &["add", "carol", "--scopes", "me items"], "carol-pw\n");
+    user_command(
+        &db,
+        &["add", "carol", "--scopes", "me items"],
+        "carol-pass-phrase\n",
+    );
     let client = reqwest::Client::new();
     let items = |server: &ServingBinary, token: &str| {
         client
@@ -183,7 +190,7 @@ async fn two_replicas_on_one_postgres_see_a_scope_removal_at_once() {
             .bearer_auth(token)
             .send()
     };
-    let from_a = token(&client, &a, "carol", "carol-pw").await;
+    let from_a = token(&client, &a, "carol", "carol-pass-phrase").await;
     for server in [&a, &b] {
         assert_eq!(items(server, &from_a).await.unwrap().status(), 200);
     }
@@ -216,10 +223,14 @@ async fn two_replicas_on_one_postgres_see_a_scope_removal_at_once() {
 async fn an_admin_api_change_on_one_replica_applies_on_the_other_at_once() {
     let db = TestDb::postgres().await;
     let (a, b) = two_replicas(&db, &[]).await;
-    user_command(&db, &["add", "root", "--scopes", "admin"], "root-pw\n");
-    user_command(&db, &["add", "carol"], "carol-pw\n");
+    user_command(
+        &db,
+        &["add", "root", "--scopes", "admin"],
+        "root-pass-phrase\n",
+    );
+    user_command(&db, &["add", "carol"], "carol-pass-phrase\n");
     let client = reqwest::Client::new();
-    let admin = token(&client, &a, "root", "root-pw").await;
+    let admin = token(&client, &a, "root", "root-pass-phrase").await;
     let patch = |body: Value| {
         client
             .patch(a.at("/admin/users/carol"))
@@ -227,7 +238,7 @@ async fn an_admin_api_change_on_one_replica_applies_on_the_other_at_once() {
             .json(&body)
             .send()
     };
-    let carols = token(&client, &b, "carol", "carol-pw").await;
+    let carols = token(&client, &b, "carol", "carol-pass-phrase").await;
     let items = |server: &ServingBinary| {
         client
             .get(server.at("/users/me/items/"))
@@ -286,10 +297,10 @@ async fn two_replicas_on_one_postgres_share_sessions_reuse_detection_and_revocat
     let (a, b) = two_replicas(&db, &[]).await;
     let both = [&a, &b];
     let client = reqwest::Client::new();
-    user_command(&db, &["add", "carol"], "first-pw\n");
+    user_command(&db, &["add", "carol"], "first-pass-phrase\n");
 
     // Rotated on A, the spent token presented on B ends the session on both.
-    let (access, first) = pair_on(&client, &a, "carol", "first-pw").await;
+    let (access, first) = pair_on(&client, &a, "carol", "first-pass-phrase").await;
     let (status, body) = refresh_on(&client, &a, &first).await;
     assert_eq!(status, 200, "{body}");
     let second = body["refresh_token"].as_str().unwrap().to_owned();
@@ -306,7 +317,7 @@ async fn two_replicas_on_one_postgres_share_sessions_reuse_detection_and_revocat
     assert_eq!(refresh_on(&client, &a, &second).await.0, 400);
 
     // Revoked on B, refused on A at once.
-    let (access, refresh_token) = pair_on(&client, &a, "carol", "first-pw").await;
+    let (access, refresh_token) = pair_on(&client, &a, "carol", "first-pass-phrase").await;
     let resp = client
         .post(b.at("/revoke"))
         .form(&[("token", refresh_token.as_str())])
@@ -318,18 +329,20 @@ async fn two_replicas_on_one_postgres_share_sessions_reuse_detection_and_revocat
     assert_eq!(refresh_on(&client, &a, &refresh_token).await.0, 400);
 
     // A password change on A ends the sessions started on B.
-    let (on_b, on_b_refresh) = pair_on(&client, &b, "carol", "first-pw").await;
-    let (on_a, _) = pair_on(&client, &a, "carol", "first-pw").await;
+    let (on_b, on_b_refresh) = pair_on(&client, &b, "carol", "first-pass-phrase").await;
+    let (on_a, _) = pair_on(&client, &a, "carol", "first-pass-phrase").await;
     let resp = client
         .post(a.at("/users/me/password"))
         .bearer_auth(&on_a)
-        .json(&json!({"current_password": "first-pw", "new_password": "second-pw"}))
+        .json(
+            &json!({"current_password": "first-pass-phrase", "new_password": "second-pass-phrase"}),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 204);
     on_both(&client, &both, &on_b, 401, "after a password change on A").await;
     assert_eq!(refresh_on(&client, &b, &on_b_refresh).await.0, 400);
-    let (fresh, _) = pair_on(&client, &b, "carol", "second-pw").await;
+    let (fresh, _) = pair_on(&client, &b, "carol", "second-pass-phrase").await;
     on_both(&client, &both, &fresh, 200, "a login with the new password").await;
 }

@@ -19,11 +19,15 @@ use crate::{
 };
 
 /// The served binary on a SQLite file, with `--demo` users and these users added by the
-/// CLI: each holds `me items` and has the password `pw-<name>`.
+/// CLI: each holds `me items` and has the password `pass-phrase-<name>`.
 async fn serve_with(users: &[&str]) -> (TestDb, ServingBinary) {
     let db = TestDb::sqlite();
     for user in users {
-        let add = gatehouse(&db, &["user", "add", user], &format!("pw-{user}\n"));
+        let add = gatehouse(
+            &db,
+            &["user", "add", user],
+            &format!("pass-phrase-{user}\n"),
+        );
         assert!(
             add.status.success(),
             "{}",
@@ -36,7 +40,7 @@ async fn serve_with(users: &[&str]) -> (TestDb, ServingBinary) {
 
 /// Access and refresh token of a new session of `user`, added by [`serve_with`].
 async fn session(server: &ServingBinary, user: &str) -> (String, String) {
-    login(server, user, &format!("pw-{user}")).await
+    login(server, user, &format!("pass-phrase-{user}")).await
 }
 
 async fn login(server: &ServingBinary, user: &str, password: &str) -> (String, String) {

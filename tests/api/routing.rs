@@ -7,7 +7,8 @@ use crate::helpers::{parts, spawn_app, spawn_app_with};
 #[tokio::test]
 async fn unknown_path_is_a_json_404() {
     let app = spawn_app().await;
-    for path in ["/", "/nope", "/users", "/users/me/items/x", "/token/x"] {
+    // `/users` is not here: it is `POST /users/`'s path with the other slash (a 307).
+    for path in ["/", "/nope", "/user", "/users/me/items/x", "/token/x"] {
         let resp = app.get(path, None).await;
         assert_eq!(
             parts(resp, &[]).await,

@@ -34,7 +34,7 @@ struct Deployment {
 }
 
 impl Deployment {
-    /// `replicas` servers with `env`, on `db` with the admin `root` (password `root-pw`).
+    /// `replicas` servers with `env`, on `db` with the admin `root` (password `root-pass-phrase`).
     async fn start(db: TestDb, replicas: usize, env: &[(&str, &str)]) -> Self {
         let mut all = vec![
             ("MAX_FAILED_LOGINS_PER_ADDRESS", "100000"),
@@ -44,7 +44,7 @@ impl Deployment {
         let add = gatehouse(
             &db,
             &["user", "add", "root", "--scopes", "admin me"],
-            "root-pw\n",
+            "root-pass-phrase\n",
         );
         assert!(
             add.status.success(),
@@ -255,7 +255,7 @@ async fn attack_during(
 /// user's old `token_version` must be dead afterwards, for refresh and bearer alike.
 async fn no_raced_login_outlives_a_revocation(deployment: Deployment) {
     let admin = deployment
-        .login(deployment.changes(), "root", "root-pw")
+        .login(deployment.changes(), "root", "root-pass-phrase")
         .await;
     let admin = admin["access_token"].as_str().unwrap().to_owned();
     for (i, revocation) in Revocation::ALL.into_iter().enumerate() {
@@ -328,7 +328,7 @@ async fn refresh_chains(deployment: &Deployment, churn: Duration) -> Vec<(String
     let mut chains = Vec::new();
     for _ in 0..8 {
         let pair = deployment
-            .login(deployment.logins(), "carol", "carol-pw")
+            .login(deployment.logins(), "carol", "carol-pass-phrase")
             .await;
         chains.push(pair["refresh_token"].as_str().unwrap().to_owned());
     }
@@ -368,7 +368,7 @@ async fn refresh_chains(deployment: &Deployment, churn: Duration) -> Vec<(String
 #[tokio::test]
 async fn refresh_storage_stays_flat_under_churn_and_a_chains_first_token_is_still_a_reuse() {
     let deployment = Deployment::start(TestDb::sqlite(), 1, &[]).await;
-    deployment.add_user("carol", "carol-pw");
+    deployment.add_user("carol", "carol-pass-phrase");
     let chains = refresh_chains(&deployment, Duration::from_secs(10)).await;
     let refreshes: u32 = chains.iter().map(|(_, _, n)| n).sum();
     assert!(refreshes > 1000, "only {refreshes} refreshes in 10 s");
@@ -395,11 +395,11 @@ async fn refresh_storage_stays_flat_under_churn_and_a_chains_first_token_is_stil
 async fn on_two_postgres_replicas_revocations_never_fail_while_sessions_are_refreshed() {
     let deployment = Deployment::start(TestDb::postgres().await, 2, &[]).await;
     let admin = deployment
-        .login(deployment.changes(), "root", "root-pw")
+        .login(deployment.changes(), "root", "root-pass-phrase")
         .await;
     let admin = admin["access_token"].as_str().unwrap().to_owned();
-    deployment.add_user("carol", "pw-0");
-    let password = Arc::new(Mutex::new("pw-0".to_owned()));
+    deployment.add_user("carol", "pass-phrase-0");
+    let password = Arc::new(Mutex::new("pass-phrase-0".to_owned()));
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(Mutex::new(Vec::new()));
     // Eight clients of carol refresh in chains, alternating replicas, logging in again
@@ -459,7 +459,7 @@ async fn on_two_postgres_replicas_revocations_never_fail_while_sessions_are_refr
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
     for round in 1..=12 {
-        let new_password = format!("pw-{round}");
+        let new_password = format!("pass-phrase-{round}");
         let path = "/admin/users/carol";
         let status = deployment
             .send(

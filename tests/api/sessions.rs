@@ -655,10 +655,10 @@ async fn a_disable_or_a_revoke_ends_every_session_and_refresh_token() {
     gatehouse_cli(
         &db,
         &["user", "add", "root", "--scopes", "admin"],
-        "root-pw\n",
+        "root-pass-phrase\n",
     );
     let (access, refresh_token) = login_pair(&app, "johndoe", "secret").await;
-    let (admin, _) = login_pair(&app, "root", "root-pw").await;
+    let (admin, _) = login_pair(&app, "root", "root-pass-phrase").await;
     let resp = send(
         &app,
         reqwest::Method::PATCH,

@@ -26,9 +26,11 @@ async fn migrations_go_up_and_down(db: &db::Db) {
     assert_eq!(
         table_names(db).await,
         [
+            "email_tokens",
             "known_clients",
             "legacy_refresh_tokens",
             "login_failures",
+            "mail_outbox",
             "seaql_migrations",
             "server_secrets",
             "sessions",
@@ -44,9 +46,11 @@ async fn migrations_go_up_and_down(db: &db::Db) {
     assert_eq!(
         table_names(db).await,
         [
+            "email_tokens",
             "known_clients",
             "legacy_refresh_tokens",
             "login_failures",
+            "mail_outbox",
             "seaql_migrations",
             "server_secrets",
             "sessions",

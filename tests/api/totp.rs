@@ -49,7 +49,7 @@ async fn send(
     .await
 }
 
-async fn login_with(
+pub(crate) async fn login_with(
     app: &TestApp,
     user: &str,
     password: &str,
@@ -70,7 +70,7 @@ async fn access_token(resp: reqwest::Response) -> String {
 
 /// johndoe with TOTP on: the secret, the recovery codes, and the confirming session's
 /// token (signed in with the password only).
-async fn enrolled(app: &TestApp) -> (String, Vec<String>, String) {
+pub(crate) async fn enrolled(app: &TestApp) -> (String, Vec<String>, String) {
     let token = app.token("johndoe", "secret").await;
     let (status, enrolment, _) = send(app, Method::POST, "/users/me/totp", &token, None).await;
     assert_eq!(status, 200, "{enrolment}");

@@ -26,9 +26,9 @@ async fn admin_token(app: &TestApp) -> String {
         .to_owned()
 }
 
-/// `POST /admin/users/` of `username` with password "pw": status and body.
+/// `POST /admin/users/` of `username` with password "pass-phrase": status and body.
 async fn create(app: &TestApp, admin: &str, username: &str) -> (u16, Value) {
-    let body = json!({"username": username, "password": "pw"});
+    let body = json!({"username": username, "password": "pass-phrase"});
     let resp = app
         .client
         .request(Method::POST, app.url("/admin/users/"))
@@ -50,7 +50,7 @@ fn created(username: &str) -> (u16, Value) {
     (
         201,
         json!({"username": username, "email": null, "full_name": null, "disabled": false,
-               "scopes": ["me", "items"], "totp_enabled": false}),
+               "scopes": ["me", "items"], "totp_enabled": false, "email_verified": false}),
     )
 }
 
@@ -169,8 +169,8 @@ async fn new_names_are_stored_width_mapped_and_in_nfc() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(app.login("carol", "pw").await.status(), 200);
-    assert_eq!(app.login("ren\u{e9}", "pw").await.status(), 200);
+    assert_eq!(app.login("carol", "pass-phrase").await.status(), 200);
+    assert_eq!(app.login("ren\u{e9}", "pass-phrase").await.status(), 200);
 }
 
 #[tokio::test]
@@ -218,7 +218,7 @@ async fn names_with_spaces_separators_or_invisible_characters_are_refused_with_4
 #[tokio::test]
 async fn cli_prepares_new_names_and_refuses_look_alikes_as_taken() {
     let dir = TestDb::new().await;
-    let add = |name: &str| gatehouse(&dir, &["user", "add", name], "pw\n");
+    let add = |name: &str| gatehouse(&dir, &["user", "add", name], "pass-phrase\n");
     let stdout = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
     let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
 
@@ -441,7 +441,7 @@ async fn a_name_logs_in_in_its_fullwidth_and_nfd_forms_and_counts_its_failures_o
     for (sent, stored, password) in [
         (fullwidth_johndoe, "johndoe", "secret"),
         ("\u{ff4a}ohndoe", "johndoe", "secret"),
-        ("rene\u{301}", "ren\u{e9}", "pw"),
+        ("rene\u{301}", "ren\u{e9}", "pass-phrase"),
     ] {
         let token = app.token(sent, password).await;
         assert_eq!(crate::helpers::segment(&token, 1)["sub"], stored);
@@ -472,7 +472,7 @@ async fn a_name_logs_in_in_its_fullwidth_and_nfd_forms_and_counts_its_failures_o
         assert_eq!((status, body), too_many, "{sent:?}");
     }
     // Another name is another budget.
-    assert_eq!(app.login("ren\u{e9}", "pw").await.status(), 200);
+    assert_eq!(app.login("ren\u{e9}", "pass-phrase").await.status(), 200);
 }
 
 #[tokio::test]

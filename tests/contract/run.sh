@@ -119,6 +119,24 @@ start_proxy() {
   url=http://127.0.0.1:$(cat "$port_file")$1
 }
 
+# start_smtp_sink: aiosmtpd on a free port, saving every mail to the Maildir $maildir
+# (which it creates: it must not exist before); sets $smtp_url.
+start_smtp_sink() {
+  maildir=$work/maildir
+  rm -rf "$maildir"
+  local port
+  port=$("$work/venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  # -n: do not drop privileges (it would run as nobody, who cannot write the Maildir).
+  "$work/venv/bin/python" -m aiosmtpd -n -l "127.0.0.1:$port" \
+    -c aiosmtpd.handlers.Mailbox "$maildir" >"$work/logs/aiosmtpd.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+    sleep 0.1
+  done
+  smtp_url=smtp://127.0.0.1:$port
+}
+
 # --------------------------------------------------------------------------- checks
 
 passed=0
@@ -176,6 +194,13 @@ oauth_clients_run_the_token_lifecycle() {
 # A resource server with only the JWKS URL (PyJWT's PyJWKClient), before and after
 # `gatehouse keys rotate`; Authlib validates the RFC 8414 metadata
 # (tests/contract/resource_server/).
+# Signup -> verify -> login and forgot -> reset -> login, the mail read from aiosmtpd's
+# Maildir, the link's page submitted, Authlib signing in (tests/contract/accounts/).
+accounts_sign_up_verify_and_reset_through_a_real_relay() {
+  GATEHOUSE_URL=$url GATEHOUSE_PUBLIC_URL=$public_url MAILDIR=$maildir \
+    "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$here/accounts"
+}
+
 resource_server_verifies_with_the_jwks() {
   GATEHOUSE_URL=$url GATEHOUSE_BIN=$bin \
     DATABASE_URL="sqlite://$work/db/eddsa/gatehouse.db?mode=rwc" \
@@ -246,6 +271,13 @@ check "OAuth client libraries (Authlib, requests-oauthlib) log in, refresh and r
 check "the metrics parse with prometheus_client and count logins" metrics_parse_and_count_logins
 check "Swagger UI authorizes and tries /users/me/" \
   swagger_ui_logs_in swagger-ui
+
+start_smtp_sink
+public_url=https://accounts.example.com/auth
+start_service accounts SMTP_URL="$smtp_url" MAIL_FROM="gatehouse <noreply@accounts.example.com>" \
+  PUBLIC_URL="$public_url" MAIL_RETRY_MAX_SECS=1
+check "signup, verification and reset through aiosmtpd, read from its Maildir, signed in with Authlib" \
+  accounts_sign_up_verify_and_reset_through_a_real_relay
 
 start_service eddsa JWT_ALGORITHM=EdDSA JWKS_MAX_AGE_SECS=2
 check "a resource server verifies tokens with only the JWKS URL, across keys rotate" \

@@ -20,12 +20,18 @@ from urllib.parse import urlsplit
 # current password, and would end the session the fuzzing logs in with (tests/api and the
 # OAuth client check cover it); confirming TOTP needs the code of the enrolled secret, new
 # recovery codes need TOTP on, and an admin's TOTP reset needs a user fuzzing has not
-# deleted first (tests/api/totp.rs and the second-factor check, with pyotp, cover them).
+# deleted first (tests/api/totp.rs and the second-factor check, with pyotp, cover them);
+# the links of verification and reset mails need a token only a mail holds (tests/api and
+# the accounts check, which reads the mail, cover them).
 NO_SUCCESS_EXPECTED = {
     ("POST", "/users/me/password"),
     ("POST", "/users/me/totp/confirm"),
     ("POST", "/users/me/totp/recovery-codes"),
     ("DELETE", "/admin/users/{username}/totp"),
+    ("GET", "/verify-email"),
+    ("POST", "/verify-email"),
+    ("GET", "/reset-password"),
+    ("POST", "/reset-password"),
 }
 
 

@@ -9,7 +9,10 @@ use poem_openapi::{
 use serde_json::Value;
 
 use super::Error;
-use crate::accounts::{GrantError, StepUp};
+use crate::{
+    accounts::{GrantError, StepUp},
+    auth::password_policy::PolicyViolation,
+};
 
 /// An error with a human-readable message.
 #[derive(Debug, Clone, Object)]
@@ -142,6 +145,17 @@ impl ValidationError {
         }
     }
 
+    /// A new password the policy refuses: too short or too long as pydantic reports
+    /// lengths, or too common.
+    pub fn weak_password(field: &str, violation: PolicyViolation) -> Self {
+        let masked = || Value::String("**********".to_owned());
+        match violation {
+            PolicyViolation::TooShort { min } => Self::too_short(field, min, masked()),
+            PolicyViolation::TooLong { max } => Self::too_long(field, max, "bytes", masked()),
+            PolicyViolation::Common => Self::value_error(field, &violation.to_string()),
+        }
+    }
+
     /// A form field does not match `pattern`.
     pub fn pattern_mismatch(field: &str, pattern: &str, input: &str) -> Self {
         Self {
@@ -258,6 +272,14 @@ impl Error {
             Error::NotFound => "Not Found",
             Error::UserNotFound => "User not found",
             Error::UserExists => "Username already registered",
+            Error::EmailExists => "Email already registered",
+            Error::AlreadyRegistered { email: false } => "Username already registered",
+            Error::AlreadyRegistered { email: true } => "Email already registered",
+            Error::SignupClosed => "Signup is closed",
+            Error::TooManySignups { .. } => "Too many signups, retry later",
+            Error::MailNotConfigured => "Mail is not configured",
+            Error::InvalidEmailToken => "Invalid or expired token",
+            Error::EmailNotVerified => "Email not verified",
             Error::LastAdmin => {
                 "The last enabled user holding the admin scope cannot lose it: grant admin to \
                  another user first"

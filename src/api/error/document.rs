@@ -13,9 +13,49 @@ use poem_openapi::{
 use serde_json::Value;
 
 use super::{AnyHttpError, AnyOAuthError, Error, HttpError, HttpValidationError, ValidationError};
-use crate::accounts::{AccountsError, GrantError};
+use crate::{
+    accounts::{AccountsError, GrantError},
+    auth::password_policy::PolicyViolation,
+};
 
 impl Error {
+    /// The body `operation_id` answers with `status`, as an example for the OpenAPI
+    /// document, where the status alone does not tell it (signup, verification, reset);
+    /// `None`: see [`Self::example_body`].
+    pub fn operation_example_body(operation_id: &str, status: StatusCode) -> Option<Value> {
+        let accounts = [
+            "register_users__post",
+            "verify_email_verify_email_post",
+            "request_verify_token_request_verify_token_post",
+            "forgot_password_forgot_password_post",
+            "reset_password_reset_password_post",
+        ];
+        if !accounts.contains(&operation_id) {
+            return None;
+        }
+        let error = match status {
+            StatusCode::BAD_REQUEST if operation_id == accounts[0] => {
+                Error::AlreadyRegistered { email: false }
+            }
+            StatusCode::BAD_REQUEST => Error::InvalidEmailToken,
+            StatusCode::FORBIDDEN => Error::SignupClosed,
+            StatusCode::UNPROCESSABLE_ENTITY => Error::Validation(vec![match operation_id {
+                "verify_email_verify_email_post" => ValidationError::missing("token"),
+                "request_verify_token_request_verify_token_post"
+                | "forgot_password_forgot_password_post" => ValidationError::missing("email"),
+                _ => {
+                    ValidationError::weak_password("password", PolicyViolation::TooShort { min: 8 })
+                }
+            }]),
+            StatusCode::TOO_MANY_REQUESTS => Error::TooManySignups { retry_after: 3600 },
+            StatusCode::SERVICE_UNAVAILABLE if operation_id != accounts[1] => {
+                Error::MailNotConfigured
+            }
+            _ => return None,
+        };
+        Some(error.body())
+    }
+
     /// The body an operation answers with `status`, as an example for the OpenAPI
     /// document; a `login` (`/token`) checks a password, the other operations a bearer
     /// token or nothing; `creates` (a `POST`) makes something new.

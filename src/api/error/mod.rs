@@ -81,8 +81,24 @@ pub enum Error {
     UserNotFound,
     #[error("username already registered")]
     UserExists,
+    #[error("email already registered")]
+    EmailExists,
     #[error("the change would leave no enabled admin")]
     LastAdmin,
+    /// Signup (or a profile change) with a username or address another user has: 400, as
+    /// fastapi-users' register answers (the admin API answers 409, [`Error::UserExists`]).
+    #[error("{} already registered", if *email { "email" } else { "username" })]
+    AlreadyRegistered { email: bool },
+    #[error("signup is closed")]
+    SignupClosed,
+    #[error("too many signups; retry in {retry_after} s")]
+    TooManySignups { retry_after: u64 },
+    #[error("mail is not configured")]
+    MailNotConfigured,
+    #[error("invalid or expired token")]
+    InvalidEmailToken,
+    #[error("email not verified")]
+    EmailNotVerified,
     #[error("method not allowed")]
     MethodNotAllowed { allow: String },
     #[error("database error: {0}")]
@@ -114,11 +130,20 @@ impl From<AccountsError> for Error {
             AccountsError::Busy => Error::Busy,
             AccountsError::Database(e) => Error::Database(e),
             AccountsError::UserExists(_) => Error::UserExists,
+            AccountsError::EmailExists(_) => Error::EmailExists,
             AccountsError::NoSuchUser(_) => Error::UserNotFound,
             AccountsError::LastAdmin(_) => Error::LastAdmin,
             AccountsError::Invalid { field, message } => {
                 Error::Validation(vec![ValidationError::value_error(field, &message)])
             }
+            AccountsError::WeakPassword { field, violation } => {
+                Error::Validation(vec![ValidationError::weak_password(field, violation)])
+            }
+            AccountsError::SignupClosed => Error::SignupClosed,
+            AccountsError::TooManySignups { retry_after } => Error::TooManySignups { retry_after },
+            AccountsError::MailNotConfigured => Error::MailNotConfigured,
+            AccountsError::InvalidEmailToken => Error::InvalidEmailToken,
+            AccountsError::EmailNotVerified => Error::EmailNotVerified,
             other @ (AccountsError::Hashing(_)
             | AccountsError::Token(_)
             | AccountsError::SigningKey(_)) => Error::Internal(other.to_string()),

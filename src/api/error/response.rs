@@ -29,14 +29,22 @@ impl ResponseError for Error {
             | Error::IncorrectConfirmationCode
             | Error::NoTotpEnrolment
             | Error::TotpNotEnabled
-            | Error::OAuth { .. } => StatusCode::BAD_REQUEST,
+            | Error::OAuth { .. }
+            | Error::AlreadyRegistered { .. }
+            | Error::InvalidEmailToken
+            | Error::EmailNotVerified => StatusCode::BAD_REQUEST,
+            Error::SignupClosed => StatusCode::FORBIDDEN,
             Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::TooManyAttempts { .. } | Error::TooManySignups { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Error::Busy | Error::Database(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Busy | Error::Database(_) | Error::MailNotConfigured => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::NotFound | Error::UserNotFound | Error::SessionNotFound => StatusCode::NOT_FOUND,
-            Error::UserExists | Error::LastAdmin => StatusCode::CONFLICT,
+            Error::UserExists | Error::EmailExists | Error::LastAdmin => StatusCode::CONFLICT,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -91,8 +99,12 @@ impl ResponseError for Error {
                     HeaderValue::from_static(RETRY_AFTER_BUSY_SECS),
                 );
             }
-            Error::TooManyAttempts { retry_after } => {
+            Error::TooManyAttempts { retry_after } | Error::TooManySignups { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+            }
+            Error::MailNotConfigured => {
+                // A setting is missing: retrying soon will not help.
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("3600"));
             }
             Error::RequestTimeout => {
                 // The rest of the body may still be on its way: this connection is done.
@@ -236,6 +248,23 @@ mod tests {
             NOT_FOUND, {"detail": "User not found"}, [];
         Error::UserExists => Error::UserExists,
             CONFLICT, {"detail": "Username already registered"}, [];
+        Error::EmailExists => Error::EmailExists,
+            CONFLICT, {"detail": "Email already registered"}, [];
+        Error::AlreadyRegistered { .. } => Error::AlreadyRegistered { email: false },
+            BAD_REQUEST, {"detail": "Username already registered"}, [];
+        Error::AlreadyRegistered { .. } => Error::AlreadyRegistered { email: true },
+            BAD_REQUEST, {"detail": "Email already registered"}, [];
+        Error::SignupClosed => Error::SignupClosed,
+            FORBIDDEN, {"detail": "Signup is closed"}, [];
+        Error::TooManySignups { .. } => Error::TooManySignups { retry_after: 3599 },
+            TOO_MANY_REQUESTS, {"detail": "Too many signups, retry later"},
+            ["retry-after": "3599"];
+        Error::MailNotConfigured => Error::MailNotConfigured,
+            SERVICE_UNAVAILABLE, {"detail": "Mail is not configured"}, ["retry-after": "3600"];
+        Error::InvalidEmailToken => Error::InvalidEmailToken,
+            BAD_REQUEST, {"detail": "Invalid or expired token"}, [];
+        Error::EmailNotVerified => Error::EmailNotVerified,
+            BAD_REQUEST, {"detail": "Email not verified"}, [];
         Error::LastAdmin => Error::LastAdmin,
             CONFLICT,
             {"detail": "The last enabled user holding the admin scope cannot lose it: grant admin to another user first"},
