@@ -92,7 +92,7 @@ def test_an_admin_creates_a_user_changes_its_scopes_and_disables_it():
     admin = bearer("johndoe", "secret", "admin")
     created = create_user.sync_detailed(
         client=admin,
-        body=AdminUserCreate(username="py-carol", password="carol-pw", email="carol@example.com"),
+        body=AdminUserCreate(username="py-carol", password="carol-pw", email="py-carol@example.com"),
     )
     assert created.status_code == 201
     assert created.parsed.scopes == [Scope.ME, Scope.ITEMS]

@@ -88,7 +88,7 @@ async function bearer(username: string, password: string, scope?: string) {
 test("an admin creates a user, changes its scopes and disables it", async () => {
   const admin = await bearer("johndoe", "secret", "admin");
   const created = await admin.POST("/admin/users/", {
-    body: { username: "ts-carol", password: "carol-pw", email: "carol@example.com" },
+    body: { username: "ts-carol", password: "carol-pw", email: "ts-carol@example.com" },
   });
   assert.equal(created.response.status, 201);
   const scopes: components["schemas"]["Scope"][] | undefined = created.data?.scopes;
