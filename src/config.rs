@@ -23,7 +23,7 @@ use crate::{
     accounts::{
         mail_out::{DEFAULT_MAIL_PER_ADDRESS_PER_HOUR, DEFAULT_RESET_TOKEN_EXPIRE_MINUTES},
         Scopes, SecondFactorRules, SessionRules, DEFAULT_MAX_SESSIONS_PER_USER,
-        DEFAULT_REAUTH_MAX_AGE_SECS, DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
+        DEFAULT_LOGIN_SESSION_HOURS, DEFAULT_REAUTH_MAX_AGE_SECS, DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
         DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS, DEFAULT_TOTP_ISSUER,
     },
     auth::{
@@ -190,6 +190,12 @@ pub struct Settings {
     #[arg(long, env = "MAX_SESSIONS_PER_USER", default_value_t = DEFAULT_MAX_SESSIONS_PER_USER,
           global = true, hide_env_values = true, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_sessions_per_user: u64,
+    /// Hours a sign-in on the login page lasts: until then, that browser authorizes
+    /// further clients without the password (single sign-on), unless a client asks
+    /// otherwise (`prompt=login`, `max_age`).
+    #[arg(long, env = "LOGIN_SESSION_HOURS", default_value_t = DEFAULT_LOGIN_SESSION_HOURS,
+          global = true, hide_env_values = true, value_parser = clap::value_parser!(u64).range(1..=720))]
+    pub login_session_hours: u64,
     /// Seconds a sign-in counts as recent for changing the second factor (enrolling TOTP,
     /// turning it off, new recovery codes); with TOTP on, the sign-in must also have used it.
     #[arg(long, env = "REAUTH_MAX_AGE_SECS", default_value_t = DEFAULT_REAUTH_MAX_AGE_SECS,
@@ -463,6 +469,7 @@ impl Settings {
             refresh_lifetime: self.refresh_token_lifetime(),
             reuse_interval: self.refresh_reuse_interval(),
             max_per_user: self.max_sessions_per_user,
+            browser_lifetime: Duration::from_secs(self.login_session_hours * 3600),
             key,
         }
     }
@@ -500,6 +507,7 @@ impl Settings {
             refresh_token_expire_days: DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
             refresh_reuse_interval_secs: DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
             max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
+            login_session_hours: DEFAULT_LOGIN_SESSION_HOURS,
             reauth_max_age_secs: DEFAULT_REAUTH_MAX_AGE_SECS,
             require_mfa_for_admin: false,
             totp_issuer: DEFAULT_TOTP_ISSUER.to_owned(),

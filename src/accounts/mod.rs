@@ -4,9 +4,13 @@
 //! `api` maps [`AccountsError`] onto its HTTP `Error`; `cli` prints it.
 
 mod attempt;
+pub mod authorize;
+pub mod clients;
 mod current_user;
 mod email_verification;
+pub mod id_token;
 mod login;
+pub mod openid_scopes;
 pub mod mail_out;
 pub mod manage;
 mod password_reset;
@@ -36,7 +40,8 @@ pub use login::{address_key, Login};
 pub use mail_out::{AccountRules, MailOut};
 pub use scopes::{held as held_scopes, Scope, Scopes};
 pub use sessions::{
-    GrantError, Origin, SessionInfo, SessionRules, DEFAULT_MAX_SESSIONS_PER_USER,
+    GrantError, Origin, SessionInfo, SessionRules, DEFAULT_LOGIN_SESSION_HOURS,
+    DEFAULT_MAX_SESSIONS_PER_USER,
     DEFAULT_REFRESH_REUSE_INTERVAL_SECS, DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
 };
 pub use signup::Signup;
@@ -194,6 +199,11 @@ impl Accounts {
     /// Whether logins also return a refresh token (`REFRESH_TOKEN_EXPIRE_DAYS` > 0).
     pub fn issues_refresh_tokens(&self) -> bool {
         self.sessions.refresh_lifetime.is_some()
+    }
+
+    /// Seconds a sign-in on the login page lasts (`LOGIN_SESSION_HOURS`).
+    pub fn browser_session_lifetime_secs(&self) -> u64 {
+        self.sessions.browser_lifetime.as_secs()
     }
 
     pub fn reloads_signing_keys(&self) -> bool {

@@ -98,6 +98,11 @@ impl Scopes {
             .all(|name| Scope::from_name(name).is_some_and(|s| self.contains(s)))
     }
 
+    /// The set with `scope` added.
+    pub fn with(self, scope: Scope) -> Scopes {
+        Scopes(self.0 | 1 << scope as u32)
+    }
+
     pub fn intersection(self, other: Scopes) -> Scopes {
         Scopes(self.0 & other.0)
     }

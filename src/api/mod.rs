@@ -5,6 +5,7 @@ pub mod account;
 pub mod admin;
 pub mod assets;
 pub mod auth;
+pub mod authorize;
 pub mod client_addr;
 pub mod docs;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod service_url;
 pub mod signup;
 pub mod token_form;
 pub mod totp;
+pub mod userinfo;
 pub mod users;
 pub mod verification;
 pub mod well_known;
@@ -133,7 +135,12 @@ pub type Api = (
     (admin::AdminUsersApi, admin::AdminUserApi),
     health::HealthApi,
     // Nested: `Default` (and so `Api::default()`) exists for tuples of up to 12.
-    (well_known::WellKnownApi, introspect::IntrospectApi),
+    (
+        well_known::WellKnownApi,
+        introspect::IntrospectApi,
+        authorize::AuthorizeApi,
+        userinfo::UserInfoApi,
+    ),
     (
         signup::SignupApi,
         verification::VerifyEmailApi,

@@ -97,8 +97,14 @@ pub struct AuthorizationServerMetadata {
     /// origin and `ROOT_PATH`. The other URLs start with `PUBLIC_URL` when it is set, else
     /// with the issuer.
     pub issuer: String,
+    /// `GET /authorize`: the authorization-code flow with PKCE.
+    pub authorization_endpoint: String,
     /// `POST /token`.
     pub token_endpoint: String,
+    /// `GET|POST /userinfo` (OpenID Connect).
+    pub userinfo_endpoint: String,
+    /// `GET /logout` (OpenID Connect RP-Initiated Logout).
+    pub end_session_endpoint: String,
     /// `POST /revoke` (RFC 7009).
     pub revocation_endpoint: String,
     /// `["none"]`: as for the token endpoint.
@@ -109,40 +115,97 @@ pub struct AuthorizationServerMetadata {
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
     /// `GET /.well-known/jwks.json`.
     pub jwks_uri: String,
-    /// The scopes a token may carry.
+    /// The scopes a token may carry: the service's, and OpenID Connect's (`openid`,
+    /// `profile`, `email`) unless `JWT_ALGORITHM=HS256`, under which `openid` is refused.
     pub scopes_supported: Vec<String>,
-    /// `["none"]`: gatehouse has no authorization endpoint, so it issues nothing through
-    /// one (RFC 8414 requires a non-empty list).
+    /// `["code"]`.
     pub response_types_supported: Vec<String>,
-    /// `["password", "refresh_token"]`; `["password"]` when `REFRESH_TOKEN_EXPIRE_DAYS`
-    /// is 0.
+    /// `["query"]`.
+    pub response_modes_supported: Vec<String>,
+    /// `["authorization_code", "password", "refresh_token"]`; without `refresh_token`
+    /// when `REFRESH_TOKEN_EXPIRE_DAYS` is 0.
     pub grant_types_supported: Vec<String>,
-    /// `["none"]`: clients do not authenticate (`client_id`/`client_secret` are ignored).
+    /// `["client_secret_basic", "client_secret_post", "none"]`: confidential clients of
+    /// the code grant send their secret; public ones (and the password grant) nothing.
     pub token_endpoint_auth_methods_supported: Vec<String>,
+    /// `["S256"]`: PKCE is required, `plain` refused.
+    pub code_challenge_methods_supported: Vec<String>,
+    /// `true`: every answer of the authorization endpoint carries `iss` (RFC 9207).
+    pub authorization_response_iss_parameter_supported: bool,
+    /// `["public"]`: `sub` is the user's permanent id, the same for every client.
+    pub subject_types_supported: Vec<String>,
+    /// The algorithm of id tokens: `["RS256"]` or `["EdDSA"]`; empty under HS256, which
+    /// signs no id tokens.
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    /// The claims of id tokens and `/userinfo`.
+    pub claims_supported: Vec<String>,
+    /// `["none", "login", "consent"]`.
+    pub prompt_values_supported: Vec<String>,
     /// The API documentation (Swagger UI).
     pub service_documentation: String,
 }
 
 impl AuthorizationServerMetadata {
-    /// The metadata with `issuer`, whose URLs start with `base`.
-    fn new(issuer: String, base: &str, refresh_tokens: bool) -> Self {
+    /// The metadata with `issuer`, whose URLs start with `base`; `id_token_algorithm`:
+    /// what signs id tokens (`None` under HS256).
+    fn new(
+        issuer: String,
+        base: &str,
+        refresh_tokens: bool,
+        id_token_algorithm: Option<&str>,
+    ) -> Self {
         let url = |path: &str| format!("{base}{path}");
         let list = |items: &[&str]| items.iter().map(|&s| s.to_owned()).collect();
+        let mut scopes: Vec<String> = Scope::ALL.iter().map(|s| s.name().to_owned()).collect();
+        if id_token_algorithm.is_some() {
+            scopes.extend(list(&["openid", "profile", "email"]));
+        }
+        let mut grant_types: Vec<String> = list(&["authorization_code", "password"]);
+        if refresh_tokens {
+            grant_types.push("refresh_token".to_owned());
+        }
         Self {
+            authorization_endpoint: url("/authorize"),
             token_endpoint: url("/token"),
+            userinfo_endpoint: url("/userinfo"),
+            end_session_endpoint: url("/logout"),
             revocation_endpoint: url("/revoke"),
             revocation_endpoint_auth_methods_supported: list(&["none"]),
             introspection_endpoint: url("/introspect"),
             introspection_endpoint_auth_methods_supported: list(&["Bearer"]),
             jwks_uri: url("/.well-known/jwks.json"),
-            scopes_supported: Scope::ALL.iter().map(|s| s.name().to_owned()).collect(),
-            response_types_supported: list(&["none"]),
-            grant_types_supported: if refresh_tokens {
-                list(&["password", "refresh_token"])
-            } else {
-                list(&["password"])
-            },
-            token_endpoint_auth_methods_supported: list(&["none"]),
+            scopes_supported: scopes,
+            response_types_supported: list(&["code"]),
+            response_modes_supported: list(&["query"]),
+            grant_types_supported: grant_types,
+            token_endpoint_auth_methods_supported: list(&[
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ]),
+            code_challenge_methods_supported: list(&["S256"]),
+            authorization_response_iss_parameter_supported: true,
+            subject_types_supported: list(&["public"]),
+            id_token_signing_alg_values_supported: id_token_algorithm
+                .map(|alg| vec![alg.to_owned()])
+                .unwrap_or_default(),
+            claims_supported: list(&[
+                "iss",
+                "sub",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "amr",
+                "at_hash",
+                "azp",
+                "name",
+                "preferred_username",
+                "email",
+                "email_verified",
+            ]),
+            prompt_values_supported: list(&["none", "login", "consent"]),
             service_documentation: url("/docs"),
             issuer,
         }
@@ -155,6 +218,7 @@ impl Example for AuthorizationServerMetadata {
             "https://auth.example.com".to_owned(),
             "https://auth.example.com",
             true,
+            Some("RS256"),
         )
     }
 }
@@ -228,14 +292,41 @@ impl WellKnownApi {
         state: Data<&AppState>,
         req: &Request,
     ) -> Result<MetadataResponse, ApiError<WellKnownErrors>> {
-        let url = ServiceUrl::of(req, &state);
-        let refresh_tokens = state.accounts.issues_refresh_tokens();
-        let metadata =
-            AuthorizationServerMetadata::new(url.issuer().to_owned(), url.base(), refresh_tokens);
-        Ok(MetadataResponse::Ok(
-            Json(metadata),
-            url.cache_control(),
-            url.vary(&state),
-        ))
+        Ok(metadata(&state, req))
     }
+
+    /// Read the OpenID Connect discovery document
+    ///
+    /// OpenID Connect Discovery 1.0: the same document as
+    /// `/.well-known/oauth-authorization-server`, which already carries the OpenID
+    /// Connect fields (the userinfo and end-session endpoints, the id token's algorithm,
+    /// the claims). Under `JWT_ALGORITHM=HS256` it lists no id-token algorithm and no
+    /// `openid` scope: `openid` is refused there.
+    #[oai(
+        path = "/.well-known/openid-configuration",
+        method = "get",
+        operation_id = "read_openid_configuration_well_known_openid_configuration_get"
+    )]
+    async fn read_openid_configuration(
+        &self,
+        state: Data<&AppState>,
+        req: &Request,
+    ) -> Result<MetadataResponse, ApiError<WellKnownErrors>> {
+        Ok(metadata(&state, req))
+    }
+}
+
+fn metadata(state: &AppState, req: &Request) -> MetadataResponse {
+    let url = ServiceUrl::of(req, state);
+    let tokens = state.accounts.tokens();
+    let algorithm = tokens
+        .signs_id_tokens()
+        .then(|| tokens.algorithm().as_str());
+    let metadata = AuthorizationServerMetadata::new(
+        url.issuer().to_owned(),
+        url.base(),
+        state.accounts.issues_refresh_tokens(),
+        algorithm,
+    );
+    MetadataResponse::Ok(Json(metadata), url.cache_control(), url.vary(state))
 }

@@ -15,7 +15,7 @@ use migration::{Migrator, MigratorTrait};
 use poem::{
     endpoint::{make_sync, BoxEndpoint},
     middleware::CatchPanic,
-    Endpoint, EndpointExt, Response, Route,
+    post, Endpoint, EndpointExt, Response, Route,
 };
 use tokio::net::TcpListener;
 
@@ -24,6 +24,7 @@ use crate::{
     api::{
         self,
         assets::{DocAssets, ASSETS_PATH},
+        authorize::{self, CONSENT_PATH, DOCS_REDIRECT_PATH, LOGIN_PATH},
         docs::Docs,
         error::Error,
         routing::{RouteGuard, RouteTable, DOCS_PATH, OPENAPI_PATH, REDOC_PATH},
@@ -297,12 +298,19 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
 pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Response> {
     let service = api::service();
     let docs = Arc::new(Docs::new(root_path));
-    let (swagger, redoc) = (Arc::clone(&docs), Arc::clone(&docs));
+    let (swagger, redoc, redirect_page) =
+        (Arc::clone(&docs), Arc::clone(&docs), Arc::clone(&docs));
     Route::new()
         .at(format!("{ASSETS_PATH}/:name"), DocAssets::endpoint())
         .nest("/", service)
         .at(DOCS_PATH, make_sync(move |_| swagger.swagger_ui_page()))
         .at(REDOC_PATH, make_sync(move |_| redoc.redoc_page()))
+        .at(
+            DOCS_REDIRECT_PATH,
+            make_sync(move |_| redirect_page.oauth2_redirect_page()),
+        )
+        .at(LOGIN_PATH, post(authorize::endpoint(authorize::login_form)))
+        .at(CONSENT_PATH, post(authorize::endpoint(authorize::consent_form)))
         .at(
             OPENAPI_PATH,
             make_sync(move |_| {

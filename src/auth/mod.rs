@@ -6,6 +6,7 @@ pub mod hashing_pool;
 pub mod keys;
 pub mod password;
 pub mod password_policy;
+pub mod pkce;
 pub mod recovery_code;
 pub mod refresh_token;
 pub mod server_secret;

@@ -154,7 +154,9 @@ impl From<AccountsError> for Error {
 impl From<GrantError> for Error {
     fn from(e: GrantError) -> Self {
         let error = match e {
-            GrantError::InvalidGrant | GrantError::Reused => OAuthErrorCode::InvalidGrant,
+            GrantError::InvalidGrant | GrantError::Reused | GrantError::CodeReused => {
+                OAuthErrorCode::InvalidGrant
+            }
             GrantError::InvalidScope => OAuthErrorCode::InvalidScope,
             GrantError::RefreshDisabled => OAuthErrorCode::UnsupportedGrantType,
         };
@@ -166,6 +168,12 @@ impl From<GrantError> for Error {
 }
 
 impl Error {
+    /// STUB until i24-clients: `invalid_client` with `WWW-Authenticate: Basic` when the
+    /// client tried Basic.
+    pub fn basic_challenge(self, _basic: bool) -> Self {
+        self
+    }
+
     /// An `invalid_request` OAuth error saying what is wrong with the request.
     pub fn invalid_request(description: impl Into<String>) -> Self {
         Error::OAuth {
