@@ -4,6 +4,7 @@
 //! `api` maps [`AccountsError`] onto its HTTP `Error`; `cli` prints it.
 
 mod attempt;
+pub mod clients;
 mod current_user;
 mod email_verification;
 mod login;
@@ -31,6 +32,7 @@ use crate::{
     db::{group_commit::RotationQueue, hot_reads::HotReads, Db},
 };
 
+pub use clients::{Client, NewClient};
 pub use current_user::{CurrentUser, Introspection, SignedIn};
 pub use login::{address_key, Login};
 pub use mail_out::{AccountRules, MailOut};
@@ -90,6 +92,13 @@ pub enum AccountsError {
     EmailExists(String),
     #[error("no user named {0:?}")]
     NoSuchUser(String),
+    /// Client authentication failed: an unknown client, a confidential one without its
+    /// secret or with a wrong one, or a public one that sent a secret (RFC 6749 §5.2's
+    /// `invalid_client`; which of them is never told).
+    #[error("client authentication failed")]
+    InvalidClient,
+    #[error("no client with id {0:?}")]
+    NoSuchClient(String),
     /// The change would take `admin` from the last enabled user holding it.
     #[error("{0:?} is the last enabled user holding the admin scope")]
     LastAdmin(String),
