@@ -65,6 +65,9 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage the OAuth clients of "Sign in with gatehouse".
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Manage the Ed25519 signing keys of JWT_ALGORITHM=EdDSA.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -78,6 +81,37 @@ pub enum MailCommand {
     /// Send a test mail to ADDRESS through SMTP_URL at once, and print what the relay
     /// answered (exit status 1 if it did not accept the mail).
     Test { address: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its client_id, and a confidential client's secret (shown
+    /// this once).
+    Add {
+        /// Shown on the consent page: 1 to 100 characters.
+        name: String,
+        /// Where the client may receive codes: https, or http on a loopback host
+        /// (127.0.0.1, [::1], localhost); repeat for each (1 to 10), compared exactly.
+        #[arg(long = "redirect-uri", value_name = "URI", required = true)]
+        redirect_uris: Vec<String>,
+        /// The client keeps a secret (a server-side application) and gets one.
+        #[arg(long)]
+        confidential: bool,
+        /// The service's own client: its users are not asked for consent.
+        #[arg(long)]
+        first_party: bool,
+        /// A scope the client may ask for; repeat for each (default: openid profile email
+        /// me items).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Where GET /logout may send the browser afterwards; repeat for each (0 to 10).
+        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+        post_logout_redirect_uris: Vec<String>,
+    },
+    /// List the clients, oldest first (never a secret).
+    List,
+    /// Remove a client: it can no longer sign anyone in.
+    Remove { client_id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -35,6 +35,7 @@ use crate::{
     db::{group_commit::RotationQueue, hot_reads::HotReads, Db},
 };
 
+pub use clients::{Client, NewClient};
 pub use current_user::{CurrentUser, Introspection, SignedIn};
 pub use login::{address_key, Login};
 pub use mail_out::{AccountRules, MailOut};
@@ -95,6 +96,13 @@ pub enum AccountsError {
     EmailExists(String),
     #[error("no user named {0:?}")]
     NoSuchUser(String),
+    /// Client authentication failed: an unknown client, a confidential one without its
+    /// secret or with a wrong one, or a public one that sent a secret (RFC 6749 §5.2's
+    /// `invalid_client`; which of them is never told).
+    #[error("client authentication failed")]
+    InvalidClient,
+    #[error("no client with id {0:?}")]
+    NoSuchClient(String),
     /// The change would take `admin` from the last enabled user holding it.
     #[error("{0:?} is the last enabled user holding the admin scope")]
     LastAdmin(String),

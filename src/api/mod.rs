@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_clients;
 pub mod assets;
 pub mod auth;
 pub mod authorize;
@@ -132,7 +133,12 @@ pub type Api = (
     account::MyPasswordApi,
     account::MySessionsApi,
     (account::MySessionApi, totp::MyTotpApi),
-    (admin::AdminUsersApi, admin::AdminUserApi),
+    (
+        admin::AdminUsersApi,
+        admin::AdminUserApi,
+        admin_clients::AdminClientsApi,
+        admin_clients::AdminClientApi,
+    ),
     health::HealthApi,
     // Nested: `Default` (and so `Api::default()`) exists for tuples of up to 12.
     (

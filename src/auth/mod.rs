@@ -1,6 +1,7 @@
 //! Credentials without HTTP or storage: password hashing, access tokens, one-time
 //! passwords and recovery codes, and the limits on failed logins.
 
+pub mod client_secret;
 pub mod email_token;
 pub mod hashing_pool;
 pub mod keys;

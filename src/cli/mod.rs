@@ -1,5 +1,7 @@
-//! Subcommands: `serve` (default), `migrate`, `openapi`, `user ...`, `keys ...`.
+//! Subcommands: `serve` (default), `migrate`, `openapi`, `user ...`, `client ...`,
+//! `keys ...`, `mail ...`.
 
+mod client;
 mod keys;
 mod mail;
 mod user;
@@ -72,6 +74,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             Ok(())
         }
         Command::User(command) => user::run(&settings, command).await,
+        Command::Client(command) => client::run(&settings, command).await,
         Command::Keys(command) => keys::run(&settings, command).await,
         Command::Mail(MailCommand::Test { address }) => mail::test(&settings, &address).await,
     };

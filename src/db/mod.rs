@@ -11,6 +11,7 @@ pub mod known_client;
 pub mod legacy_refresh_token;
 pub mod login_failure;
 pub mod mail_outbox;
+pub mod oauth_client;
 pub mod scope_holders;
 pub mod server_secret;
 pub mod session;

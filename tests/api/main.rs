@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admin;
+mod admin_clients;
 mod cli;
 mod docs;
 mod fair_share;

@@ -246,7 +246,10 @@ redoc_renders() {
 schemathesis_finds_nothing() {
   local report=$artifacts/schemathesis
   rm -rf "$report" && mkdir -p "$report"
-  (cd "$work" && "$work/venv/bin/schemathesis" --config-file "$here/schemathesis.toml" \
+  # The client the client operations are fuzzed on, pinned beside fuzzed-user.
+  sed "s|^\"path.username\" = \"fuzzed-user\"\$|&\n\"path.client_id\" = \"$fuzzed_client\"|" \
+    "$here/schemathesis.toml" >"$work/schemathesis.toml"
+  (cd "$work" && "$work/venv/bin/schemathesis" --config-file "$work/schemathesis.toml" \
     run "$url/openapi.json" --report junit,har --report-dir "$report" \
     --report-junit-path "$report/junit.xml" --report-har-path "$report/har.json") &&
     "$work/venv/bin/python" "$here/statuses_documented.py" "$url/openapi.json" "$report/har.json"
@@ -294,6 +297,11 @@ start_service fuzzing MAX_FAILED_LOGINS_PER_ACCOUNT=1000000 MAX_FAILED_LOGINS_PE
 # The user the admin API is fuzzed on (schemathesis.toml pins the username to it).
 printf 'fuzzed-password\n' | DATABASE_URL="sqlite://$work/db/fuzzing/gatehouse.db?mode=rwc" \
   "$bin" user add fuzzed-user >/dev/null
+# The OAuth client the client operations are fuzzed on (its id is random: see
+# schemathesis_finds_nothing).
+fuzzed_client=$(DATABASE_URL="sqlite://$work/db/fuzzing/gatehouse.db?mode=rwc" \
+  "$bin" client add fuzzed-client --redirect-uri https://fuzzed.example/cb |
+  sed -n 's/^client_id: //p')
 check "schemathesis finds no failure and every status it sees is documented" \
   schemathesis_finds_nothing
 

@@ -63,6 +63,11 @@ pub enum Error {
         error: OAuthErrorCode,
         description: String,
     },
+    /// Client authentication failed at the token endpoint: 401 in RFC 6749 §5.2's shape
+    /// (`invalid_client`); `basic`: the client tried HTTP Basic, so the answer carries
+    /// `WWW-Authenticate: Basic`.
+    #[error("client authentication failed")]
+    InvalidClient { basic: bool },
     #[error("no such session")]
     SessionNotFound,
     #[error("request validation failed")]
@@ -79,6 +84,8 @@ pub enum Error {
     NotFound,
     #[error("no such user")]
     UserNotFound,
+    #[error("no such client")]
+    ClientNotFound,
     #[error("username already registered")]
     UserExists,
     #[error("email already registered")]
@@ -132,6 +139,8 @@ impl From<AccountsError> for Error {
             AccountsError::UserExists(_) => Error::UserExists,
             AccountsError::EmailExists(_) => Error::EmailExists,
             AccountsError::NoSuchUser(_) => Error::UserNotFound,
+            AccountsError::InvalidClient => Error::InvalidClient { basic: false },
+            AccountsError::NoSuchClient(_) => Error::ClientNotFound,
             AccountsError::LastAdmin(_) => Error::LastAdmin,
             AccountsError::Invalid { field, message } => {
                 Error::Validation(vec![ValidationError::value_error(field, &message)])
@@ -168,10 +177,13 @@ impl From<GrantError> for Error {
 }
 
 impl Error {
-    /// STUB until i24-clients: `invalid_client` with `WWW-Authenticate: Basic` when the
-    /// client tried Basic.
-    pub fn basic_challenge(self, _basic: bool) -> Self {
-        self
+    /// `invalid_client` with `WWW-Authenticate: Basic` when the client tried Basic
+    /// (RFC 6749 §5.2); any other error as it is.
+    pub fn basic_challenge(self, basic: bool) -> Self {
+        match self {
+            Error::InvalidClient { .. } => Error::InvalidClient { basic },
+            other => other,
+        }
     }
 
     /// An `invalid_request` OAuth error saying what is wrong with the request.
