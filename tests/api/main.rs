@@ -4,6 +4,7 @@
 
 mod admin;
 mod admin_clients;
+mod authorize;
 mod cli;
 mod docs;
 mod fair_share;
