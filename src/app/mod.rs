@@ -72,7 +72,7 @@ pub enum StartupError {
     PrivateKeyFile { path: String, source: io::Error },
     #[error("invalid --jwt-private-key-file {path}: {source}")]
     PrivateKey { path: String, source: KeyError },
-    #[error("cannot load the Ed25519 signing keys: {0}")]
+    #[error("cannot load the signing keys: {0}")]
     SigningKeys(#[source] AccountsError),
     #[error("cannot start password hashing workers: {0}")]
     Workers(#[source] io::Error),
@@ -265,11 +265,11 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StartupError> {
 /// What the handlers need besides the database: the keys, the hashing pool and
 /// the limits. Only `serve` starts them.
 async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError> {
-    // Under EdDSA too: refresh tokens are keyed from it.
+    // Under EdDSA and RS256 too: refresh tokens are keyed from it.
     let secret = keys::server_secret(settings, &db).await?;
     let tokens = keys::token_authority(settings, &secret, &db).await?;
     let reloading =
-        tokens.algorithm() == JwtAlgorithm::EdDsa && settings.jwt_private_key_file.is_none();
+        tokens.algorithm() != JwtAlgorithm::Hs256 && settings.jwt_private_key_file.is_none();
     let workers = settings
         .hash_workers
         .map_or_else(PasswordHasher::cores, usize::from);

@@ -181,8 +181,8 @@ fn rotation_is_refused_under_hs256_and_with_a_key_file() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "error: key rotation needs JWT_ALGORITHM=EdDSA; an HS256 secret is changed through \
-         SECRET_KEY, which ends every token\n"
+        "error: key rotation needs JWT_ALGORITHM=EdDSA or RS256; an HS256 secret is changed \
+         through SECRET_KEY, which ends every token\n"
     );
     let out = output_within(
         gatehouse_command()
