@@ -22,9 +22,10 @@ pub use public_url::PublicUrl;
 use crate::{
     accounts::{
         mail_out::{DEFAULT_MAIL_PER_ADDRESS_PER_HOUR, DEFAULT_RESET_TOKEN_EXPIRE_MINUTES},
-        Scopes, SecondFactorRules, SessionRules, DEFAULT_MAX_SESSIONS_PER_USER,
-        DEFAULT_LOGIN_SESSION_HOURS, DEFAULT_REAUTH_MAX_AGE_SECS, DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
-        DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS, DEFAULT_TOTP_ISSUER,
+        Scopes, SecondFactorRules, SessionRules, DEFAULT_LOGIN_SESSION_HOURS,
+        DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_REAUTH_MAX_AGE_SECS,
+        DEFAULT_REFRESH_REUSE_INTERVAL_SECS, DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
+        DEFAULT_TOTP_ISSUER,
     },
     auth::{
         password_policy::PasswordPolicy,
@@ -68,7 +69,7 @@ pub enum Command {
     /// Manage the OAuth clients of "Sign in with gatehouse".
     #[command(subcommand)]
     Client(ClientCommand),
-    /// Manage the Ed25519 signing keys of JWT_ALGORITHM=EdDSA.
+    /// Manage the signing keys of JWT_ALGORITHM=EdDSA or RS256.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Check the mail relay.
@@ -254,13 +255,15 @@ pub struct Settings {
     #[arg(long, env = "DEFAULT_SCOPES", global = true, hide_env_values = true,
           value_parser = parse_scopes)]
     pub default_scopes: Option<Scopes>,
-    /// Token signing algorithm: `HS256` (a shared secret, the tutorial's) or `EdDSA`
-    /// (Ed25519 keys whose public halves `/.well-known/jwks.json` publishes).
+    /// Token signing algorithm: `HS256` (a shared secret, the tutorial's), `EdDSA`
+    /// (Ed25519) or `RS256` (RSA): the keys of these two are published at
+    /// `/.well-known/jwks.json`.
     #[arg(long, env = "JWT_ALGORITHM", default_value = "HS256", value_parser = parse_algorithm,
           global = true, hide_env_values = true)]
     pub jwt_algorithm: JwtAlgorithm,
-    /// With EdDSA: a PKCS#8 PEM file holding the Ed25519 private key (e.g. from `openssl
-    /// genpkey -algorithm ed25519`); unset: keys are generated and kept in the database.
+    /// With EdDSA or RS256: a PEM file holding the private key of that algorithm (e.g.
+    /// from `openssl genpkey -algorithm ed25519` or `-algorithm RSA`); unset: keys are
+    /// generated and kept in the database.
     #[arg(
         long,
         env = "JWT_PRIVATE_KEY_FILE",
@@ -403,10 +406,10 @@ fn parse_proxy(value: &str) -> Result<IpNet, String> {
 }
 
 fn parse_algorithm(value: &str) -> Result<JwtAlgorithm, String> {
-    [JwtAlgorithm::Hs256, JwtAlgorithm::EdDsa]
+    JwtAlgorithm::ALL
         .into_iter()
         .find(|a| a.as_str() == value)
-        .ok_or_else(|| "must be HS256 or EdDSA".to_owned())
+        .ok_or_else(|| "must be HS256, EdDSA or RS256".to_owned())
 }
 
 /// `TOTP_ISSUER`: shown by authenticator apps, and the label's prefix in the `otpauth://`
@@ -630,5 +633,23 @@ mod tests {
             cli.command,
             Some(Command::Serve(ServeArgs { demo: true, .. }))
         ));
+    }
+    #[test]
+    fn jwt_algorithm_is_one_of_three_names_exactly() {
+        for (name, algorithm) in [
+            ("HS256", JwtAlgorithm::Hs256),
+            ("EdDSA", JwtAlgorithm::EdDsa),
+            ("RS256", JwtAlgorithm::Rs256),
+        ] {
+            assert_eq!(parse_algorithm(name), Ok(algorithm));
+            let cli = Cli::try_parse_from(["gatehouse", "--jwt-algorithm", name]).unwrap();
+            assert_eq!(cli.settings.jwt_algorithm, algorithm);
+        }
+        for bad in ["rs256", "RS512", "PS256", "none", ""] {
+            assert_eq!(
+                parse_algorithm(bad),
+                Err("must be HS256, EdDSA or RS256".to_owned())
+            );
+        }
     }
 }

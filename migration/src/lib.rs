@@ -16,6 +16,7 @@ mod m20261206_000020_second_factor;
 mod m20261208_000011_accounts_mail;
 mod m20261209_000005_oauth_clients;
 mod m20261209_000010_sign_in_with_gatehouse;
+mod m20261209_000020_signing_key_algorithm;
 
 pub use m20261208_000011_accounts_mail::email_key;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261208_000011_accounts_mail::Migration),
             Box::new(m20261209_000005_oauth_clients::Migration),
             Box::new(m20261209_000010_sign_in_with_gatehouse::Migration),
+            Box::new(m20261209_000020_signing_key_algorithm::Migration),
         ]
     }
 }

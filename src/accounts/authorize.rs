@@ -199,7 +199,10 @@ impl Accounts {
         request: CodeRequest<'_>,
     ) -> Result<String, AccountsError> {
         let granted = Granted {
-            scopes: request.granted.scopes.intersection(held_scopes(&sign_in.user)),
+            scopes: request
+                .granted
+                .scopes
+                .intersection(held_scopes(&sign_in.user)),
             openid: request.granted.openid,
         };
         let (code, code_hash) = new_email_token();

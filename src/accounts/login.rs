@@ -47,9 +47,7 @@ impl Accounts {
         otp: Option<SecretString>,
         requested: &[String],
     ) -> Result<Login, AccountsError> {
-        let (user, methods) = self
-            .sign_in(origin.client, username, password, otp)
-            .await?;
+        let (user, methods) = self.sign_in(origin.client, username, password, otp).await?;
         let granted = Granted::service(self.granted_scopes(&user, requested));
         let sign_in = SignIn::now(&methods);
         self.start_session(user, granted, origin, sign_in, new_session_id())

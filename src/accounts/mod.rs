@@ -10,9 +10,9 @@ mod current_user;
 mod email_verification;
 pub mod id_token;
 mod login;
-pub mod openid_scopes;
 pub mod mail_out;
 pub mod manage;
+pub mod openid_scopes;
 mod password_reset;
 mod scopes;
 mod self_service;
@@ -42,8 +42,8 @@ pub use mail_out::{AccountRules, MailOut};
 pub use scopes::{held as held_scopes, Scope, Scopes};
 pub use sessions::{
     GrantError, Origin, SessionInfo, SessionRules, DEFAULT_LOGIN_SESSION_HOURS,
-    DEFAULT_MAX_SESSIONS_PER_USER,
-    DEFAULT_REFRESH_REUSE_INTERVAL_SECS, DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
+    DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
+    DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
 };
 pub use signup::Signup;
 pub use totp::{

@@ -16,9 +16,7 @@ use super::{
 };
 use crate::{
     auth::{
-        refresh_token::{
-            hash_legacy_refresh_token, RefreshTokenClaims, RefreshTokenKey,
-        },
+        refresh_token::{hash_legacy_refresh_token, RefreshTokenClaims, RefreshTokenKey},
         token::{unix_now, AccessTokenFor},
     },
     db::{
@@ -461,7 +459,11 @@ fn refreshed_scope(found: &SessionWithUser, requested: &[String]) -> Result<Gran
             .partition(|name| OpenIdScopes::is_name(name));
         let scopes = Scopes::strict_list(&service).map_err(|_| GrantError::InvalidScope)?;
         let openid = OpenIdScopes::lenient(
-            &openid.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" "),
+            &openid
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
         );
         if scopes.intersection(granted.scopes) != scopes
             || openid.intersection(granted.openid) != openid

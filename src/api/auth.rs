@@ -9,10 +9,12 @@ use base64::Engine as _;
 use super::{
     authorize::{docs_client, DOCS_CLIENT_ID},
     client_addr::client_ip,
-    service_url::ServiceUrl,
     error::{ApiError, Error, ErrorStatuses, BODY_TOO_LARGE, INTERNAL_ERROR, REQUEST_TIMEOUT},
     form::FormBody,
-    token_form::{CodeRequestForm, OAuth2PasswordRequestForm, RefreshRequestForm, TokenRequestForm},
+    service_url::ServiceUrl,
+    token_form::{
+        CodeRequestForm, OAuth2PasswordRequestForm, RefreshRequestForm, TokenRequestForm,
+    },
     AppState,
 };
 use crate::accounts::{

@@ -472,7 +472,12 @@ async fn check_request(
     }
     match params.get("response_type") {
         Some("code") => {}
-        None => return Err(refuse("invalid_request", "The response_type parameter is missing")),
+        None => {
+            return Err(refuse(
+                "invalid_request",
+                "The response_type parameter is missing",
+            ))
+        }
         Some(_) => {
             return Err(refuse(
                 "unsupported_response_type",
@@ -694,7 +699,11 @@ async fn after_sign_in(
 ) -> SignInResponse {
     if !auth.client.first_party || auth.prompt.consent {
         if auth.prompt.none {
-            return refuse(auth, "consent_required", "The user has not allowed this client");
+            return refuse(
+                auth,
+                "consent_required",
+                "The user has not allowed this client",
+            );
         }
         return SignInResponse::Page(consent_page(state, req, auth, sign_in));
     }
@@ -789,14 +798,7 @@ impl AuthorizeApi {
             None if auth.prompt.none => {
                 refuse(&auth, "login_required", "The user is not signed in")
             }
-            None => SignInResponse::Page(login_page(
-                &state,
-                req,
-                &auth,
-                StatusCode::OK,
-                "",
-                &[],
-            )),
+            None => SignInResponse::Page(login_page(&state, req, &auth, StatusCode::OK, "", &[])),
         }
     }
 
@@ -845,8 +847,12 @@ impl AuthorizeApi {
         };
         let answer = match target {
             Some(uri) => {
-                let params: Vec<(&str, &str)> =
-                    logout_state.0.as_deref().map(|s| ("state", s)).into_iter().collect();
+                let params: Vec<(&str, &str)> = logout_state
+                    .0
+                    .as_deref()
+                    .map(|s| ("state", s))
+                    .into_iter()
+                    .collect();
                 let location = if params.is_empty() {
                     uri
                 } else {
@@ -932,7 +938,10 @@ async fn login_submitted(state: &AppState, req: &Request, body: RequestBody) -> 
     if username.chars().count() > crate::accounts::MAX_USERNAME_CHARS
         || password.len() > crate::accounts::MAX_PASSWORD_BYTES
     {
-        return SignInResponse::Page(page(StatusCode::UNAUTHORIZED, "Incorrect username or password"));
+        return SignInResponse::Page(page(
+            StatusCode::UNAUTHORIZED,
+            "Incorrect username or password",
+        ));
     }
     let otp = fields.get("otp").map(SecretString::from);
     let client = client_ip(req, &state.trusted_proxies);
@@ -959,8 +968,7 @@ async fn login_submitted(state: &AppState, req: &Request, body: RequestBody) -> 
                 }
                 AccountsError::EmailNotVerified => (
                     StatusCode::BAD_REQUEST,
-                    "Email not verified: use the link of the verification mail first."
-                        .to_owned(),
+                    "Email not verified: use the link of the verification mail first.".to_owned(),
                 ),
                 AccountsError::InactiveUser => {
                     (StatusCode::BAD_REQUEST, "Inactive user".to_owned())
@@ -968,9 +976,7 @@ async fn login_submitted(state: &AppState, req: &Request, body: RequestBody) -> 
                 AccountsError::TooManyAttempts { retry_after } => {
                     let page = page(
                         StatusCode::TOO_MANY_REQUESTS,
-                        &format!(
-                            "Too many failed sign-ins. Try again in {retry_after} seconds."
-                        ),
+                        &format!("Too many failed sign-ins. Try again in {retry_after} seconds."),
                     );
                     return SignInResponse::Page(page.retrying_after_secs(*retry_after));
                 }
@@ -1025,14 +1031,7 @@ async fn consent_submitted(state: &AppState, req: &Request, body: RequestBody) -
         Ok(Some(sign_in)) => sign_in,
         // Signed out (or the session ended) since the page was shown: sign in again.
         Ok(None) => {
-            return SignInResponse::Page(login_page(
-                state,
-                req,
-                &auth,
-                StatusCode::OK,
-                "",
-                &[],
-            ))
+            return SignInResponse::Page(login_page(state, req, &auth, StatusCode::OK, "", &[]))
         }
         Err(e) => return unavailable(&e),
     };

@@ -104,7 +104,13 @@ impl RouteTable {
         }
         // Every asset path is routed to the assets' endpoint, which loads them on first use.
         let assets = format!("{ASSETS_PATH}/{{name}}");
-        for page in [DOCS_PATH, REDOC_PATH, OPENAPI_PATH, DOCS_REDIRECT_PATH, &assets] {
+        for page in [
+            DOCS_PATH,
+            REDOC_PATH,
+            OPENAPI_PATH,
+            DOCS_REDIRECT_PATH,
+            &assets,
+        ] {
             routes.insert(page.to_owned(), vec![(Method::GET, Arc::from([]))]);
         }
         // The sign-in pages' forms.

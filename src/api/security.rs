@@ -115,9 +115,15 @@ pub const TOKEN_URL: &str = "/token";
 pub const AUTHORIZATION_URL: &str = "/authorize";
 /// OpenID Connect's scopes, as the authorization-code flow lists them.
 const OPENID_SCOPES: [(&str, &str); 3] = [
-    ("openid", "Sign in with OpenID Connect: an id token, and /userinfo."),
+    (
+        "openid",
+        "Sign in with OpenID Connect: an id token, and /userinfo.",
+    ),
     ("profile", "With openid: the username and full name."),
-    ("email", "With openid: the email address and whether it is verified."),
+    (
+        "email",
+        "With openid: the email address and whether it is verified.",
+    ),
 ];
 
 /// The active user named by a valid bearer access token, and how they signed in: the
@@ -223,19 +229,14 @@ impl<'a> ApiExtractor<'a> for OpenIdBearer {
         let state = super::app_state(req)?;
         let token = bearer_token(req.headers())?;
         let required = "openid".to_owned();
-        state
-            .accounts
-            .userinfo(token)
-            .await
-            .map(Self)
-            .map_err(|e| {
-                match Error::from(e) {
-                    Error::InvalidToken { .. } => Error::InvalidToken { required },
-                    Error::InsufficientScope { .. } => Error::InsufficientScope { required },
-                    other => other,
-                }
-                .into()
-            })
+        state.accounts.userinfo(token).await.map(Self).map_err(|e| {
+            match Error::from(e) {
+                Error::InvalidToken { .. } => Error::InvalidToken { required },
+                Error::InsufficientScope { .. } => Error::InsufficientScope { required },
+                other => other,
+            }
+            .into()
+        })
     }
 }
 

@@ -141,7 +141,9 @@ impl FormRequest for TokenRequestForm {
         if fields.get("grant_type") == Some(CODE_GRANT) {
             return Ok(Self::Code(CodeRequestForm {
                 code: fields.required("code", ErrorStyle::OAuth)?.to_owned(),
-                redirect_uri: fields.required("redirect_uri", ErrorStyle::OAuth)?.to_owned(),
+                redirect_uri: fields
+                    .required("redirect_uri", ErrorStyle::OAuth)?
+                    .to_owned(),
                 code_verifier: SecretString::from(
                     fields.required("code_verifier", ErrorStyle::OAuth)?,
                 ),

@@ -87,7 +87,11 @@ impl UserInfoApi {
     /// For an access token of the authorization-code flow granted `openid`: `sub`, and
     /// with `profile` `name` and `preferred_username`, with `email` `email` and
     /// `email_verified`.
-    #[oai(path = "/userinfo", method = "get", operation_id = "read_userinfo_userinfo_get")]
+    #[oai(
+        path = "/userinfo",
+        method = "get",
+        operation_id = "read_userinfo_userinfo_get"
+    )]
     async fn read_userinfo(
         &self,
         auth: OpenIdBearer,
@@ -101,7 +105,11 @@ impl UserInfoApi {
     /// Read the signed-in user's claims (OpenID Connect), by POST
     ///
     /// As `GET /userinfo` (OpenID Connect Core §5.3.1 allows both).
-    #[oai(path = "/userinfo", method = "post", operation_id = "read_userinfo_userinfo_post")]
+    #[oai(
+        path = "/userinfo",
+        method = "post",
+        operation_id = "read_userinfo_userinfo_post"
+    )]
     async fn read_userinfo_post(
         &self,
         auth: OpenIdBearer,

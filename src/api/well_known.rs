@@ -10,21 +10,29 @@ use super::{
     service_url::ServiceUrl,
     AppState,
 };
-use crate::accounts::Scope;
+use crate::{
+    accounts::{signing_keys::PublishedKey, Scope},
+    auth::keys::{KeyAlgorithm, PublicKeyParams},
+};
 
-/// A public key (RFC 7517 §4; Ed25519 as RFC 8037 §2 writes it).
+/// A public key (RFC 7517 §4): Ed25519 as RFC 8037 §2 writes it (`kty` `OKP`, `crv`, `x`),
+/// RSA as RFC 7518 §6.3.1 does (`kty` `RSA`, `n`, `e`).
 #[derive(Debug, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct JsonWebKey {
-    /// Always `OKP` (octet key pair).
+    /// `OKP` (octet key pair, Ed25519) or `RSA`.
     pub kty: String,
-    /// Always `Ed25519`.
-    pub crv: String,
-    /// The public key, base64url.
-    pub x: String,
+    /// `Ed25519`; with `OKP` only.
+    pub crv: Option<String>,
+    /// The Ed25519 public key, base64url; with `OKP` only.
+    pub x: Option<String>,
+    /// The RSA modulus, base64url; with `RSA` only.
+    pub n: Option<String>,
+    /// The RSA public exponent, base64url (`AQAB`); with `RSA` only.
+    pub e: Option<String>,
     /// The key id tokens name in their header: the RFC 7638 thumbprint of this key.
     pub kid: String,
-    /// Always `EdDSA`.
+    /// `EdDSA` or `RS256`: the configured `JWT_ALGORITHM`.
     pub alg: String,
     /// Always `sig`.
     #[oai(rename = "use")]
@@ -32,24 +40,41 @@ pub struct JsonWebKey {
 }
 
 impl JsonWebKey {
-    fn ed25519(kid: String, x: String) -> Self {
+    fn new(kid: String, algorithm: KeyAlgorithm, params: PublicKeyParams) -> Self {
+        let (kty, crv, x, n, e) = match params {
+            PublicKeyParams::Ed25519 { x } => {
+                ("OKP", Some("Ed25519".to_owned()), Some(x), None, None)
+            }
+            PublicKeyParams::Rsa { n, e } => ("RSA", None, None, Some(n), Some(e)),
+        };
         Self {
-            kty: "OKP".to_owned(),
-            crv: "Ed25519".to_owned(),
+            kty: kty.to_owned(),
+            crv,
             x,
+            n,
+            e,
             kid,
-            alg: crate::auth::keys::ALGORITHM.to_owned(),
+            alg: algorithm.as_str().to_owned(),
             key_use: "sig".to_owned(),
         }
+    }
+}
+
+impl From<PublishedKey> for JsonWebKey {
+    fn from(key: PublishedKey) -> Self {
+        Self::new(key.kid, key.algorithm, key.params)
     }
 }
 
 impl Example for JsonWebKey {
     fn example() -> Self {
         // RFC 8037 Appendix A.2 and A.3.
-        Self::ed25519(
+        Self::new(
             "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k".to_owned(),
-            "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo".to_owned(),
+            KeyAlgorithm::EdDsa,
+            PublicKeyParams::Ed25519 {
+                x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo".to_owned(),
+            },
         )
     }
 }
@@ -248,10 +273,11 @@ pub struct WellKnownApi;
 impl WellKnownApi {
     /// Read the public keys (JWKS)
     ///
-    /// The JSON Web Key Set of RFC 7517 with the Ed25519 keys that sign access tokens
-    /// when `JWT_ALGORITHM=EdDSA`: the active key, the next one (published before it
-    /// signs) and retired ones (until their last token has expired). A resource server
-    /// verifies a token with the key its header's `kid` names. Under HS256, `{"keys":[]}`.
+    /// The JSON Web Key Set of RFC 7517 with the keys that sign tokens when
+    /// `JWT_ALGORITHM` is `EdDSA` (Ed25519) or `RS256` (RSA): the active key, the next one
+    /// (published before it signs) and retired ones (until their last token has expired).
+    /// A resource server verifies a token with the key its header's `kid` names. Under
+    /// HS256, `{"keys":[]}`.
     #[oai(
         path = "/.well-known/jwks.json",
         method = "get",
@@ -266,7 +292,7 @@ impl WellKnownApi {
             .published_keys()
             .await
             .into_iter()
-            .map(|key| JsonWebKey::ed25519(key.kid, key.x))
+            .map(JsonWebKey::from)
             .collect();
         Ok(JwksResponse::Ok(
             Json(JsonWebKeySet { keys }),

@@ -73,7 +73,7 @@ pub enum StartupError {
     PrivateKeyFile { path: String, source: io::Error },
     #[error("invalid --jwt-private-key-file {path}: {source}")]
     PrivateKey { path: String, source: KeyError },
-    #[error("cannot load the Ed25519 signing keys: {0}")]
+    #[error("cannot load the signing keys: {0}")]
     SigningKeys(#[source] AccountsError),
     #[error("cannot start password hashing workers: {0}")]
     Workers(#[source] io::Error),
@@ -266,11 +266,11 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StartupError> {
 /// What the handlers need besides the database: the keys, the hashing pool and
 /// the limits. Only `serve` starts them.
 async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError> {
-    // Under EdDSA too: refresh tokens are keyed from it.
+    // Under EdDSA and RS256 too: refresh tokens are keyed from it.
     let secret = keys::server_secret(settings, &db).await?;
     let tokens = keys::token_authority(settings, &secret, &db).await?;
     let reloading =
-        tokens.algorithm() == JwtAlgorithm::EdDsa && settings.jwt_private_key_file.is_none();
+        tokens.algorithm() != JwtAlgorithm::Hs256 && settings.jwt_private_key_file.is_none();
     let workers = settings
         .hash_workers
         .map_or_else(PasswordHasher::cores, usize::from);
@@ -298,8 +298,7 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
 pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Response> {
     let service = api::service();
     let docs = Arc::new(Docs::new(root_path));
-    let (swagger, redoc, redirect_page) =
-        (Arc::clone(&docs), Arc::clone(&docs), Arc::clone(&docs));
+    let (swagger, redoc, redirect_page) = (Arc::clone(&docs), Arc::clone(&docs), Arc::clone(&docs));
     Route::new()
         .at(format!("{ASSETS_PATH}/:name"), DocAssets::endpoint())
         .nest("/", service)
@@ -310,7 +309,10 @@ pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Respon
             make_sync(move |_| redirect_page.oauth2_redirect_page()),
         )
         .at(LOGIN_PATH, post(authorize::endpoint(authorize::login_form)))
-        .at(CONSENT_PATH, post(authorize::endpoint(authorize::consent_form)))
+        .at(
+            CONSENT_PATH,
+            post(authorize::endpoint(authorize::consent_form)),
+        )
         .at(
             OPENAPI_PATH,
             make_sync(move |_| {

@@ -55,7 +55,10 @@ mod tests {
 
     #[test]
     fn other_verifiers_and_malformed_values_are_refused() {
-        assert!(!verify("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj", CHALLENGE));
+        assert!(!verify(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
+            CHALLENGE
+        ));
         // `plain`: the challenge presented as its own verifier.
         assert!(!verify(CHALLENGE, CHALLENGE));
         assert!(!is_verifier("short"));

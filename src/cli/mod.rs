@@ -57,8 +57,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Migrate => {
             async {
                 app::keys::configured_server_secret(&settings)?;
-                if let Some(path) = &settings.jwt_private_key_file {
-                    app::keys::private_key_from_file(path)?;
+                if let (Some(path), Some(algorithm)) = (
+                    &settings.jwt_private_key_file,
+                    settings.jwt_algorithm.key_algorithm(),
+                ) {
+                    app::keys::private_key_from_file(path, algorithm)?;
                 }
                 app::open_database(&settings).await?;
                 tracing::info!("database is up to date");

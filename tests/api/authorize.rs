@@ -233,8 +233,17 @@ async fn eddsa_app() -> TestApp {
 }
 
 #[tokio::test]
-async fn a_first_party_client_signs_in_with_a_code_an_id_token_and_userinfo() {
-    let app = eddsa_app().await;
+async fn a_first_party_client_signs_in_with_a_code_an_id_token_and_userinfo_under_eddsa() {
+    code_flow_with_id_token(JwtAlgorithm::EdDsa).await;
+}
+
+#[tokio::test]
+async fn a_first_party_client_signs_in_with_a_code_an_id_token_and_userinfo_under_rs256() {
+    code_flow_with_id_token(JwtAlgorithm::Rs256).await;
+}
+
+async fn code_flow_with_id_token(algorithm: JwtAlgorithm) {
+    let app = spawn_app_with(|s| s.jwt_algorithm = algorithm).await;
     let client_id = first_party(&app).await;
     let mut browser = Browser::new(&app.url(""));
 
@@ -243,7 +252,10 @@ async fn a_first_party_client_signs_in_with_a_code_an_id_token_and_userinfo() {
         .await;
     let csp = page.headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-    assert!(csp.contains("form-action 'self' https://app.example.com"), "{csp}");
+    assert!(
+        csp.contains("form-action 'self' https://app.example.com"),
+        "{csp}"
+    );
     assert!(page.body.contains("First App"));
     let done = browser.sign_in(&page, "johndoe", "secret").await;
     assert_eq!(done.status, 303, "{}", done.body);
@@ -263,10 +275,13 @@ async fn a_first_party_client_signs_in_with_a_code_an_id_token_and_userinfo() {
 
     let id_token = token["id_token"].as_str().unwrap();
     let header = segment(id_token, 0);
-    assert_eq!(header["alg"], "EdDSA");
+    assert_eq!(header["alg"], algorithm.as_str());
     assert!(header["kid"].is_string());
     let claims = segment(id_token, 1);
-    let user = gatehouse::db::user::find(&app.db, "johndoe").await.unwrap().unwrap();
+    let user = gatehouse::db::user::find(&app.db, "johndoe")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(claims["sub"], user.id.to_string());
     assert_eq!(claims["aud"], client_id.as_str());
     assert_eq!(claims["iss"], app.url(""));
@@ -276,6 +291,14 @@ async fn a_first_party_client_signs_in_with_a_code_an_id_token_and_userinfo() {
     assert_eq!(claims["email"], "johndoe@example.com");
     assert_eq!(claims["email_verified"], true);
     assert!(claims["auth_time"].as_u64().unwrap() <= claims["iat"].as_u64().unwrap());
+    let digest = match algorithm {
+        JwtAlgorithm::Rs256 => Sha256::digest(access.as_bytes()).to_vec(),
+        _ => sha2::Sha512::digest(access.as_bytes()).to_vec(),
+    };
+    assert_eq!(
+        claims["at_hash"],
+        URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
+    );
 
     let info: Value = app
         .client
@@ -327,9 +350,7 @@ async fn a_first_party_client_signs_in_with_a_code_an_id_token_and_userinfo() {
     assert_eq!(resp.status(), 200);
 
     // Single sign-on: the next authorization needs no password.
-    let again = browser
-        .get(&authorize_path(&client_id, "me", &[]))
-        .await;
+    let again = browser.get(&authorize_path(&client_id, "me", &[])).await;
     assert_eq!(again.status, 302, "{}", again.body);
     assert!(again.query().contains_key("code"));
     // prompt=login asks again.
@@ -340,6 +361,25 @@ async fn a_first_party_client_signs_in_with_a_code_an_id_token_and_userinfo() {
     assert!(login_again.body.contains("name=\"password\""));
     let after = browser.sign_in(&login_again, "johndoe", "secret").await;
     assert_eq!(after.status, 303, "prompt=login is met by the new sign-in");
+
+    // Logout with the id token as the hint: back to the registered URI, signed out.
+    let out = browser
+        .get(&format!(
+            "/logout?id_token_hint={id_token}&post_logout_redirect_uri=https://app.example.com/bye&state=s"
+        ))
+        .await;
+    assert_eq!(out.status, 302, "{}", out.body);
+    assert_eq!(
+        out.location.as_deref(),
+        Some("https://app.example.com/bye?state=s")
+    );
+    assert_eq!(
+        browser
+            .get(&authorize_path(&client_id, "me", &[]))
+            .await
+            .status,
+        200
+    );
 }
 
 #[tokio::test]
@@ -355,12 +395,18 @@ async fn discovery_names_the_endpoints_and_openid_is_refused_under_hs256() {
     assert_eq!(doc["userinfo_endpoint"], app.url("/userinfo"));
     assert_eq!(doc["end_session_endpoint"], app.url("/logout"));
     assert_eq!(doc["code_challenge_methods_supported"], json!(["S256"]));
-    assert_eq!(doc["id_token_signing_alg_values_supported"], json!(["EdDSA"]));
+    assert_eq!(
+        doc["id_token_signing_alg_values_supported"],
+        json!(["EdDSA"])
+    );
     assert_eq!(
         doc["token_endpoint_auth_methods_supported"],
         json!(["client_secret_basic", "client_secret_post", "none"])
     );
-    assert!(doc["scopes_supported"].as_array().unwrap().contains(&json!("openid")));
+    assert!(doc["scopes_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("openid")));
 
     let hs256 = spawn_app().await;
     let doc: Value = reqwest::get(hs256.url("/.well-known/openid-configuration"))
@@ -370,16 +416,22 @@ async fn discovery_names_the_endpoints_and_openid_is_refused_under_hs256() {
         .await
         .unwrap();
     assert_eq!(doc["id_token_signing_alg_values_supported"], json!([]));
-    assert!(!doc["scopes_supported"].as_array().unwrap().contains(&json!("openid")));
+    assert!(!doc["scopes_supported"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("openid")));
     let client_id = first_party(&hs256).await;
     let mut browser = Browser::new(&hs256.url(""));
-    let refused = browser.get(&authorize_path(&client_id, "openid", &[])).await;
+    let refused = browser
+        .get(&authorize_path(&client_id, "openid", &[]))
+        .await;
     assert_eq!(refused.status, 302);
     assert_eq!(refused.query()["error"], "invalid_scope");
     // Without openid, HS256 serves the code flow.
     let page = browser.get(&authorize_path(&client_id, "me", &[])).await;
     let done = browser.sign_in(&page, "johndoe", "secret").await;
-    let (status, token) = exchange(&hs256.url(""), &client_id, &done.query()["code"], VERIFIER).await;
+    let (status, token) =
+        exchange(&hs256.url(""), &client_id, &done.query()["code"], VERIFIER).await;
     assert_eq!(status, 200, "{token}");
     assert!(token.get("id_token").is_none());
 }
@@ -400,7 +452,11 @@ async fn unknown_clients_and_redirect_uris_get_an_error_page_never_a_redirect() 
         "http://app.example.com/callback",
     ] {
         let page = browser
-            .get(&authorize_path(&client_id, "me", &[("redirect_uri", redirect)]))
+            .get(&authorize_path(
+                &client_id,
+                "me",
+                &[("redirect_uri", redirect)],
+            ))
             .await;
         assert_eq!(page.status, 400, "{redirect}");
         assert!(page.location.is_none(), "{redirect}");
@@ -421,7 +477,10 @@ async fn requests_without_s256_pkce_or_with_bad_parameters_are_sent_back_with_an
         (vec![("code_challenge_method", "")], "invalid_request"),
         (vec![("code_challenge_method", "plain")], "invalid_request"),
         (vec![("code_challenge", "too-short")], "invalid_request"),
-        (vec![("response_type", "token")], "unsupported_response_type"),
+        (
+            vec![("response_type", "token")],
+            "unsupported_response_type",
+        ),
         (vec![("scope", "me nonsense")], "invalid_scope"),
         (vec![("prompt", "none")], "login_required"),
         (vec![("max_age", "soon")], "invalid_request"),
@@ -436,7 +495,10 @@ async fn requests_without_s256_pkce_or_with_bad_parameters_are_sent_back_with_an
     }
     // A parameter sent twice.
     let twice = format!("{}&scope=me", authorize_path(&client_id, "me", &[]));
-    assert_eq!(browser.get(&twice).await.query()["error"], "invalid_request");
+    assert_eq!(
+        browser.get(&twice).await.query()["error"],
+        "invalid_request"
+    );
 }
 
 #[tokio::test]
@@ -447,8 +509,17 @@ async fn a_code_works_once_and_its_reuse_ends_the_session_it_started() {
     let page = browser.get(&authorize_path(&client_id, "me", &[])).await;
     let code = browser.sign_in(&page, "johndoe", "secret").await.query()["code"].clone();
 
-    let (status, body) = exchange(&app.url(""), &client_id, &code, "wrong-verifier-wrong-verifier-wrong-verifier").await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    let (status, body) = exchange(
+        &app.url(""),
+        &client_id,
+        &code,
+        "wrong-verifier-wrong-verifier-wrong-verifier",
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
 
     let page = browser.get(&authorize_path(&client_id, "me", &[])).await;
     let code = page.query()["code"].clone();
@@ -460,7 +531,11 @@ async fn a_code_works_once_and_its_reuse_ends_the_session_it_started() {
     let (status, again) = exchange(&app.url(""), &client_id, &code, VERIFIER).await;
     assert_eq!(status, 400);
     assert_eq!(again["error"], "invalid_grant");
-    assert_eq!(app.me(access).await.status(), 401, "the first exchange's tokens die");
+    assert_eq!(
+        app.me(access).await.status(),
+        401,
+        "the first exchange's tokens die"
+    );
     let refresh = app
         .post_form(
             "/token",
@@ -490,9 +565,16 @@ async fn an_expired_code_and_another_clients_code_are_refused() {
     let page = browser.get(&authorize_path(&client_id, "me", &[])).await;
     let code = browser.sign_in(&page, "johndoe", "secret").await.query()["code"].clone();
     let (status, body) = exchange(&app.url(""), &other, &code, VERIFIER).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
 
-    let code = browser.get(&authorize_path(&client_id, "me", &[])).await.query()["code"].clone();
+    let code = browser
+        .get(&authorize_path(&client_id, "me", &[]))
+        .await
+        .query()["code"]
+        .clone();
     gatehouse::db::authorization_code::Entity::update_many()
         .col_expr(
             gatehouse::db::authorization_code::Column::ExpiresAt,
@@ -503,7 +585,10 @@ async fn an_expired_code_and_another_clients_code_are_refused() {
         .await
         .unwrap();
     let (status, body) = exchange(&app.url(""), &client_id, &code, VERIFIER).await;
-    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
 }
 
 #[tokio::test]
@@ -519,17 +604,23 @@ async fn a_third_party_client_needs_consent_and_a_confidential_one_its_secret() 
     .await;
     let secret = secret.unwrap();
     let mut browser = Browser::new(&app.url(""));
-    let page = browser.get(&authorize_path(&client_id, "me items", &[])).await;
+    let page = browser
+        .get(&authorize_path(&client_id, "me items", &[]))
+        .await;
     let consent = browser.sign_in(&page, "johndoe", "secret").await;
     assert_eq!(consent.status, 200, "{}", consent.body);
-    assert!(consent.body.contains("Allow <strong>Other Corp</strong> access?"));
+    assert!(consent
+        .body
+        .contains("Allow <strong>Other Corp</strong> access?"));
     assert!(consent.body.contains("Read items."));
     let denied = browser.submit(&consent, &[("decision", "deny")]).await;
     assert_eq!(denied.status, 303);
     assert_eq!(denied.query()["error"], "access_denied");
     assert_eq!(denied.query()["state"], "st4te");
 
-    let consent = browser.get(&authorize_path(&client_id, "me items", &[])).await;
+    let consent = browser
+        .get(&authorize_path(&client_id, "me items", &[]))
+        .await;
     assert_eq!(consent.status, 200, "signed in: straight to consent");
     let allowed = browser.submit(&consent, &[("decision", "allow")]).await;
     let code = allowed.query()["code"].clone();
@@ -553,7 +644,10 @@ async fn a_third_party_client_needs_consent_and_a_confidential_one_its_secret() 
     };
     let wrong = token(Some((&client_id, "wrong")), None).await.unwrap();
     assert_eq!(wrong.status(), 401);
-    assert!(wrong.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    assert!(wrong.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
     let wrong: Value = wrong.json().await.unwrap();
     assert_eq!(wrong["error"], "invalid_client");
     let missing = token(None, None).await.unwrap();
@@ -573,7 +667,10 @@ async fn the_login_page_refuses_a_post_without_the_csrf_token_and_wrong_password
         .iter()
         .filter(|(k, _)| k != "csrf_token")
         .cloned()
-        .chain([("username".into(), "johndoe".into()), ("password".into(), "secret".into())])
+        .chain([
+            ("username".into(), "johndoe".into()),
+            ("password".into(), "secret".into()),
+        ])
         .collect();
     let refused = browser.post(&action, &without).await;
     assert_eq!(refused.status, 400);
@@ -581,13 +678,25 @@ async fn the_login_page_refuses_a_post_without_the_csrf_token_and_wrong_password
     assert!(!browser.cookies.contains_key("gatehouse_session"));
     // Another browser's token does not do either.
     let mut other = Browser::new(&app.url(""));
-    let refused = other.post(&action, &without.iter().cloned().chain([("csrf_token".into(), fields[0].1.clone())]).collect::<Vec<_>>()).await;
+    let refused = other
+        .post(
+            &action,
+            &without
+                .iter()
+                .cloned()
+                .chain([("csrf_token".into(), fields[0].1.clone())])
+                .collect::<Vec<_>>(),
+        )
+        .await;
     assert_eq!(refused.status, 400);
 
     let wrong = browser.sign_in(&page, "johndoe", "wrong").await;
     assert_eq!(wrong.status, 401);
     assert!(wrong.body.contains("Incorrect username or password"));
-    assert!(wrong.body.contains("value=\"johndoe\""), "the username is kept");
+    assert!(
+        wrong.body.contains("value=\"johndoe\""),
+        "the username is kept"
+    );
 }
 
 #[tokio::test]
@@ -597,7 +706,13 @@ async fn a_password_change_ends_the_browser_session_and_logout_redirects_only_wh
     let mut browser = Browser::new(&app.url(""));
     let page = browser.get(&authorize_path(&client_id, "me", &[])).await;
     browser.sign_in(&page, "johndoe", "secret").await;
-    assert_eq!(browser.get(&authorize_path(&client_id, "me", &[])).await.status, 302);
+    assert_eq!(
+        browser
+            .get(&authorize_path(&client_id, "me", &[]))
+            .await
+            .status,
+        302
+    );
 
     let out = browser
         .get(&format!(
@@ -605,7 +720,13 @@ async fn a_password_change_ends_the_browser_session_and_logout_redirects_only_wh
         ))
         .await;
     assert_eq!(out.status, 200, "an unregistered URI is not followed");
-    assert_eq!(browser.get(&authorize_path(&client_id, "me", &[])).await.status, 200);
+    assert_eq!(
+        browser
+            .get(&authorize_path(&client_id, "me", &[]))
+            .await
+            .status,
+        200
+    );
 
     let page = browser.get(&authorize_path(&client_id, "me", &[])).await;
     browser.sign_in(&page, "johndoe", "secret").await;
@@ -615,8 +736,17 @@ async fn a_password_change_ends_the_browser_session_and_logout_redirects_only_wh
         ))
         .await;
     assert_eq!(out.status, 302);
-    assert_eq!(out.location.as_deref(), Some("https://app.example.com/bye?state=s"));
-    assert_eq!(browser.get(&authorize_path(&client_id, "me", &[])).await.status, 200);
+    assert_eq!(
+        out.location.as_deref(),
+        Some("https://app.example.com/bye?state=s")
+    );
+    assert_eq!(
+        browser
+            .get(&authorize_path(&client_id, "me", &[]))
+            .await
+            .status,
+        200
+    );
 
     let page = browser.get(&authorize_path(&client_id, "me", &[])).await;
     browser.sign_in(&page, "johndoe", "secret").await;
@@ -631,7 +761,10 @@ async fn a_password_change_ends_the_browser_session_and_logout_redirects_only_wh
         .unwrap();
     assert_eq!(changed.status(), 204, "{}", changed.text().await.unwrap());
     assert_eq!(
-        browser.get(&authorize_path(&client_id, "me", &[])).await.status,
+        browser
+            .get(&authorize_path(&client_id, "me", &[]))
+            .await
+            .status,
         200,
         "the password change ended the browser session"
     );
@@ -678,7 +811,10 @@ async fn a_code_issued_on_one_replica_is_redeemed_on_the_other_once() {
     };
     assert_eq!(me(a.url.clone()).await, 200);
     let (status, again) = exchange(&a.url, &client_id, &code, VERIFIER).await;
-    assert_eq!((status, again["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(
+        (status, again["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     assert_eq!(me(a.url.clone()).await, 401);
     assert_eq!(me(b.url.clone()).await, 401);
 }

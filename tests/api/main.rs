@@ -30,6 +30,7 @@ mod replicas;
 mod revocation;
 mod rotation;
 mod routing;
+mod rs256;
 mod scopes;
 mod session_invariants;
 mod sessions;
