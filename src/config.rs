@@ -92,7 +92,7 @@ pub enum ClientCommand {
         /// Shown on the consent page: 1 to 100 characters.
         name: String,
         /// Where the client may receive codes: https, or http on a loopback host
-        /// (127.0.0.1, [::1], localhost); repeat for each (1 to 10), compared exactly.
+        /// (127.0.0.1, ::1, localhost); repeat for each (1 to 10), compared exactly.
         #[arg(long = "redirect-uri", value_name = "URI", required = true)]
         redirect_uris: Vec<String>,
         /// The client keeps a secret (a server-side application) and gets one.
