@@ -97,6 +97,11 @@ impl Accounts {
         otp: Option<SecretString>,
     ) -> Result<(String, BrowserSignIn), AccountsError> {
         let (user, methods) = self.sign_in(client, username, password, otp).await?;
+        // The tutorial lets a disabled user get a token that every operation then refuses;
+        // a browser session would only lead to a code that cannot be exchanged.
+        if user.disabled {
+            return Err(AccountsError::InactiveUser);
+        }
         let sign_in = SignIn::now(&methods);
         let (cookie, id_hash) = new_email_token();
         let lifetime = i64::try_from(self.sessions.browser_lifetime.as_secs()).unwrap_or(i64::MAX);

@@ -51,7 +51,9 @@ impl Scope {
         match self {
             Scope::Me => "Read information about the current user.",
             Scope::Items => "Read items.",
-            Scope::Admin => "Manage users: create, read, change, disable and delete them.",
+            Scope::Admin => {
+                "Manage users (create, read, change, disable and delete them) and OAuth clients."
+            }
             Scope::Introspect => "Introspect tokens (for other services verifying them).",
             #[cfg(test)]
             Scope::Reports => "Read the sales reports.",

@@ -41,7 +41,7 @@ use super::{
 };
 use crate::{
     accounts::{
-        authorize::{BrowserSignIn, CodeRequest, ScopeRefused},
+        authorize::{BrowserSignIn, CodeRequest},
         clients::Client,
         openid_scopes::Granted,
         AccountsError, Scope,
@@ -514,12 +514,7 @@ async fn check_request(
         .requested_scopes(&client, params.get("scope"))
     {
         Ok(granted) => granted,
-        Err(e @ (ScopeRefused::Unknown(_) | ScopeRefused::NotRegistered(_))) => {
-            return Err(refuse("invalid_scope", &e.to_string()))
-        }
-        Err(e @ ScopeRefused::OpenIdUnavailable) => {
-            return Err(refuse("invalid_scope", &e.to_string()))
-        }
+        Err(e) => return Err(refuse("invalid_scope", &e.to_string())),
     };
     let mut prompt = Prompt::default();
     for value in params.get("prompt").unwrap_or_default().split_whitespace() {
@@ -992,6 +987,12 @@ async fn login_submitted(state: &AppState, req: &Request, body: RequestBody) -> 
             return SignInResponse::Page(page(status, &problem));
         }
     };
+    // A new sign-in replaces this browser's earlier one (`prompt=login`, `max_age`).
+    if let Some(earlier) = cookie(req, SESSION_COOKIE) {
+        if let Err(e) = state.accounts.end_browser_session(earlier).await {
+            tracing::warn!(error = %e, "could not end the earlier browser session");
+        }
+    }
     let url = ServiceUrl::of(req, state);
     let lifetime = state.accounts.browser_session_lifetime_secs();
     let set = set_cookie(state, &url, SESSION_COOKIE, &cookie_value, lifetime);

@@ -818,3 +818,78 @@ async fn a_code_issued_on_one_replica_is_redeemed_on_the_other_once() {
     assert_eq!(me(a.url.clone()).await, 401);
     assert_eq!(me(b.url.clone()).await, 401);
 }
+
+#[tokio::test]
+async fn the_login_page_asks_a_user_with_totp_for_the_code() {
+    let app = spawn_app().await;
+    let client_id = first_party(&app).await;
+    let (secret, recovery_codes, _) = crate::totp::enrolled(&app).await;
+    let mut browser = Browser::new(&app.url(""));
+    let page = browser.get(&authorize_path(&client_id, "me", &[])).await;
+    assert!(page.body.contains("name=\"otp\""));
+
+    let asked = browser.sign_in(&page, "johndoe", "secret").await;
+    assert_eq!(asked.status, 401);
+    assert!(
+        asked.body.contains("Second factor required"),
+        "{}",
+        asked.body
+    );
+    assert!(!browser.cookies.contains_key("gatehouse_session"));
+    let wrong = browser
+        .submit(
+            &page,
+            &[
+                ("username", "johndoe"),
+                ("password", "secret"),
+                ("otp", "000000"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("Incorrect code"));
+
+    // A code of the authenticator app (the confirmation spent this step's: the next
+    // step's is accepted too), or a recovery code; each works once.
+    let otp = crate::totp::code(&secret, 1);
+    let done = browser
+        .submit(
+            &page,
+            &[
+                ("username", "johndoe"),
+                ("password", "secret"),
+                ("otp", &otp),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let (status, token) = exchange(&app.url(""), &client_id, &done.query()["code"], VERIFIER).await;
+    assert_eq!(status, 200, "{token}");
+    let claims = segment(token["access_token"].as_str().unwrap(), 1);
+    assert_eq!(claims["amr"], json!(["pwd", "otp"]));
+
+    let mut other = Browser::new(&app.url(""));
+    let page = other.get(&authorize_path(&client_id, "me", &[])).await;
+    let replayed = other
+        .submit(
+            &page,
+            &[
+                ("username", "johndoe"),
+                ("password", "secret"),
+                ("otp", &otp),
+            ],
+        )
+        .await;
+    assert_eq!(replayed.status, 401, "a code is never accepted twice");
+    let recovered = other
+        .submit(
+            &page,
+            &[
+                ("username", "johndoe"),
+                ("password", "secret"),
+                ("otp", &recovery_codes[0]),
+            ],
+        )
+        .await;
+    assert_eq!(recovered.status, 303, "{}", recovered.body);
+}

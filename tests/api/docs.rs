@@ -50,13 +50,13 @@ async fn document_declares_the_tutorial_contract() {
                 "password": {"tokenUrl": "/token", "scopes": {
                     "me": "Read information about the current user.",
                     "items": "Read items.",
-                    "admin": "Manage users: create, read, change, disable and delete them.",
+                    "admin": "Manage users (create, read, change, disable and delete them) and OAuth clients.",
                     "introspect": "Introspect tokens (for other services verifying them).",
                 }},
                 "authorizationCode": {"authorizationUrl": "/authorize", "tokenUrl": "/token", "scopes": {
                     "me": "Read information about the current user.",
                     "items": "Read items.",
-                    "admin": "Manage users: create, read, change, disable and delete them.",
+                    "admin": "Manage users (create, read, change, disable and delete them) and OAuth clients.",
                     "introspect": "Introspect tokens (for other services verifying them).",
                     "openid": "Sign in with OpenID Connect: an id token, and /userinfo.",
                     "profile": "With openid: the username and full name.",

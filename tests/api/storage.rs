@@ -26,6 +26,8 @@ async fn migrations_go_up_and_down(db: &db::Db) {
     assert_eq!(
         table_names(db).await,
         [
+            "authorization_codes",
+            "browser_sessions",
             "email_tokens",
             "known_clients",
             "legacy_refresh_tokens",
@@ -47,6 +49,8 @@ async fn migrations_go_up_and_down(db: &db::Db) {
     assert_eq!(
         table_names(db).await,
         [
+            "authorization_codes",
+            "browser_sessions",
             "email_tokens",
             "known_clients",
             "legacy_refresh_tokens",
