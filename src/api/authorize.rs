@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use poem::{
     http::{header, StatusCode},
     web::Data,
-    Endpoint, IntoResponse, Request, RequestBody, Response,
+    IntoResponse, Request, RequestBody, Response,
 };
 use poem_openapi::{
     param::Query,
@@ -744,7 +744,7 @@ impl AuthorizeApi {
     #[oai(path = "/authorize", method = "get", operation_id = "authorize")]
     async fn authorize(
         &self,
-        state: Data<&AppState>,
+        app: Data<&AppState>,
         req: &Request,
         /// Always `code`.
         #[oai(name = "response_type")]
@@ -780,20 +780,20 @@ impl AuthorizeApi {
         #[oai(name = "max_age")]
         _max_age: Query<Option<String>>,
     ) -> SignInResponse {
-        let auth = match check_request(&state, req, Params::from_query(req)).await {
+        let auth = match check_request(&app, req, Params::from_query(req)).await {
             Ok(auth) => auth,
             Err(answer) => return answer,
         };
-        let sign_in = match browser_sign_in(&state, req).await {
+        let sign_in = match browser_sign_in(&app, req).await {
             Ok(found) => found.filter(|s| sign_in_fits(&auth, s)),
             Err(e) => return unavailable(&e),
         };
         match sign_in {
-            Some(sign_in) => after_sign_in(&state, req, &auth, &sign_in).await,
+            Some(sign_in) => after_sign_in(&app, req, &auth, &sign_in).await,
             None if auth.prompt.none => {
                 refuse(&auth, "login_required", "The user is not signed in")
             }
-            None => SignInResponse::Page(login_page(&state, req, &auth, StatusCode::OK, "", &[])),
+            None => SignInResponse::Page(login_page(&app, req, &auth, StatusCode::OK, "", &[])),
         }
     }
 
@@ -1040,13 +1040,4 @@ async fn consent_submitted(state: &AppState, req: &Request, body: RequestBody) -
         Some("allow") => issue_code(state, &auth, &sign_in).await,
         _ => refuse(&auth, "access_denied", "The user denied the request"),
     }
-}
-
-/// An endpoint of `handler`, for the route table.
-pub fn endpoint<F, Fut>(handler: F) -> impl Endpoint<Output = Response>
-where
-    F: Fn(Request) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Response> + Send + 'static,
-{
-    poem::endpoint::make(move |req| handler(req))
 }

@@ -13,7 +13,7 @@ use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use migration::{Migrator, MigratorTrait};
 use poem::{
-    endpoint::{make_sync, BoxEndpoint},
+    endpoint::{make, make_sync, BoxEndpoint},
     middleware::CatchPanic,
     post, Endpoint, EndpointExt, Response, Route,
 };
@@ -308,11 +308,8 @@ pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Respon
             DOCS_REDIRECT_PATH,
             make_sync(move |_| redirect_page.oauth2_redirect_page()),
         )
-        .at(LOGIN_PATH, post(authorize::endpoint(authorize::login_form)))
-        .at(
-            CONSENT_PATH,
-            post(authorize::endpoint(authorize::consent_form)),
-        )
+        .at(LOGIN_PATH, post(make(authorize::login_form)))
+        .at(CONSENT_PATH, post(make(authorize::consent_form)))
         .at(
             OPENAPI_PATH,
             make_sync(move |_| {

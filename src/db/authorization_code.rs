@@ -91,7 +91,7 @@ pub async fn insert(db: &Db, code: NewCode) -> Result<(), DbErr> {
 #[derive(Debug)]
 pub enum Spent {
     /// This request spent it; its exchange starts session `session_id`.
-    Spent(Model),
+    Spent(Box<Model>),
     /// It was spent before: the session its first exchange started, if any yet.
     AlreadySpent { session_id: Option<String> },
     /// Unknown or expired.
@@ -113,7 +113,7 @@ pub async fn spend(db: &Db, code_hash: &str, session_id: &str, now: i64) -> Resu
         .query_one(db.get_database_backend().build(&update))
         .await?;
     if let Some(row) = row {
-        return Ok(Spent::Spent(Model::from_query_result(&row, "")?));
+        return Ok(Spent::Spent(Box::new(Model::from_query_result(&row, "")?)));
     }
     // Not spendable: mark a spent one reused (an expired, unspent one is just unknown).
     let mark = Query::update()
