@@ -78,10 +78,13 @@ impl ErrorStatuses for LoginErrors {
     const STATUSES: &'static [(StatusCode, &'static str)] = &[
         (
             StatusCode::BAD_REQUEST,
-            "Refresh grant refused, as an OAuth error (RFC 6749 §5.2): `invalid_grant` (the \
-             refresh token is unknown, expired, revoked or already used; a used one ends its \
-             session), `invalid_scope` (more than the login granted), `invalid_request` (no \
-             `refresh_token`), `unsupported_grant_type` (refresh tokens are disabled); or \
+            "Refresh or code grant refused, as an OAuth error (RFC 6749 §5.2): `invalid_grant` \
+             (the refresh token is unknown, expired, revoked or already used, and a used one \
+             ends its session; or the code is unknown, expired, another client's, for another \
+             redirect URI or verifier, or already used, and a used one ends the session its \
+             first exchange started), `invalid_scope` (more than the login granted), \
+             `invalid_request` (a missing field, or client credentials sent twice), \
+             `unsupported_grant_type` (refresh tokens are disabled); or \
              `{\"detail\": \"Email not verified\"}` (`REQUIRE_VERIFIED_EMAIL`: the password \
              is right, the user's address unverified)",
         ),
@@ -89,7 +92,9 @@ impl ErrorStatuses for LoginErrors {
             StatusCode::UNAUTHORIZED,
             "Incorrect username or password; for a user with TOTP on, Second factor required \
              (no `otp`) or Incorrect code (a wrong, used or replayed `otp`, counted as a failed \
-             login)",
+             login); for the code grant, `{\"error\": \"invalid_client\"}` (an unknown \
+             client, a wrong or missing secret of a confidential client, a secret sent by a \
+             public one), with `WWW-Authenticate: Basic realm=\"gatehouse\"`",
         ),
         REQUEST_TIMEOUT,
         BODY_TOO_LARGE,
@@ -241,8 +246,7 @@ async fn code_grant(
         state
             .accounts
             .authenticate_client(&client_id, secret.as_deref())
-            .await
-            .map_err(|e| Error::from(e).basic_challenge(basic.is_some()))?
+            .await?
     };
     let presented = PresentedCode {
         code: &form.code,

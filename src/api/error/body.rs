@@ -265,9 +265,7 @@ impl Error {
             }
             Error::TotpNotEnabled => "TOTP is not on",
             Error::SessionNotFound => "Session not found",
-            Error::Validation(_) | Error::OAuth { .. } | Error::InvalidClient { .. } => {
-                return None
-            }
+            Error::Validation(_) | Error::OAuth { .. } | Error::InvalidClient => return None,
             Error::BodyTooLarge => "Request body too large",
             Error::Busy => "Server busy, retry later",
             Error::TooManyAttempts { .. } => "Too many failed attempts, retry later",
@@ -308,7 +306,7 @@ impl Error {
             }
             .to_json()
             .unwrap_or_default(),
-            Error::InvalidClient { .. } => OAuthError {
+            Error::InvalidClient => OAuthError {
                 error: OAuthErrorCode::InvalidClient,
                 error_description: "Client authentication failed".to_owned(),
             }

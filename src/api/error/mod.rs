@@ -64,10 +64,9 @@ pub enum Error {
         description: String,
     },
     /// Client authentication failed at the token endpoint: 401 in RFC 6749 §5.2's shape
-    /// (`invalid_client`); `basic`: the client tried HTTP Basic, so the answer carries
-    /// `WWW-Authenticate: Basic`.
+    /// (`invalid_client`), with `WWW-Authenticate: Basic`.
     #[error("client authentication failed")]
-    InvalidClient { basic: bool },
+    InvalidClient,
     #[error("no such session")]
     SessionNotFound,
     #[error("request validation failed")]
@@ -139,7 +138,7 @@ impl From<AccountsError> for Error {
             AccountsError::UserExists(_) => Error::UserExists,
             AccountsError::EmailExists(_) => Error::EmailExists,
             AccountsError::NoSuchUser(_) => Error::UserNotFound,
-            AccountsError::InvalidClient => Error::InvalidClient { basic: false },
+            AccountsError::InvalidClient => Error::InvalidClient,
             AccountsError::NoSuchClient(_) => Error::ClientNotFound,
             AccountsError::LastAdmin(_) => Error::LastAdmin,
             AccountsError::Invalid { field, message } => {
@@ -177,15 +176,6 @@ impl From<GrantError> for Error {
 }
 
 impl Error {
-    /// `invalid_client` with `WWW-Authenticate: Basic` when the client tried Basic
-    /// (RFC 6749 §5.2); any other error as it is.
-    pub fn basic_challenge(self, basic: bool) -> Self {
-        match self {
-            Error::InvalidClient { .. } => Error::InvalidClient { basic },
-            other => other,
-        }
-    }
-
     /// An `invalid_request` OAuth error saying what is wrong with the request.
     pub fn invalid_request(description: impl Into<String>) -> Self {
         Error::OAuth {

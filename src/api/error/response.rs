@@ -24,7 +24,7 @@ impl ResponseError for Error {
             | Error::SecondFactorRequired
             | Error::IncorrectCode
             | Error::StepUpRequired(_)
-            | Error::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            | Error::InvalidClient => StatusCode::UNAUTHORIZED,
             Error::InactiveUser
             | Error::IncorrectPassword
             | Error::IncorrectConfirmationCode
@@ -97,16 +97,16 @@ impl ResponseError for Error {
                 headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
             }
-            Error::InvalidClient { basic } => {
+            Error::InvalidClient => {
                 headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-                // RFC 6749 §5.2: the scheme the client tried; RFC 7617 requires a realm.
-                if *basic {
-                    headers.insert(
-                        header::WWW_AUTHENTICATE,
-                        HeaderValue::from_static("Basic realm=\"gatehouse\""),
-                    );
-                }
+                // RFC 6749 §5.2 asks for the scheme the client tried when it used Basic;
+                // HTTP wants a challenge on every 401, and Basic is the one clients can
+                // answer (RFC 7617 requires a realm).
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"gatehouse\""),
+                );
             }
             Error::Busy | Error::Database(_) => {
                 headers.insert(
@@ -242,11 +242,7 @@ mod tests {
             BAD_REQUEST,
             {"error": "invalid_request", "error_description": "The token parameter is missing"},
             ["cache-control": "no-store", "pragma": "no-cache"];
-        Error::InvalidClient { .. } => Error::InvalidClient { basic: false },
-            UNAUTHORIZED,
-            {"error": "invalid_client", "error_description": "Client authentication failed"},
-            ["cache-control": "no-store", "pragma": "no-cache"];
-        Error::InvalidClient { .. } => Error::InvalidClient { basic: true },
+        Error::InvalidClient => Error::InvalidClient,
             UNAUTHORIZED,
             {"error": "invalid_client", "error_description": "Client authentication failed"},
             ["cache-control": "no-store", "pragma": "no-cache", "www-authenticate": r#"Basic realm="gatehouse""#];
