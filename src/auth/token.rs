@@ -246,18 +246,52 @@ impl TokenAuthority {
         self.settings.audience.as_deref()
     }
 
-    // STUBS until i24-rs256 merges.
+    // EdDSA-only stand-ins until i24-rs256 merges (its versions replace these): enough
+    // for the contract checks to see id tokens under JWT_ALGORITHM=EdDSA.
     pub fn signs_id_tokens(&self) -> bool {
         matches!(self.keys, Keys::EdDsa(_))
     }
-    pub fn sign_claims<T: Serialize>(&self, _claims: &T) -> Result<String, TokenError> {
-        Err(TokenError::NoSigningKey)
+
+    /// `claims` signed with the current Ed25519 key (header `{"alg":"EdDSA",...,"kid"}`).
+    pub fn sign_claims<T: Serialize>(&self, claims: &T) -> Result<String, TokenError> {
+        let set = self.key_set().ok_or(TokenError::NoSigningKey)?;
+        let key = set.signing(unix_now()).ok_or(TokenError::NoSigningKey)?;
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?);
+        let message = format!("{}.{payload}", key.header_b64());
+        let signature = key.sign_b64(message.as_bytes());
+        Ok(format!("{message}.{signature}"))
     }
-    pub fn at_hash(&self, _access_token: &str) -> Option<String> {
-        None
+
+    /// The id token's `at_hash` (OpenID Connect Core §3.1.3.6): the left half of the
+    /// SHA-512 of `access_token` (Ed25519's hash), base64url. `None` under HS256.
+    pub fn at_hash(&self, access_token: &str) -> Option<String> {
+        use sha2::{Digest, Sha512};
+        let Keys::EdDsa(_) = self.keys else {
+            return None;
+        };
+        let digest = Sha512::digest(access_token.as_bytes());
+        Some(URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2]))
     }
-    pub fn id_token_audience(&self, _token: &str) -> Option<String> {
-        None
+
+    /// The `aud` of an id token this service signed (expired ones too: a logout hint).
+    pub fn id_token_audience(&self, token: &str) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Audience {
+            aud: String,
+        }
+        if token.len() > MAX_TOKEN_BYTES {
+            return None;
+        }
+        let kid = jsonwebtoken::decode_header(token).ok()?.kid?;
+        let set = self.key_set()?;
+        let key = set.verifying(&kid, unix_now())?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_required_spec_claims::<&str>(&[]);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        jsonwebtoken::decode::<Audience>(token, key.decoding_key(), &validation)
+            .ok()
+            .map(|data| data.claims.aud)
     }
 
     /// Seconds a new token stays valid.
