@@ -301,7 +301,7 @@ check "the TypeScript client (openapi-typescript + openapi-fetch) logs in" types
 check "OAuth client libraries (Authlib, requests-oauthlib) log in, refresh and revoke" \
   oauth_clients_run_the_token_lifecycle
 check "the metrics parse with prometheus_client and count logins" metrics_parse_and_count_logins
-check "Swagger UI authorizes and tries /users/me/" \
+check "Swagger UI authorizes (password flow; code flow through the login page) and tries /users/me/" \
   swagger_ui_logs_in swagger-ui
 
 start_smtp_sink
