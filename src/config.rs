@@ -112,7 +112,11 @@ pub enum ClientCommand {
     /// List the clients, oldest first (never a secret).
     List,
     /// Remove a client: it can no longer sign anyone in.
-    Remove { client_id: String },
+    Remove {
+        /// The client's id; ids are base64url, so one may start with `-`.
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -637,3 +637,17 @@ async fn client_add_refuses_what_the_api_refuses() {
         "only the header: nothing was registered"
     );
 }
+
+#[test]
+fn a_client_id_that_starts_with_a_hyphen_is_removed_like_any_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::helpers::sqlite_url(dir.path());
+    let out =
+        crate::helpers::gatehouse_cli(&url, &["client", "remove", "-_starts-with-a-hyphen"], "");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("no client with id \"-_starts-with-a-hyphen\""),
+        "read as the id, not as an option: {stderr}"
+    );
+}

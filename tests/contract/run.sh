@@ -315,8 +315,8 @@ start_service eddsa JWT_ALGORITHM=EdDSA JWKS_MAX_AGE_SECS=2
 check "a resource server verifies tokens with only the JWKS URL, across keys rotate" \
   resource_server_verifies_with_the_jwks
 
-# OpenID Connect needs asymmetric id tokens. (Add `sign_in_checks RS256` once the service
-# supports JWT_ALGORITHM=RS256.)
+# OpenID Connect needs asymmetric id tokens: RS256 (what relying parties expect) and EdDSA.
+sign_in_checks RS256
 sign_in_checks EdDSA
 
 start_service behind-proxy ROOT_PATH=/auth

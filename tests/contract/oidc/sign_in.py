@@ -12,7 +12,7 @@ import urllib.parse
 import requests
 
 BASE_URL = os.environ["GATEHOUSE_URL"]
-# The id tokens' algorithm: EdDSA, or RS256 once the service signs with RSA.
+# The id tokens' algorithm: RS256 or EdDSA (run.sh runs the checks under each).
 ALGORITHM = os.environ.get("GATEHOUSE_ALGORITHM", "EdDSA")
 ME_URL = f"{BASE_URL}/users/me/"
 # Where the test clients are sent back to: never fetched (the tests read the Location),
