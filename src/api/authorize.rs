@@ -896,33 +896,42 @@ fn csrf_refused() -> SignInResponse {
 /// `POST /authorize/login`: the login page's form. Not in the document: a browser's
 /// form target, not an API.
 pub async fn login_form(req: Request) -> Response {
-    let state = match req.data::<AppState>() {
-        Some(state) => state.clone(),
-        None => return Page::unavailable().into_response(),
+    let Some(state) = req.data::<AppState>().cloned() else {
+        return Page::unavailable().into_response();
     };
     let (req, body) = req.split();
-    login_submitted(&state, &req, body)
-        .await
-        .after_post()
-        .into_response()
+    let answer = match submitted_form(&state, &req, body).await {
+        Ok((fields, auth)) => login_submitted(&state, &req, &fields, &auth).await,
+        Err(answer) => answer,
+    };
+    answer.after_post().into_response()
 }
 
-async fn login_submitted(state: &AppState, req: &Request, body: RequestBody) -> SignInResponse {
-    let fields = match form_fields(req, body).await {
-        Ok(fields) => fields,
-        Err(answer) => return answer,
-    };
-    let auth = match check_request(state, req, Params::from_fields(&fields)).await {
-        Ok(auth) => auth,
-        Err(answer) => return answer,
-    };
+/// A sign-in page's form: its fields, and the authorization request they carry, checked
+/// again whole, with this browser's CSRF token.
+async fn submitted_form(
+    state: &AppState,
+    req: &Request,
+    body: RequestBody,
+) -> Result<(Fields, Authorization), SignInResponse> {
+    let fields = form_fields(req, body).await?;
+    let auth = check_request(state, req, Params::from_fields(&fields)).await?;
     if !csrf_matches(req, &fields) {
-        return csrf_refused();
+        return Err(csrf_refused());
     }
+    Ok((fields, auth))
+}
+
+async fn login_submitted(
+    state: &AppState,
+    req: &Request,
+    fields: &Fields,
+    auth: &Authorization,
+) -> SignInResponse {
     let username = fields.get("username").unwrap_or_default();
     let password = fields.get("password").unwrap_or_default();
     let page = |status: StatusCode, problem: &str| {
-        login_page(state, req, &auth, status, username, &[problem.to_owned()])
+        login_page(state, req, auth, status, username, &[problem.to_owned()])
     };
     if username.is_empty() || password.is_empty() {
         return SignInResponse::Page(page(
@@ -997,7 +1006,7 @@ async fn login_submitted(state: &AppState, req: &Request, body: RequestBody) -> 
     let lifetime = state.accounts.browser_session_lifetime_secs();
     let set = set_cookie(state, &url, SESSION_COOKIE, &cookie_value, lifetime);
     // Just signed in: `prompt=login` and `max_age` are met.
-    after_sign_in(state, req, &auth, &sign_in)
+    after_sign_in(state, req, auth, &sign_in)
         .await
         .with_cookie(set)
 }
@@ -1005,39 +1014,33 @@ async fn login_submitted(state: &AppState, req: &Request, body: RequestBody) -> 
 /// `POST /authorize/consent`: the consent page's form (`decision=allow` or `deny`). Not
 /// in the document.
 pub async fn consent_form(req: Request) -> Response {
-    let state = match req.data::<AppState>() {
-        Some(state) => state.clone(),
-        None => return Page::unavailable().into_response(),
+    let Some(state) = req.data::<AppState>().cloned() else {
+        return Page::unavailable().into_response();
     };
     let (req, body) = req.split();
-    consent_submitted(&state, &req, body)
-        .await
-        .after_post()
-        .into_response()
+    let answer = match submitted_form(&state, &req, body).await {
+        Ok((fields, auth)) => consent_submitted(&state, &req, &fields, &auth).await,
+        Err(answer) => answer,
+    };
+    answer.after_post().into_response()
 }
 
-async fn consent_submitted(state: &AppState, req: &Request, body: RequestBody) -> SignInResponse {
-    let fields = match form_fields(req, body).await {
-        Ok(fields) => fields,
-        Err(answer) => return answer,
-    };
-    let auth = match check_request(state, req, Params::from_fields(&fields)).await {
-        Ok(auth) => auth,
-        Err(answer) => return answer,
-    };
-    if !csrf_matches(req, &fields) {
-        return csrf_refused();
-    }
+async fn consent_submitted(
+    state: &AppState,
+    req: &Request,
+    fields: &Fields,
+    auth: &Authorization,
+) -> SignInResponse {
     let sign_in = match browser_sign_in(state, req).await {
         Ok(Some(sign_in)) => sign_in,
         // Signed out (or the session ended) since the page was shown: sign in again.
         Ok(None) => {
-            return SignInResponse::Page(login_page(state, req, &auth, StatusCode::OK, "", &[]))
+            return SignInResponse::Page(login_page(state, req, auth, StatusCode::OK, "", &[]))
         }
         Err(e) => return unavailable(&e),
     };
     match fields.get("decision") {
-        Some("allow") => issue_code(state, &auth, &sign_in).await,
-        _ => refuse(&auth, "access_denied", "The user denied the request"),
+        Some("allow") => issue_code(state, auth, &sign_in).await,
+        _ => refuse(auth, "access_denied", "The user denied the request"),
     }
 }
