@@ -2,7 +2,7 @@
 """Side-by-side benchmark of gatehouse; run through bench/run.sh, which builds first.
 
 One run measures, on this machine, with wrk as the load generator:
-  - the CPU cost of one token, HS256 next to EdDSA (bench/src/bin/jwt_cost.rs);
+  - the CPU cost of one token, HS256 next to EdDSA and RS256 (bench/src/bin/jwt_cost.rs);
   - GET /users/me/ of gatehouse (SQLite with HS256, SQLite with EdDSA, PostgreSQL), of
     the JWT-only ceiling and of a plain poem "hello" (bench/src/bin/ceiling.rs), and of the
     FastAPI tutorial app;
@@ -395,7 +395,7 @@ def jwt_cost():
     out = subprocess.run([str(RELEASE / "jwt_cost")], capture_output=True, text=True, check=True).stdout
     print(out, end="", flush=True)
     return {alg: {"sign_ns": float(sign), "verify_ns": float(verify)}
-            for alg, sign, verify in re.findall(r"^(HS256|EdDSA)\s+sign\s+([\d.]+) ns/op\s+verify\s+([\d.]+) ns/op", out, re.M)}
+            for alg, sign, verify in re.findall(r"^(HS256|EdDSA|RS256)\s+sign\s+([\d.]+) ns/op\s+verify\s+([\d.]+) ns/op", out, re.M)}
 
 
 def main():
@@ -833,6 +833,11 @@ def render(res, fastapi):
       f"{jc['EdDSA']['verify_ns'] / jc['HS256']['verify_ns']:.0f}x the CPU (`bench/src/bin/jwt_cost.rs`, best of 5 "
       f"rounds); GET /users/me/ with EdDSA tokens: {get['gatehouse-eddsa']['rps'] / gh['rps']:.2f} of HS256's throughput. "
       "A login's cost is the password hash, so the two modes log in at the same rate.")
+    if "RS256" in jc:
+        w("")
+        w(f"RS256 (RSA 2048, measured by jwt_cost only): sign {jc['RS256']['sign_ns'] / 1000:.1f} µs, verify "
+          f"{jc['RS256']['verify_ns'] / 1000:.1f} µs; {jc['RS256']['sign_ns'] / jc['HS256']['sign_ns']:.0f}x and "
+          f"{jc['RS256']['verify_ns'] / jc['HS256']['verify_ns']:.0f}x HS256's CPU.")
     w("")
 
     if res["refresh"]:

@@ -22,9 +22,10 @@ pub use public_url::PublicUrl;
 use crate::{
     accounts::{
         mail_out::{DEFAULT_MAIL_PER_ADDRESS_PER_HOUR, DEFAULT_RESET_TOKEN_EXPIRE_MINUTES},
-        Scopes, SecondFactorRules, SessionRules, DEFAULT_MAX_SESSIONS_PER_USER,
-        DEFAULT_REAUTH_MAX_AGE_SECS, DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
-        DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS, DEFAULT_TOTP_ISSUER,
+        Scopes, SecondFactorRules, SessionRules, DEFAULT_LOGIN_SESSION_HOURS,
+        DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_REAUTH_MAX_AGE_SECS,
+        DEFAULT_REFRESH_REUSE_INTERVAL_SECS, DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
+        DEFAULT_TOTP_ISSUER,
     },
     auth::{
         password_policy::PasswordPolicy,
@@ -65,7 +66,10 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
-    /// Manage the Ed25519 signing keys of JWT_ALGORITHM=EdDSA.
+    /// Manage the OAuth clients of "Sign in with gatehouse".
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage the signing keys of JWT_ALGORITHM=EdDSA or RS256.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Check the mail relay.
@@ -78,6 +82,41 @@ pub enum MailCommand {
     /// Send a test mail to ADDRESS through SMTP_URL at once, and print what the relay
     /// answered (exit status 1 if it did not accept the mail).
     Test { address: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its client_id, and a confidential client's secret (shown
+    /// this once).
+    Add {
+        /// Shown on the consent page: 1 to 100 characters.
+        name: String,
+        /// Where the client may receive codes: https, or http on a loopback host
+        /// (127.0.0.1, ::1, localhost); repeat for each (1 to 10), compared exactly.
+        #[arg(long = "redirect-uri", value_name = "URI", required = true)]
+        redirect_uris: Vec<String>,
+        /// The client keeps a secret (a server-side application) and gets one.
+        #[arg(long)]
+        confidential: bool,
+        /// The service's own client: its users are not asked for consent.
+        #[arg(long)]
+        first_party: bool,
+        /// A scope the client may ask for; repeat for each (default: openid profile email
+        /// me items).
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Where GET /logout may send the browser afterwards; repeat for each (0 to 10).
+        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+        post_logout_redirect_uris: Vec<String>,
+    },
+    /// List the clients, oldest first (never a secret).
+    List,
+    /// Remove a client: it can no longer sign anyone in.
+    Remove {
+        /// The client's id; ids are base64url, so one may start with `-`.
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +229,12 @@ pub struct Settings {
     #[arg(long, env = "MAX_SESSIONS_PER_USER", default_value_t = DEFAULT_MAX_SESSIONS_PER_USER,
           global = true, hide_env_values = true, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_sessions_per_user: u64,
+    /// Hours a sign-in on the login page lasts: until then, that browser authorizes
+    /// further clients without the password (single sign-on), unless a client asks
+    /// otherwise (`prompt=login`, `max_age`).
+    #[arg(long, env = "LOGIN_SESSION_HOURS", default_value_t = DEFAULT_LOGIN_SESSION_HOURS,
+          global = true, hide_env_values = true, value_parser = clap::value_parser!(u64).range(1..=720))]
+    pub login_session_hours: u64,
     /// Seconds a sign-in counts as recent for changing the second factor (enrolling TOTP,
     /// turning it off, new recovery codes); with TOTP on, the sign-in must also have used it.
     #[arg(long, env = "REAUTH_MAX_AGE_SECS", default_value_t = DEFAULT_REAUTH_MAX_AGE_SECS,
@@ -214,13 +259,15 @@ pub struct Settings {
     #[arg(long, env = "DEFAULT_SCOPES", global = true, hide_env_values = true,
           value_parser = parse_scopes)]
     pub default_scopes: Option<Scopes>,
-    /// Token signing algorithm: `HS256` (a shared secret, the tutorial's) or `EdDSA`
-    /// (Ed25519 keys whose public halves `/.well-known/jwks.json` publishes).
+    /// Token signing algorithm: `HS256` (a shared secret, the tutorial's), `EdDSA`
+    /// (Ed25519) or `RS256` (RSA): the keys of these two are published at
+    /// `/.well-known/jwks.json`.
     #[arg(long, env = "JWT_ALGORITHM", default_value = "HS256", value_parser = parse_algorithm,
           global = true, hide_env_values = true)]
     pub jwt_algorithm: JwtAlgorithm,
-    /// With EdDSA: a PKCS#8 PEM file holding the Ed25519 private key (e.g. from `openssl
-    /// genpkey -algorithm ed25519`); unset: keys are generated and kept in the database.
+    /// With EdDSA or RS256: a PEM file holding the private key of that algorithm (e.g.
+    /// from `openssl genpkey -algorithm ed25519` or `-algorithm RSA`); unset: keys are
+    /// generated and kept in the database.
     #[arg(
         long,
         env = "JWT_PRIVATE_KEY_FILE",
@@ -363,10 +410,10 @@ fn parse_proxy(value: &str) -> Result<IpNet, String> {
 }
 
 fn parse_algorithm(value: &str) -> Result<JwtAlgorithm, String> {
-    [JwtAlgorithm::Hs256, JwtAlgorithm::EdDsa]
+    JwtAlgorithm::ALL
         .into_iter()
         .find(|a| a.as_str() == value)
-        .ok_or_else(|| "must be HS256 or EdDSA".to_owned())
+        .ok_or_else(|| "must be HS256, EdDSA or RS256".to_owned())
 }
 
 /// `TOTP_ISSUER`: shown by authenticator apps, and the label's prefix in the `otpauth://`
@@ -463,6 +510,7 @@ impl Settings {
             refresh_lifetime: self.refresh_token_lifetime(),
             reuse_interval: self.refresh_reuse_interval(),
             max_per_user: self.max_sessions_per_user,
+            browser_lifetime: Duration::from_secs(self.login_session_hours * 3600),
             key,
         }
     }
@@ -500,6 +548,7 @@ impl Settings {
             refresh_token_expire_days: DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
             refresh_reuse_interval_secs: DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
             max_sessions_per_user: DEFAULT_MAX_SESSIONS_PER_USER,
+            login_session_hours: DEFAULT_LOGIN_SESSION_HOURS,
             reauth_max_age_secs: DEFAULT_REAUTH_MAX_AGE_SECS,
             require_mfa_for_admin: false,
             totp_issuer: DEFAULT_TOTP_ISSUER.to_owned(),
@@ -588,5 +637,23 @@ mod tests {
             cli.command,
             Some(Command::Serve(ServeArgs { demo: true, .. }))
         ));
+    }
+    #[test]
+    fn jwt_algorithm_is_one_of_three_names_exactly() {
+        for (name, algorithm) in [
+            ("HS256", JwtAlgorithm::Hs256),
+            ("EdDSA", JwtAlgorithm::EdDsa),
+            ("RS256", JwtAlgorithm::Rs256),
+        ] {
+            assert_eq!(parse_algorithm(name), Ok(algorithm));
+            let cli = Cli::try_parse_from(["gatehouse", "--jwt-algorithm", name]).unwrap();
+            assert_eq!(cli.settings.jwt_algorithm, algorithm);
+        }
+        for bad in ["rs256", "RS512", "PS256", "none", ""] {
+            assert_eq!(
+                parse_algorithm(bad),
+                Err("must be HS256, EdDSA or RS256".to_owned())
+            );
+        }
     }
 }

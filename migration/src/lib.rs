@@ -14,6 +14,9 @@ mod m20261206_000007_bounded_sessions;
 mod m20261206_000010_username_skeletons;
 mod m20261206_000020_second_factor;
 mod m20261208_000011_accounts_mail;
+mod m20261209_000005_oauth_clients;
+mod m20261209_000010_sign_in_with_gatehouse;
+mod m20261209_000020_signing_key_algorithm;
 
 pub use m20261208_000011_accounts_mail::email_key;
 
@@ -34,6 +37,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000010_username_skeletons::Migration),
             Box::new(m20261206_000020_second_factor::Migration),
             Box::new(m20261208_000011_accounts_mail::Migration),
+            Box::new(m20261209_000005_oauth_clients::Migration),
+            Box::new(m20261209_000010_sign_in_with_gatehouse::Migration),
+            Box::new(m20261209_000020_signing_key_algorithm::Migration),
         ]
     }
 }

@@ -48,7 +48,10 @@ impl Accounts {
     /// same name is another user) and current `token_version` (a password change, a
     /// disable or a revoke bumps it), and belongs to a live session of theirs (the user and
     /// the session are read in one query).
-    async fn token_user(&self, token: &str) -> Result<(Claims, user::Model), AccountsError> {
+    pub(super) async fn token_user(
+        &self,
+        token: &str,
+    ) -> Result<(Claims, user::Model), AccountsError> {
         let claims = self.validate_token(token).await.map_err(|e| {
             tracing::debug!(error = %e, "bearer token rejected");
             AccountsError::InvalidToken

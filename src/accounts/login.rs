@@ -4,11 +4,15 @@ use std::net::IpAddr;
 
 use secrecy::SecretString;
 
-use super::{attempt::Attempt, usernames, Accounts, AccountsError, Origin, Scopes};
+use super::{
+    attempt::Attempt, openid_scopes::Granted, sessions::SignIn, totp::Methods, usernames, Accounts,
+    AccountsError, Origin,
+};
 use crate::{
     auth::{
         hashing_pool::HashSlot,
         password::{Verification, DUMMY_HASH},
+        refresh_token::new_session_id,
     },
     db::user,
 };
@@ -21,7 +25,7 @@ pub struct Login {
     /// `None` when refresh tokens are disabled.
     pub refresh_token: Option<String>,
     /// The scopes the token was granted.
-    pub scope: Scopes,
+    pub scope: Granted,
     /// Seconds until `access_token` expires.
     pub expires_in: u64,
 }
@@ -43,8 +47,25 @@ impl Accounts {
         otp: Option<SecretString>,
         requested: &[String],
     ) -> Result<Login, AccountsError> {
+        let (user, methods) = self.sign_in(origin.client, username, password, otp).await?;
+        let granted = Granted::service(self.granted_scopes(&user, requested));
+        let sign_in = SignIn::now(&methods);
+        self.start_session(user, granted, origin, sign_in, new_session_id())
+            .await
+    }
+
+    /// The checks of a sign-in, `/token`'s and the login page's alike: the limits, the
+    /// password, the second factor and `REQUIRE_VERIFIED_EMAIL`. The user and the
+    /// methods they signed in with.
+    pub(super) async fn sign_in(
+        &self,
+        client: Option<IpAddr>,
+        username: &str,
+        password: SecretString,
+        otp: Option<SecretString>,
+    ) -> Result<(user::Model, Methods), AccountsError> {
         let ((user, factor), attempt) = self
-            .check_login_unsettled(origin.client, username, password)
+            .check_login_unsettled(client, username, password)
             .await?;
         let methods = match self.second_factor(&user, factor, otp.as_ref()).await {
             Ok(methods) => methods,
@@ -63,8 +84,7 @@ impl Accounts {
         if self.rules.require_verified_email && !user.email_verified {
             return Err(AccountsError::EmailNotVerified);
         }
-        let scope = self.granted_scopes(&user, requested);
-        self.start_session(user, scope, origin, methods).await
+        Ok((user, methods))
     }
 
     /// The user if `password` is `username`'s, unless the account or the client address

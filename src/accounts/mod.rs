@@ -4,11 +4,15 @@
 //! `api` maps [`AccountsError`] onto its HTTP `Error`; `cli` prints it.
 
 mod attempt;
+pub mod authorize;
+pub mod clients;
 mod current_user;
 mod email_verification;
+pub mod id_token;
 mod login;
 pub mod mail_out;
 pub mod manage;
+pub mod openid_scopes;
 mod password_reset;
 mod scopes;
 mod self_service;
@@ -31,13 +35,15 @@ use crate::{
     db::{group_commit::RotationQueue, hot_reads::HotReads, Db},
 };
 
+pub use clients::{Client, NewClient};
 pub use current_user::{CurrentUser, Introspection, SignedIn};
 pub use login::{address_key, Login};
 pub use mail_out::{AccountRules, MailOut};
 pub use scopes::{held as held_scopes, Scope, Scopes};
 pub use sessions::{
-    GrantError, Origin, SessionInfo, SessionRules, DEFAULT_MAX_SESSIONS_PER_USER,
-    DEFAULT_REFRESH_REUSE_INTERVAL_SECS, DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
+    GrantError, Origin, SessionInfo, SessionRules, DEFAULT_LOGIN_SESSION_HOURS,
+    DEFAULT_MAX_SESSIONS_PER_USER, DEFAULT_REFRESH_REUSE_INTERVAL_SECS,
+    DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS,
 };
 pub use signup::Signup;
 pub use totp::{
@@ -90,6 +96,13 @@ pub enum AccountsError {
     EmailExists(String),
     #[error("no user named {0:?}")]
     NoSuchUser(String),
+    /// Client authentication failed: an unknown client, a confidential one without its
+    /// secret or with a wrong one, or a public one that sent a secret (RFC 6749 §5.2's
+    /// `invalid_client`; which of them is never told).
+    #[error("client authentication failed")]
+    InvalidClient,
+    #[error("no client with id {0:?}")]
+    NoSuchClient(String),
     /// The change would take `admin` from the last enabled user holding it.
     #[error("{0:?} is the last enabled user holding the admin scope")]
     LastAdmin(String),
@@ -194,6 +207,11 @@ impl Accounts {
     /// Whether logins also return a refresh token (`REFRESH_TOKEN_EXPIRE_DAYS` > 0).
     pub fn issues_refresh_tokens(&self) -> bool {
         self.sessions.refresh_lifetime.is_some()
+    }
+
+    /// Seconds a sign-in on the login page lasts (`LOGIN_SESSION_HOURS`).
+    pub fn browser_session_lifetime_secs(&self) -> u64 {
+        self.sessions.browser_lifetime.as_secs()
     }
 
     pub fn reloads_signing_keys(&self) -> bool {

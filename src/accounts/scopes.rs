@@ -51,7 +51,9 @@ impl Scope {
         match self {
             Scope::Me => "Read information about the current user.",
             Scope::Items => "Read items.",
-            Scope::Admin => "Manage users: create, read, change, disable and delete them.",
+            Scope::Admin => {
+                "Manage users (create, read, change, disable and delete them) and OAuth clients."
+            }
             Scope::Introspect => "Introspect tokens (for other services verifying them).",
             #[cfg(test)]
             Scope::Reports => "Read the sales reports.",
@@ -96,6 +98,11 @@ impl Scopes {
         names
             .iter()
             .all(|name| Scope::from_name(name).is_some_and(|s| self.contains(s)))
+    }
+
+    /// The set with `scope` added.
+    pub fn with(self, scope: Scope) -> Scopes {
+        Scopes(self.0 | 1 << scope as u32)
     }
 
     pub fn intersection(self, other: Scopes) -> Scopes {

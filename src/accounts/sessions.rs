@@ -8,12 +8,15 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use super::{held_scopes, totp::Methods, Accounts, AccountsError, Login, Scopes};
+use super::{
+    held_scopes,
+    openid_scopes::{Granted, OpenIdScopes},
+    totp::Methods,
+    Accounts, AccountsError, Login, Scopes,
+};
 use crate::{
     auth::{
-        refresh_token::{
-            hash_legacy_refresh_token, new_session_id, RefreshTokenClaims, RefreshTokenKey,
-        },
+        refresh_token::{hash_legacy_refresh_token, RefreshTokenClaims, RefreshTokenKey},
         token::{unix_now, AccessTokenFor},
     },
     db::{
@@ -28,6 +31,8 @@ use crate::{
 pub const DEFAULT_REFRESH_TOKEN_EXPIRE_DAYS: u64 = 14;
 /// Default of `REFRESH_REUSE_INTERVAL_SECS`: a spent refresh token is never accepted again.
 pub const DEFAULT_REFRESH_REUSE_INTERVAL_SECS: u64 = 0;
+/// Default of `LOGIN_SESSION_HOURS`.
+pub const DEFAULT_LOGIN_SESSION_HOURS: u64 = 12;
 /// Default of `MAX_SESSIONS_PER_USER`.
 pub const DEFAULT_MAX_SESSIONS_PER_USER: u64 = 100;
 /// Longest refresh token looked up; ours are 83 characters (43 before they carried
@@ -49,6 +54,8 @@ pub struct SessionRules {
     pub reuse_interval: Duration,
     /// Live sessions per user; a login beyond it ends the user's oldest.
     pub max_per_user: u64,
+    /// How long a sign-in on the login page lasts (`LOGIN_SESSION_HOURS`).
+    pub browser_lifetime: Duration,
     pub key: RefreshTokenKey,
 }
 
@@ -85,6 +92,10 @@ pub enum GrantError {
     InvalidScope,
     #[error("Refresh tokens are not issued by this server")]
     RefreshDisabled,
+    /// An authorization code presented again: the session its first exchange started is
+    /// ended (RFC 6749 §4.1.2).
+    #[error("The authorization code was already used; the session it started is ended")]
+    CodeReused,
 }
 
 fn now_secs() -> i64 {
@@ -96,8 +107,8 @@ fn secs(d: Duration) -> i64 {
 }
 
 impl Accounts {
-    /// Starts a session for `user` (just logged in) with `scope`, and issues its first
-    /// access token and, unless disabled, refresh token.
+    /// Starts session `id` for `user` (just signed in, as `sign_in` says) with `granted`,
+    /// and issues its first access token and, unless disabled, refresh token.
     ///
     /// The session is stored only if the user's `token_version` is still the one the
     /// password check read: a login that raced a password change, a disable or a revoke
@@ -106,17 +117,13 @@ impl Accounts {
     pub(super) async fn start_session(
         &self,
         user: user::Model,
-        scope: Scopes,
+        granted: Granted,
         origin: &Origin,
-        methods: Methods,
+        sign_in: SignIn,
+        id: String,
     ) -> Result<Login, AccountsError> {
         let rules = &self.sessions;
         let now = now_secs();
-        let sign_in = SignIn {
-            auth_time: now,
-            amr: methods.stored(),
-        };
-        let id = new_session_id();
         let access_expires =
             now.saturating_add(i64::try_from(self.tokens.lifetime_secs()).unwrap_or(i64::MAX));
         let refresh_expires = rules
@@ -126,8 +133,9 @@ impl Accounts {
             id: id.clone(),
             user_id: user.id,
             token_version: user.token_version,
-            scope: scope.to_string(),
+            scope: granted.to_string(),
             created_at: now,
+            auth_time: sign_in.auth_time,
             expires_at: refresh_expires.map_or(access_expires, |r| r.max(access_expires)),
             amr: sign_in.amr.clone(),
             client_addr: origin.client.map(|ip| ip.to_string()),
@@ -139,7 +147,7 @@ impl Accounts {
         match session::start(&self.db, record, rules.max_per_user).await {
             Ok(Started::Started) => {
                 let refresh_token = refresh_expires.map(|_| rules.key.token(&id, 0));
-                self.issue(user, scope, Some(&id), &sign_in, refresh_token)
+                self.issue(user, granted, Some(&id), &sign_in, refresh_token)
             }
             Ok(Started::UserChanged) => {
                 tracing::info!(user = %user.username, "login refused: the user changed during the password check");
@@ -151,7 +159,7 @@ impl Accounts {
                 // token outside any session (its user's token_version still revokes it)
                 // and no refresh token.
                 tracing::warn!(error = %e, user = %user.username, "could not store a session: access token without one");
-                self.issue(user, scope, None, &sign_in, None)
+                self.issue(user, granted, None, &sign_in, None)
             }
         }
     }
@@ -162,7 +170,7 @@ impl Accounts {
     fn issue(
         &self,
         user: user::Model,
-        scope: Scopes,
+        scope: Granted,
         session_id: Option<&str>,
         sign_in: &SignIn,
         refresh_token: Option<String>,
@@ -409,12 +417,21 @@ impl Accounts {
 
 /// When and how a user signed in (RFC 8176 methods, space separated): what a session
 /// keeps, and every token of it carries, refreshed ones included.
-struct SignIn {
-    auth_time: i64,
-    amr: String,
+#[derive(Debug, Clone)]
+pub(super) struct SignIn {
+    pub auth_time: i64,
+    pub amr: String,
 }
 
 impl SignIn {
+    /// A sign-in now, with `methods`.
+    pub(super) fn now(methods: &Methods) -> Self {
+        Self {
+            auth_time: now_secs(),
+            amr: methods.stored(),
+        }
+    }
+
     fn of(session: &session::Model) -> Self {
         Self {
             auth_time: session.auth_time,
@@ -432,16 +449,31 @@ struct SessionWithUser {
 /// The scopes a refreshed access token gets: `requested` (all granted at login when
 /// empty), each of which must have been granted at login (RFC 6749 §6), that the user
 /// still holds.
-fn refreshed_scope(found: &SessionWithUser, requested: &[String]) -> Result<Scopes, GrantError> {
-    let granted = Scopes::lenient(&found.session.scope);
+fn refreshed_scope(found: &SessionWithUser, requested: &[String]) -> Result<Granted, GrantError> {
+    let granted = Granted::stored(&found.session.scope);
     let wanted = if requested.is_empty() {
         granted
     } else {
-        let wanted = Scopes::strict_list(requested).map_err(|_| GrantError::InvalidScope)?;
-        if wanted.intersection(granted) != wanted {
+        let (openid, service): (Vec<&String>, Vec<&String>) = requested
+            .iter()
+            .partition(|name| OpenIdScopes::is_name(name));
+        let scopes = Scopes::strict_list(&service).map_err(|_| GrantError::InvalidScope)?;
+        let openid = OpenIdScopes::lenient(
+            &openid
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        if scopes.intersection(granted.scopes) != scopes
+            || openid.intersection(granted.openid) != openid
+        {
             return Err(GrantError::InvalidScope);
         }
-        wanted
+        Granted { scopes, openid }
     };
-    Ok(wanted.intersection(held_scopes(&found.user)))
+    Ok(Granted {
+        scopes: wanted.scopes.intersection(held_scopes(&found.user)),
+        openid: wanted.openid,
+    })
 }

@@ -1,6 +1,8 @@
-//! The Ed25519 keys of `JWT_ALGORITHM=EdDSA` as stored in the database: loaded at start
-//! (the first one generated when there is none), reloaded by every replica on a timer and
-//! when a token names a key it does not know, rotated and listed by `gatehouse keys`.
+//! The signing keys of `JWT_ALGORITHM=EdDSA` (Ed25519) and `RS256` (RSA) as stored in the
+//! database: loaded at start (the first one generated when there is none), reloaded by
+//! every replica on a timer and when a token names a key it does not know, rotated and
+//! listed by `gatehouse keys`. Each algorithm has a rotation of its own, and only the keys
+//! of the configured one are ever loaded.
 
 use std::{
     sync::{Mutex, PoisonError},
@@ -12,7 +14,9 @@ use chrono::{DateTime, Utc};
 use super::{Accounts, AccountsError};
 use crate::{
     auth::{
-        keys::{Ed25519Key, KeySet, KeyStatus, ScheduledKey, ALGORITHM},
+        keys::{
+            KeyAlgorithm, KeySet, KeyState, KeyStatus, PublicKeyParams, ScheduledKey, SigningKey,
+        },
         token::{unix_now, Claims, TokenError},
     },
     db::{signing_key, Db},
@@ -66,16 +70,20 @@ fn from_unix(secs: u64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// The stored keys as a [`KeySet`] for tokens of `token_lifetime`.
-async fn stored_key_set(db: &Db, token_lifetime: Duration) -> Result<KeySet, AccountsError> {
-    let keys = signing_key::all(db)
+/// The stored keys of `algorithm` as a [`KeySet`] for tokens of `token_lifetime`.
+async fn stored_key_set(
+    db: &Db,
+    algorithm: KeyAlgorithm,
+    token_lifetime: Duration,
+) -> Result<KeySet, AccountsError> {
+    let keys = signing_key::of_algorithm(db, algorithm.as_str())
         .await?
         .into_iter()
         .map(|row| {
             // The kid is the key's own thumbprint; the stored copy is for people reading rows.
             Ok(ScheduledKey {
                 generation: row.generation,
-                key: Ed25519Key::from_pem(&row.private_key)?,
+                key: SigningKey::from_pem(algorithm, &row.private_key)?,
                 created: unix(row.created_at),
                 signs_from: unix(row.signs_from),
             })
@@ -89,43 +97,56 @@ async fn stored_key_set(db: &Db, token_lifetime: Duration) -> Result<KeySet, Acc
 async fn store_key(
     db: &Db,
     generation: i32,
-    key: &Ed25519Key,
+    key: &SigningKey,
     signs_from: u64,
 ) -> Result<bool, AccountsError> {
     let new = signing_key::NewKey {
         generation,
         kid: key.kid().to_owned(),
-        algorithm: ALGORITHM,
+        algorithm: key.algorithm().as_str(),
         private_key: key.to_pem(),
         signs_from: from_unix(signs_from),
     };
     Ok(signing_key::insert_if_absent(db, new).await?)
 }
 
-/// The stored keys; on a first start, a key generated now and signing at once (no token
-/// exists yet that a resource server would need it for).
-pub async fn load_key_set(db: &Db, token_lifetime: Duration) -> Result<KeySet, AccountsError> {
-    let set = stored_key_set(db, token_lifetime).await?;
+/// The stored keys of `algorithm`; on its first start, a key generated now and signing at
+/// once (no token exists yet that a resource server would need it for).
+pub async fn load_key_set(
+    db: &Db,
+    algorithm: KeyAlgorithm,
+    token_lifetime: Duration,
+) -> Result<KeySet, AccountsError> {
+    let set = stored_key_set(db, algorithm, token_lifetime).await?;
     if !set.is_empty() {
         return Ok(set);
     }
-    if store_key(db, 1, &Ed25519Key::generate(), unix_now()).await? {
-        tracing::info!("generated the first Ed25519 signing key");
+    if store_key(db, 1, &generate(algorithm).await, unix_now()).await? {
+        tracing::info!(algorithm = %algorithm, "generated the first signing key");
     }
     // Read back: a replica starting at the same moment may have stored its key first.
-    stored_key_set(db, token_lifetime).await
+    stored_key_set(db, algorithm, token_lifetime).await
+}
+
+/// A new key of `algorithm`, made off the async threads: an RSA key takes a while.
+async fn generate(algorithm: KeyAlgorithm) -> SigningKey {
+    match tokio::task::spawn_blocking(move || SigningKey::generate(algorithm)).await {
+        Ok(key) => key,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 /// Adds the next key, published at once and signing after `publish_for`, and deletes the
 /// keys that can no longer verify any token. Returns the new key's status.
 pub async fn rotate_key(
     db: &Db,
+    algorithm: KeyAlgorithm,
     token_lifetime: Duration,
     publish_for: Duration,
 ) -> Result<KeyStatus, AccountsError> {
-    let key = Ed25519Key::generate();
+    let key = generate(algorithm).await;
     loop {
-        let set = load_key_set(db, token_lifetime).await?;
+        let set = load_key_set(db, algorithm, token_lifetime).await?;
         let now = unix_now();
         let last = set.last().map_or((0, 0), |k| (k.generation, k.signs_from));
         // Never before the newest key: generations sign in order. `now` is rounded down
@@ -135,15 +156,12 @@ pub async fn rotate_key(
         if !store_key(db, last.0 + 1, &key, signs_from).await? {
             continue;
         }
-        let expired = stored_key_set(db, MAX_TOKEN_LIFETIME).await?;
+        let expired = stored_key_set(db, algorithm, MAX_TOKEN_LIFETIME).await?;
         let statuses = expired.statuses(now);
-        if let Some(first_live) = statuses
-            .iter()
-            .find(|s| s.state != crate::auth::keys::KeyState::Expired)
-        {
-            signing_key::delete_before(db, first_live.generation).await?;
+        if let Some(first_live) = statuses.iter().find(|s| s.state != KeyState::Expired) {
+            signing_key::delete_before(db, algorithm.as_str(), first_live.generation).await?;
         }
-        let set = stored_key_set(db, token_lifetime).await?;
+        let set = stored_key_set(db, algorithm, token_lifetime).await?;
         return set
             .statuses(now)
             .into_iter()
@@ -154,12 +172,13 @@ pub async fn rotate_key(
     }
 }
 
-/// Every stored key's status now.
+/// The status now of every stored key of `algorithm`.
 pub async fn key_statuses(
     db: &Db,
+    algorithm: KeyAlgorithm,
     token_lifetime: Duration,
 ) -> Result<Vec<KeyStatus>, AccountsError> {
-    Ok(stored_key_set(db, token_lifetime)
+    Ok(stored_key_set(db, algorithm, token_lifetime)
         .await?
         .statuses(unix_now()))
 }
@@ -167,8 +186,11 @@ pub async fn key_statuses(
 impl Accounts {
     /// Rereads the stored keys, learning of a rotation made by `gatehouse keys rotate`.
     pub async fn reload_signing_keys(&self) -> Result<(), AccountsError> {
+        let Some(algorithm) = self.tokens.algorithm().key_algorithm() else {
+            return Ok(());
+        };
         let lifetime = Duration::from_secs(self.tokens.lifetime_secs());
-        let set = stored_key_set(&self.db, lifetime).await?;
+        let set = stored_key_set(&self.db, algorithm, lifetime).await?;
         if !set.is_empty() {
             self.tokens.replace_key_set(set);
         }
@@ -192,7 +214,7 @@ impl Accounts {
 }
 
 impl Accounts {
-    /// The Ed25519 keys to publish now, newest rotation included: the stored keys are
+    /// The public keys to publish now, newest rotation included: the stored keys are
     /// reread first (at most once per [`RELOAD_MIN_INTERVAL`]), so a rotated key is
     /// published at once by every replica. Empty under HS256.
     pub async fn published_keys(&self) -> Vec<PublishedKey> {
@@ -201,21 +223,27 @@ impl Accounts {
                 tracing::warn!(error = %e, "could not reload the signing keys");
             }
         }
-        let Some(set) = self.tokens.key_set() else {
+        let (Some(set), Some(algorithm)) = (
+            self.tokens.key_set(),
+            self.tokens.algorithm().key_algorithm(),
+        ) else {
             return Vec::new();
         };
         set.published(unix_now())
+            .filter(|key| key.algorithm() == algorithm)
             .map(|key| PublishedKey {
                 kid: key.kid().to_owned(),
-                x: key.public_x().to_owned(),
+                algorithm: key.algorithm(),
+                params: key.public_params(),
             })
             .collect()
     }
 }
 
-/// A public Ed25519 key: its id and the key itself, base64url.
+/// A public key: its id, its algorithm and the key itself (base64url members).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedKey {
     pub kid: String,
-    pub x: String,
+    pub algorithm: KeyAlgorithm,
+    pub params: PublicKeyParams,
 }

@@ -155,8 +155,8 @@ impl Example for AdminUserUpdate {
     }
 }
 
-/// Every status of an admin operation, and those only some of them answer.
-const AUTH: [(StatusCode, &str); 2] = [
+/// Every status of an admin operation (here and in `admin_clients`).
+pub(super) const AUTH: [(StatusCode, &str); 2] = [
     (
         StatusCode::BAD_REQUEST,
         "Inactive user: the caller's account is disabled",
@@ -169,6 +169,7 @@ const AUTH: [(StatusCode, &str); 2] = [
          challenge `insufficient_user_authentication`)",
     ),
 ];
+// Statuses only some of them answer.
 const NOT_FOUND: (StatusCode, &str) = (StatusCode::NOT_FOUND, "User not found");
 const LAST_ADMIN: (StatusCode, &str) = (
     StatusCode::CONFLICT,

@@ -4,14 +4,23 @@ use poem::{http::StatusCode, web::Data, Request};
 use poem_openapi::{payload::Json, types::Example, ApiResponse, Object, OpenApi};
 use secrecy::ExposeSecret;
 
+use base64::Engine as _;
+
 use super::{
+    authorize::{docs_client, DOCS_CLIENT_ID},
     client_addr::client_ip,
     error::{ApiError, Error, ErrorStatuses, BODY_TOO_LARGE, INTERNAL_ERROR, REQUEST_TIMEOUT},
     form::FormBody,
-    token_form::{OAuth2PasswordRequestForm, RefreshRequestForm, TokenRequestForm},
+    service_url::ServiceUrl,
+    token_form::{
+        CodeRequestForm, OAuth2PasswordRequestForm, RefreshRequestForm, TokenRequestForm,
+    },
     AppState,
 };
-use crate::accounts::{Login, Origin};
+use crate::accounts::{
+    authorize::{CodeExchange, PresentedCode},
+    Login, Origin,
+};
 
 /// An access token for the `Authorization: Bearer` header, and a refresh token.
 #[derive(Debug, Object)]
@@ -29,6 +38,9 @@ pub struct Token {
     /// Opaque; exchanged at this endpoint with `grant_type=refresh_token` for a new pair,
     /// once (RFC 6749 §6). Absent when the server issues no refresh tokens.
     pub refresh_token: Option<String>,
+    /// The OpenID Connect id token (a JWT signed with RS256 or EdDSA): only from the
+    /// authorization-code grant with scope `openid`.
+    pub id_token: Option<String>,
 }
 
 impl Example for Token {
@@ -39,6 +51,7 @@ impl Example for Token {
             expires_in: 1800,
             scope: "me items".to_owned(),
             refresh_token: Some("dGhpcyBpcyBhbiBvcGFxdWUgcmVmcmVzaCB0b2tlbiEhIQ".to_owned()),
+            id_token: None,
         }
     }
 }
@@ -65,10 +78,13 @@ impl ErrorStatuses for LoginErrors {
     const STATUSES: &'static [(StatusCode, &'static str)] = &[
         (
             StatusCode::BAD_REQUEST,
-            "Refresh grant refused, as an OAuth error (RFC 6749 §5.2): `invalid_grant` (the \
-             refresh token is unknown, expired, revoked or already used; a used one ends its \
-             session), `invalid_scope` (more than the login granted), `invalid_request` (no \
-             `refresh_token`), `unsupported_grant_type` (refresh tokens are disabled); or \
+            "Refresh or code grant refused, as an OAuth error (RFC 6749 §5.2): `invalid_grant` \
+             (the refresh token is unknown, expired, revoked or already used, and a used one \
+             ends its session; or the code is unknown, expired, another client's, for another \
+             redirect URI or verifier, or already used, and a used one ends the session its \
+             first exchange started), `invalid_scope` (more than the login granted), \
+             `invalid_request` (a missing field, or client credentials sent twice), \
+             `unsupported_grant_type` (refresh tokens are disabled); or \
              `{\"detail\": \"Email not verified\"}` (`REQUIRE_VERIFIED_EMAIL`: the password \
              is right, the user's address unverified)",
         ),
@@ -76,7 +92,9 @@ impl ErrorStatuses for LoginErrors {
             StatusCode::UNAUTHORIZED,
             "Incorrect username or password; for a user with TOTP on, Second factor required \
              (no `otp`) or Incorrect code (a wrong, used or replayed `otp`, counted as a failed \
-             login)",
+             login); for the code grant, `{\"error\": \"invalid_client\"}` (an unknown \
+             client, a wrong or missing secret of a confidential client, a secret sent by a \
+             public one), with `WWW-Authenticate: Basic realm=\"gatehouse\"`",
         ),
         REQUEST_TIMEOUT,
         BODY_TOO_LARGE,
@@ -130,9 +148,13 @@ impl TokenApi {
         req: &Request,
         FormBody(form): FormBody<TokenRequestForm>,
     ) -> Result<TokenResponse, ApiError<LoginErrors>> {
-        let login = match form {
-            TokenRequestForm::Password(form) => password_grant(&state, req, form).await?,
-            TokenRequestForm::Refresh(form) => refresh_grant(&state, form).await?,
+        let (login, id_token) = match form {
+            TokenRequestForm::Password(form) => (password_grant(&state, req, form).await?, None),
+            TokenRequestForm::Refresh(form) => (refresh_grant(&state, form).await?, None),
+            TokenRequestForm::Code(form) => {
+                let exchange = code_grant(&state, req, form).await?;
+                (exchange.login, exchange.id_token)
+            }
         };
         let token = Token {
             access_token: login.access_token,
@@ -140,6 +162,7 @@ impl TokenApi {
             expires_in: login.expires_in,
             scope: login.scope.to_string(),
             refresh_token: login.refresh_token,
+            id_token,
         };
         Ok(TokenResponse::Ok(
             Json(token),
@@ -149,19 +172,24 @@ impl TokenApi {
     }
 }
 
-async fn password_grant(
-    state: &AppState,
-    req: &Request,
-    form: OAuth2PasswordRequestForm,
-) -> Result<Login, Error> {
-    let origin = Origin {
+/// Where a request comes from, kept with the session it starts.
+fn origin(state: &AppState, req: &Request) -> Origin {
+    Origin {
         client: client_ip(req, &state.trusted_proxies),
         user_agent: req
             .headers()
             .get(poem::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-    };
+    }
+}
+
+async fn password_grant(
+    state: &AppState,
+    req: &Request,
+    form: OAuth2PasswordRequestForm,
+) -> Result<Login, Error> {
+    let origin = origin(state, req);
     Ok(state
         .accounts
         .login(
@@ -180,4 +208,87 @@ async fn refresh_grant(state: &AppState, form: RefreshRequestForm) -> Result<Log
         .refresh(form.refresh_token.expose_secret(), &form.scopes)
         .await?;
     Ok(refreshed?)
+}
+
+/// The authorization-code grant: the client authenticates (`client_secret_basic`,
+/// `client_secret_post`, or a public client's `client_id` alone), then the code is
+/// exchanged (see `Accounts::redeem_code`).
+async fn code_grant(
+    state: &AppState,
+    req: &Request,
+    form: CodeRequestForm,
+) -> Result<CodeExchange, Error> {
+    let basic = basic_credentials(req)?;
+    let (client_id, secret) = match (&basic, &form.client_id) {
+        (Some((id, _)), Some(form_id)) if id != form_id => {
+            return Err(Error::invalid_request(
+                "client_id differs from the client authenticated",
+            ))
+        }
+        (Some(_), _) if form.client_secret.is_some() => {
+            return Err(Error::invalid_request(
+                "Use one way to authenticate the client, not two",
+            ))
+        }
+        (Some((id, secret)), _) => (id.clone(), Some(secret.clone())),
+        (None, Some(id)) => (
+            id.clone(),
+            form.client_secret
+                .as_ref()
+                .map(|s| s.expose_secret().to_owned()),
+        ),
+        (None, None) => return Err(Error::invalid_request("The client_id parameter is missing")),
+    };
+    let url = ServiceUrl::of(req, state);
+    let client = if client_id == DOCS_CLIENT_ID && secret.is_none() {
+        docs_client(&url)
+    } else {
+        state
+            .accounts
+            .authenticate_client(&client_id, secret.as_deref())
+            .await?
+    };
+    let presented = PresentedCode {
+        code: &form.code,
+        redirect_uri: &form.redirect_uri,
+        code_verifier: form.code_verifier.expose_secret(),
+    };
+    let exchanged = state
+        .accounts
+        .redeem_code(&client, presented, &origin(state, req), url.issuer())
+        .await?;
+    Ok(exchanged?)
+}
+
+/// The client's credentials of `Authorization: Basic` (RFC 6749 §2.3.1: each
+/// form-urlencoded before base64), if sent.
+fn basic_credentials(req: &Request) -> Result<Option<(String, String)>, Error> {
+    let Some(value) = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(None);
+    };
+    let Some((scheme, encoded)) = value.split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| Error::invalid_request("Malformed Basic credentials"))?;
+    let (id, secret) = decoded
+        .split_once(':')
+        .ok_or_else(|| Error::invalid_request("Malformed Basic credentials"))?;
+    let unescape = |s: &str| -> String {
+        form_urlencoded::parse(format!("v={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Ok(Some((unescape(id), unescape(secret))))
 }

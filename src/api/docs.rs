@@ -21,7 +21,13 @@ use poem::{
     Response,
 };
 
-use super::{assets::DocAssets, error::Error, routing::OPENAPI_PATH, security};
+use super::{
+    assets::DocAssets,
+    authorize::{DOCS_CLIENT_ID, DOCS_REDIRECT_PATH},
+    error::Error,
+    routing::OPENAPI_PATH,
+    security,
+};
 
 /// The served OpenAPI document and the Swagger UI and ReDoc pages that load it.
 pub struct Docs {
@@ -33,6 +39,7 @@ pub struct Docs {
 struct Pages {
     swagger_ui: Page,
     redoc: Page,
+    oauth2_redirect: Page,
 }
 
 /// A page and its `Content-Security-Policy`.
@@ -83,6 +90,12 @@ impl Docs {
         self.pages().swagger_ui.response()
     }
 
+    /// `GET /docs/oauth2-redirect`: where gatehouse's login page sends Swagger UI's
+    /// authorization-code sign-in back.
+    pub fn oauth2_redirect_page(&self) -> Response {
+        self.pages().oauth2_redirect.response()
+    }
+
     /// `GET /redoc`: ReDoc.
     pub fn redoc_page(&self) -> Response {
         self.pages().redoc.response()
@@ -104,8 +117,16 @@ impl Docs {
                     &SWAGGER_UI_PAGE
                         .replace("{css}", &attribute(&assets.swagger_ui_css.path))
                         .replace("{js}", &attribute(&assets.swagger_ui_js.path)),
-                    &SWAGGER_UI_SCRIPT.replace("{spec_url}", &spec_url),
+                    &SWAGGER_UI_SCRIPT
+                        .replace("{spec_url}", &spec_url)
+                        .replace("{redirect_path}", &url(DOCS_REDIRECT_PATH))
+                        .replace("{client_id}", DOCS_CLIENT_ID),
                     SWAGGER_UI_POLICY,
+                ),
+                oauth2_redirect: Page::new(
+                    OAUTH2_REDIRECT_PAGE,
+                    OAUTH2_REDIRECT_SCRIPT,
+                    OAUTH2_REDIRECT_POLICY,
                 ),
                 redoc: Page::new(
                     &REDOC_PAGE.replace("{js}", &attribute(&assets.redoc_js.path)),
@@ -149,13 +170,58 @@ const SWAGGER_UI_PAGE: &str = r##"<!DOCTYPE html>
 
 /// The script that starts Swagger UI.
 const SWAGGER_UI_SCRIPT: &str = r##"
-SwaggerUIBundle({
+const ui = SwaggerUIBundle({
   dom_id: "#ui",
   url: "{spec_url}",
   filter: false,
   deepLinking: true,
+  oauth2RedirectUrl: window.location.origin + "{redirect_path}",
 });
+ui.initOAuth({ clientId: "{client_id}", usePkceWithAuthorizationCodeGrant: true });
 "##;
+
+/// The redirect page of Swagger UI's authorization-code sign-in: it hands the code (or
+/// the error) of its query to the Swagger UI window that opened the sign-in, then closes.
+const OAUTH2_REDIRECT_PAGE: &str = r##"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>gatehouse - signing in</title>
+</head>
+<body>
+<p>Signing in&hellip; this window closes by itself.</p>
+<script>{script}</script>
+</body>
+</html>
+"##;
+
+/// What Swagger UI's own `oauth2-redirect.html` does for the authorization-code flow,
+/// written for this page: Swagger UI waits on `window.opener.swaggerUIRedirectOauth2`.
+const OAUTH2_REDIRECT_SCRIPT: &str = r##"
+(function () {
+  var oauth2 = window.opener && window.opener.swaggerUIRedirectOauth2;
+  if (!oauth2) { return; }
+  var query = new URLSearchParams(window.location.search);
+  var code = query.get("code");
+  if (query.get("state") !== oauth2.state) {
+    oauth2.errCb({ authId: oauth2.auth.name, source: "auth", level: "warning",
+      message: "The state sent back is not the one sent: the sign-in may not be yours." });
+  } else if (code) {
+    delete oauth2.state;
+    oauth2.auth.code = code;
+    oauth2.callback({ auth: oauth2.auth, redirectUrl: oauth2.redirectUrl });
+  } else {
+    oauth2.errCb({ authId: oauth2.auth.name, source: "auth", level: "error",
+      message: "[" + (query.get("error") || "error") + "]: " +
+        (query.get("error_description") || "no code was sent back") });
+  }
+  window.close();
+})();
+"##;
+
+/// The redirect page's policy: its one script, nothing else.
+const OAUTH2_REDIRECT_POLICY: &str = "default-src 'none'; script-src {script_hash}; \
+     form-action 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /// poem-openapi's ReDoc page without its web fonts from Google (the page works offline
 /// without them), its script linked instead of inlined.
@@ -240,9 +306,12 @@ pub fn document(generated: &str, root_path: &str) -> String {
     };
     doc["servers"] = json!([{ "url": if root_path.is_empty() { "/" } else { root_path } }]);
     if !root_path.is_empty() {
-        let token_url = &mut doc["components"]["securitySchemes"][security::SCHEME_NAME]["flows"]
-            ["password"]["tokenUrl"];
-        *token_url = json!(format!("{root_path}{}", security::TOKEN_URL));
+        let flows = &mut doc["components"]["securitySchemes"][security::SCHEME_NAME]["flows"];
+        flows["password"]["tokenUrl"] = json!(format!("{root_path}{}", security::TOKEN_URL));
+        let code_flow = &mut flows["authorizationCode"];
+        code_flow["tokenUrl"] = json!(format!("{root_path}{}", security::TOKEN_URL));
+        code_flow["authorizationUrl"] =
+            json!(format!("{root_path}{}", security::AUTHORIZATION_URL));
     }
     add_error_examples(&mut doc);
     if doc["tags"].as_array().is_some_and(Vec::is_empty) {

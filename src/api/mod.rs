@@ -3,8 +3,10 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_clients;
 pub mod assets;
 pub mod auth;
+pub mod authorize;
 pub mod client_addr;
 pub mod docs;
 pub mod error;
@@ -22,6 +24,7 @@ pub mod service_url;
 pub mod signup;
 pub mod token_form;
 pub mod totp;
+pub mod userinfo;
 pub mod users;
 pub mod verification;
 pub mod well_known;
@@ -130,10 +133,20 @@ pub type Api = (
     account::MyPasswordApi,
     account::MySessionsApi,
     (account::MySessionApi, totp::MyTotpApi),
-    (admin::AdminUsersApi, admin::AdminUserApi),
+    (
+        admin::AdminUsersApi,
+        admin::AdminUserApi,
+        admin_clients::AdminClientsApi,
+        admin_clients::AdminClientApi,
+    ),
     health::HealthApi,
     // Nested: `Default` (and so `Api::default()`) exists for tuples of up to 12.
-    (well_known::WellKnownApi, introspect::IntrospectApi),
+    (
+        well_known::WellKnownApi,
+        introspect::IntrospectApi,
+        authorize::AuthorizeApi,
+        userinfo::UserInfoApi,
+    ),
     (
         signup::SignupApi,
         verification::VerifyEmailApi,

@@ -27,13 +27,19 @@ use sha2::{Digest, Sha256};
 pub const STYLE: &str = include_str!("../../templates/page.css");
 
 /// The pages' `Content-Security-Policy`.
-static POLICY: LazyLock<String> = LazyLock::new(|| {
+static POLICY: LazyLock<String> = LazyLock::new(|| policy(None));
+
+/// The policy of a page whose forms post to the page's own origin and may be redirected
+/// on to `redirect_origin` (the sign-in pages: browsers apply `form-action` to the
+/// redirect after a form's POST too, and the flow ends at the client's redirect URI).
+fn policy(redirect_origin: Option<&str>) -> String {
     let hash = STANDARD.encode(Sha256::digest(STYLE.as_bytes()));
+    let also = redirect_origin.map_or_else(String::new, |o| format!(" {o}"));
     format!(
-        "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; base-uri 'none'; \
-         frame-ancestors 'none'"
+        "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'{also}; \
+         base-uri 'none'; frame-ancestors 'none'"
     )
-});
+}
 
 #[derive(Template)]
 #[template(path = "verify_email.html")]
@@ -51,6 +57,40 @@ struct ResetPasswordPage<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    action: &'a str,
+    client_name: &'a str,
+    csrf_token: &'a str,
+    params: &'a [(String, String)],
+    username: &'a str,
+    problems: &'a [String],
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    action: &'a str,
+    client_name: &'a str,
+    csrf_token: &'a str,
+    params: &'a [(String, String)],
+    username: &'a str,
+    scopes: &'a [String],
+}
+
+/// What the sign-in pages show and post back: the form's target, the client's name, the
+/// CSRF token, and the authorization request's parameters as hidden fields.
+#[derive(Debug, Clone, Copy)]
+pub struct SignInForm<'a> {
+    pub action: &'a str,
+    pub client_name: &'a str,
+    pub csrf_token: &'a str,
+    pub params: &'a [(String, String)],
+    /// The origin of the client's redirect URI, where the flow's last redirect goes.
+    pub redirect_origin: &'a str,
+}
+
+#[derive(Template)]
 #[template(path = "message.html")]
 struct MessagePage<'a> {
     heading: &'a str,
@@ -62,7 +102,12 @@ struct MessagePage<'a> {
 pub struct Page {
     status: StatusCode,
     html: String,
-    retry_after: bool,
+    /// `Retry-After`, in seconds.
+    retry_after: Option<u64>,
+    /// A `Content-Security-Policy` other than [`POLICY`].
+    policy: Option<String>,
+    /// `Set-Cookie` headers.
+    cookies: Vec<String>,
 }
 
 impl Page {
@@ -71,7 +116,9 @@ impl Page {
             Ok(html) => Self {
                 status,
                 html,
-                retry_after: false,
+                retry_after: None,
+                policy: None,
+                cookies: Vec::new(),
             },
             // The templates take only strings: rendering cannot fail.
             Err(e) => {
@@ -79,7 +126,9 @@ impl Page {
                 Self {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
                     html: "Internal Server Error".to_owned(),
-                    retry_after: false,
+                    retry_after: None,
+                    policy: None,
+                    cookies: Vec::new(),
                 }
             }
         }
@@ -106,6 +155,56 @@ impl Page {
         Self::rendered(status, page.render())
     }
 
+    /// The login page of the authorization flow, with `problems` of an earlier try
+    /// (answered with `status`) and the `username` typed then.
+    pub fn login(
+        status: StatusCode,
+        form: SignInForm<'_>,
+        username: &str,
+        problems: &[String],
+    ) -> Self {
+        let page = LoginPage {
+            action: form.action,
+            client_name: form.client_name,
+            csrf_token: form.csrf_token,
+            params: form.params,
+            username,
+            problems,
+        };
+        Self::rendered(status, page.render()).posting_on_to(form.redirect_origin)
+    }
+
+    /// The consent page: `username` is asked to allow `form`'s client `scopes` (their
+    /// descriptions).
+    pub fn consent(form: SignInForm<'_>, username: &str, scopes: &[String]) -> Self {
+        let page = ConsentPage {
+            action: form.action,
+            client_name: form.client_name,
+            csrf_token: form.csrf_token,
+            params: form.params,
+            username,
+            scopes,
+        };
+        Self::rendered(StatusCode::OK, page.render()).posting_on_to(form.redirect_origin)
+    }
+
+    fn posting_on_to(mut self, redirect_origin: &str) -> Self {
+        self.policy = Some(policy(Some(redirect_origin)));
+        self
+    }
+
+    /// The page with a `Set-Cookie` header of `cookie`.
+    pub fn with_cookie(mut self, cookie: String) -> Self {
+        self.cookies.push(cookie);
+        self
+    }
+
+    /// The page with `Retry-After: secs`.
+    pub fn retrying_after_secs(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     /// A page that only says something.
     pub fn message(status: StatusCode, heading: &str, text: &str) -> Self {
         Self::rendered(status, MessagePage { heading, text }.render())
@@ -123,7 +222,7 @@ impl Page {
     /// The page of a failure that is not the person's doing: storage down, and so on.
     pub fn unavailable() -> Self {
         Self {
-            retry_after: true,
+            retry_after: Some(1),
             ..Self::message(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Please try again in a moment",
@@ -142,10 +241,16 @@ impl IntoResponse for Page {
         let mut resp = Response::builder()
             .status(self.status)
             .content_type("text/html; charset=utf-8")
-            .header(header::CONTENT_SECURITY_POLICY, POLICY.as_str())
+            .header(
+                header::CONTENT_SECURITY_POLICY,
+                self.policy.as_deref().unwrap_or(POLICY.as_str()),
+            )
             .header(header::CACHE_CONTROL, "no-store");
-        if self.retry_after {
-            resp = resp.header(header::RETRY_AFTER, "1");
+        for cookie in self.cookies {
+            resp = resp.header(header::SET_COOKIE, cookie);
+        }
+        if let Some(secs) = self.retry_after {
+            resp = resp.header(header::RETRY_AFTER, secs.to_string());
         }
         resp.body(self.html)
     }

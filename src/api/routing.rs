@@ -17,6 +17,7 @@ use poem_openapi::OpenApi;
 
 use super::{
     assets::ASSETS_PATH,
+    authorize::{CONSENT_PATH, DOCS_REDIRECT_PATH, LOGIN_PATH},
     error::Error,
     form::MAX_BODY_BYTES,
     security::{self, RequiredScopes},
@@ -103,8 +104,18 @@ impl RouteTable {
         }
         // Every asset path is routed to the assets' endpoint, which loads them on first use.
         let assets = format!("{ASSETS_PATH}/{{name}}");
-        for page in [DOCS_PATH, REDOC_PATH, OPENAPI_PATH, &assets] {
+        for page in [
+            DOCS_PATH,
+            REDOC_PATH,
+            OPENAPI_PATH,
+            DOCS_REDIRECT_PATH,
+            &assets,
+        ] {
             routes.insert(page.to_owned(), vec![(Method::GET, Arc::from([]))]);
+        }
+        // The sign-in pages' forms.
+        for form in [LOGIN_PATH, CONSENT_PATH] {
+            routes.insert(form.to_owned(), vec![(Method::POST, Arc::from([]))]);
         }
         let mut routes: Vec<Route> = routes
             .into_iter()

@@ -31,7 +31,10 @@ use serde_json::Value;
 
 use super::error::Error;
 pub use crate::accounts::Scope;
-use crate::{accounts::SignedIn, db::user};
+use crate::{
+    accounts::{id_token::UserInfo, SignedIn},
+    db::user,
+};
 
 /// The scopes of gatehouse, as poem-openapi's `#[oai(scope = ...)]` and the password
 /// flow of the document list them.
@@ -108,6 +111,20 @@ pub struct RequiredScopes(pub Arc<[&'static str]>);
 pub const SCHEME_NAME: &str = "OAuth2PasswordBearer";
 /// The token endpoint as the document names it; `ROOT_PATH` is prefixed when serving.
 pub const TOKEN_URL: &str = "/token";
+/// The authorization endpoint, as `TOKEN_URL`.
+pub const AUTHORIZATION_URL: &str = "/authorize";
+/// OpenID Connect's scopes, as the authorization-code flow lists them.
+const OPENID_SCOPES: [(&str, &str); 3] = [
+    (
+        "openid",
+        "Sign in with OpenID Connect: an id token, and /userinfo.",
+    ),
+    ("profile", "With openid: the username and full name."),
+    (
+        "email",
+        "With openid: the email address and whether it is verified.",
+    ),
+];
 
 /// The active user named by a valid bearer access token, and how they signed in: the
 /// token's session (`None` for a token issued before gatehouse had sessions), when, and
@@ -124,7 +141,7 @@ impl<'a> ApiExtractor<'a> for OAuth2PasswordBearer {
             SCHEME_NAME,
             MetaSecurityScheme {
                 ty: "oauth2",
-                description: Some("OAuth2 password flow: POST username and password to the token URL, then send `Authorization: Bearer <access_token>`."),
+                description: Some("OAuth2 password flow: POST username and password to the token URL, then send `Authorization: Bearer <access_token>`. Or the authorization-code flow with PKCE: sign in on gatehouse's own login page (Swagger UI's client is `gatehouse-docs`)."),
                 name: None,
                 key_in: None,
                 scheme: None,
@@ -138,7 +155,20 @@ impl<'a> ApiExtractor<'a> for OAuth2PasswordBearer {
                         scopes: Scope::meta(),
                     }),
                     client_credentials: None,
-                    authorization_code: None,
+                    authorization_code: Some(MetaOAuthFlow {
+                        authorization_url: Some(AUTHORIZATION_URL),
+                        token_url: Some(TOKEN_URL),
+                        refresh_url: None,
+                        scopes: Scope::meta()
+                            .into_iter()
+                            .chain(OPENID_SCOPES.iter().map(|(name, description)| {
+                                MetaOAuthScope {
+                                    name,
+                                    description: Some(description),
+                                }
+                            }))
+                            .collect(),
+                    }),
                 }),
                 openid_connect_url: None,
             },
@@ -171,6 +201,42 @@ impl<'a> ApiExtractor<'a> for OAuth2PasswordBearer {
                 }
                 .into()
             })
+    }
+}
+
+/// What `/userinfo` answers for a valid bearer access token granted `openid`: the same
+/// security scheme, checked by [`Accounts::userinfo`](crate::accounts::Accounts::userinfo).
+pub struct OpenIdBearer(pub UserInfo);
+
+impl<'a> ApiExtractor<'a> for OpenIdBearer {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <OAuth2PasswordBearer as ApiExtractor>::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        vec![SCHEME_NAME]
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        _body: &mut RequestBody,
+        _param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        let state = super::app_state(req)?;
+        let token = bearer_token(req.headers())?;
+        let required = "openid".to_owned();
+        state.accounts.userinfo(token).await.map(Self).map_err(|e| {
+            match Error::from(e) {
+                Error::InvalidToken { .. } => Error::InvalidToken { required },
+                Error::InsufficientScope { .. } => Error::InsufficientScope { required },
+                other => other,
+            }
+            .into()
+        })
     }
 }
 

@@ -19,6 +19,8 @@ use crate::accounts::{MAX_PASSWORD_BYTES, MAX_USERNAME_CHARS};
 const GRANT_TYPE_PATTERN: &str = "^password$";
 /// The `grant_type` of a refresh (RFC 6749 §6).
 const REFRESH_GRANT: &str = "refresh_token";
+/// The `grant_type` of the authorization-code grant (RFC 6749 §4.1.3).
+const CODE_GRANT: &str = "authorization_code";
 /// Longest `otp` accepted: a code is 6 digits, a recovery code 11 characters.
 const MAX_OTP_CHARS: usize = 64;
 /// What a rejected secret is echoed as, like pydantic's `SecretStr`.
@@ -34,8 +36,10 @@ const MASKED: &str = "**********";
 pub struct LoginFormSchema {
     /// `password` (or not sent, or empty) for the password grant; `refresh_token` for the
     /// refresh grant (RFC 6749 §6), which takes `refresh_token` (and optionally `scope`)
-    /// instead of `username` and `password`.
-    #[oai(validator(pattern = r"^(password|refresh_token)?$"))]
+    /// instead of `username` and `password`; `authorization_code` for the code of
+    /// `GET /authorize` (RFC 6749 §4.1.3), which takes `code`, `redirect_uri`,
+    /// `code_verifier` and the client's credentials instead.
+    #[oai(validator(pattern = r"^(password|refresh_token|authorization_code)?$"))]
     grant_type: Option<String>,
     /// Required by the password grant.
     #[oai(validator(min_length = 1, max_length = 128))]
@@ -56,6 +60,12 @@ pub struct LoginFormSchema {
     /// authenticator app, or one of their recovery codes. Ignored for other users.
     #[oai(validator(max_length = 64))]
     otp: Option<Password>,
+    /// The authorization-code grant's code, from the redirect of `GET /authorize`.
+    code: Option<String>,
+    /// The authorization-code grant's redirect URI: the one `GET /authorize` was sent.
+    redirect_uri: Option<String>,
+    /// The authorization-code grant's PKCE verifier (RFC 7636 §4.5).
+    code_verifier: Option<Password>,
 }
 
 /// The demo user's login (`serve --demo`), so "Try it out" and example-driven tools
@@ -71,6 +81,9 @@ impl Example for LoginFormSchema {
             client_id: None,
             client_secret: None,
             otp: None,
+            code: None,
+            redirect_uri: None,
+            code_verifier: None,
         }
     }
 }
@@ -79,6 +92,18 @@ impl Example for LoginFormSchema {
 pub enum TokenRequestForm {
     Password(OAuth2PasswordRequestForm),
     Refresh(RefreshRequestForm),
+    Code(CodeRequestForm),
+}
+
+/// A validated authorization-code grant (RFC 6749 §4.1.3, RFC 7636 §4.5), with the
+/// client's credentials from the form (`client_secret_post`; `Authorization: Basic` is
+/// read by the endpoint).
+pub struct CodeRequestForm {
+    pub code: String,
+    pub redirect_uri: String,
+    pub code_verifier: SecretString,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
 }
 
 /// A validated refresh grant (RFC 6749 §6).
@@ -113,6 +138,19 @@ impl FormRequest for TokenRequestForm {
     /// `grant_type=refresh_token` is the refresh grant, whose problems are OAuth errors;
     /// anything else is the password grant, validated exactly as FastAPI does.
     fn from_fields(fields: &Fields) -> Result<Self, Error> {
+        if fields.get("grant_type") == Some(CODE_GRANT) {
+            return Ok(Self::Code(CodeRequestForm {
+                code: fields.required("code", ErrorStyle::OAuth)?.to_owned(),
+                redirect_uri: fields
+                    .required("redirect_uri", ErrorStyle::OAuth)?
+                    .to_owned(),
+                code_verifier: SecretString::from(
+                    fields.required("code_verifier", ErrorStyle::OAuth)?,
+                ),
+                client_id: fields.get("client_id").map(str::to_owned),
+                client_secret: fields.get("client_secret").map(SecretString::from),
+            }));
+        }
         if fields.get("grant_type") != Some(REFRESH_GRANT) {
             return OAuth2PasswordRequestForm::validate(fields).map(Self::Password);
         }

@@ -43,6 +43,13 @@ pub(super) async fn purge_expired(db: Db, accounts: Accounts) {
             }
             Err(e) => tracing::warn!(error = %e, "could not purge expired sessions"),
         }
+        match accounts.purge_expired_sign_ins().await {
+            Ok((0, 0)) => {}
+            Ok((codes, browser_sessions)) => {
+                tracing::debug!(codes, browser_sessions, "purged expired sign-ins")
+            }
+            Err(e) => tracing::warn!(error = %e, "could not purge expired sign-ins"),
+        }
     }
 }
 

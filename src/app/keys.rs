@@ -1,6 +1,7 @@
 //! Where the keys come from: the server secret (`SECRET_KEY`, `--secret-key-file`, else
-//! generated once into the database: HS256's key, and the root refresh tokens are keyed from), the Ed25519 key of `--jwt-private-key-file`, and
-//! the token authority built from them. `migrate` checks the configured ones too.
+//! generated once into the database: HS256's key, and the root refresh tokens are keyed
+//! from), the Ed25519 or RSA key of `--jwt-private-key-file`, and the token authority built
+//! from them. `migrate` checks the configured ones too.
 
 use std::{io, path::Path};
 
@@ -10,9 +11,9 @@ use super::StartupError;
 use crate::{
     accounts::signing_keys,
     auth::{
-        keys::{Ed25519Key, KeySet},
+        keys::{KeyAlgorithm, KeySet, SigningKey},
         server_secret::ServerSecret,
-        token::{JwtAlgorithm, TokenAuthority, TokenSettings},
+        token::{TokenAuthority, TokenSettings},
     },
     config::Settings,
     db::{self, Db},
@@ -23,7 +24,8 @@ use crate::{
 const GENERATED_SECRET_NAME: &str = "jwt_signing_key";
 
 /// The token rules of `JWT_ALGORITHM` with their keys: under HS256 the server secret,
-/// under EdDSA the key of `JWT_PRIVATE_KEY_FILE`, else the database's Ed25519 keys.
+/// under EdDSA and RS256 the key of `JWT_PRIVATE_KEY_FILE`, else the database's keys of
+/// that algorithm.
 pub(super) async fn token_authority(
     settings: &Settings,
     secret: &ServerSecret,
@@ -34,29 +36,32 @@ pub(super) async fn token_authority(
         issuer: settings.jwt_issuer.clone(),
         audience: settings.jwt_audience.clone(),
     };
-    Ok(match settings.jwt_algorithm {
-        JwtAlgorithm::Hs256 => TokenAuthority::new(secret, token_settings),
-        JwtAlgorithm::EdDsa => {
+    Ok(match settings.jwt_algorithm.key_algorithm() {
+        None => TokenAuthority::new(secret, token_settings),
+        Some(algorithm) => {
             let keys = match &settings.jwt_private_key_file {
-                Some(path) => KeySet::single(private_key_from_file(path)?),
-                None => signing_keys::load_key_set(db, settings.token_lifetime())
+                Some(path) => KeySet::single(private_key_from_file(path, algorithm)?),
+                None => signing_keys::load_key_set(db, algorithm, settings.token_lifetime())
                     .await
                     .map_err(StartupError::SigningKeys)?,
             };
-            TokenAuthority::eddsa(keys, token_settings)
+            TokenAuthority::asymmetric(algorithm, keys, token_settings)
         }
     })
 }
 
-/// The Ed25519 key of `--jwt-private-key-file`, with the rules of a secret key file.
-pub fn private_key_from_file(path: &Path) -> Result<Ed25519Key, StartupError> {
+/// The `algorithm` key of `--jwt-private-key-file`, with the rules of a secret key file.
+pub fn private_key_from_file(
+    path: &Path,
+    algorithm: KeyAlgorithm,
+) -> Result<SigningKey, StartupError> {
     let shown = || path.display().to_string();
     let bytes = read_key_file(path).map_err(|source| StartupError::PrivateKeyFile {
         path: shown(),
         source,
     })?;
     let pem = String::from_utf8_lossy(&bytes);
-    Ed25519Key::from_pem(&pem).map_err(|source| StartupError::PrivateKey {
+    SigningKey::from_pem(algorithm, &pem).map_err(|source| StartupError::PrivateKey {
         path: shown(),
         source,
     })

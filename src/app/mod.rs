@@ -13,9 +13,9 @@ use std::{io, net::SocketAddr, sync::Arc, time::Duration};
 
 use migration::{Migrator, MigratorTrait};
 use poem::{
-    endpoint::{make_sync, BoxEndpoint},
+    endpoint::{make, make_sync, BoxEndpoint},
     middleware::CatchPanic,
-    Endpoint, EndpointExt, Response, Route,
+    post, Endpoint, EndpointExt, Response, Route,
 };
 use tokio::net::TcpListener;
 
@@ -24,6 +24,7 @@ use crate::{
     api::{
         self,
         assets::{DocAssets, ASSETS_PATH},
+        authorize::{self, CONSENT_PATH, DOCS_REDIRECT_PATH, LOGIN_PATH},
         docs::Docs,
         error::Error,
         routing::{RouteGuard, RouteTable, DOCS_PATH, OPENAPI_PATH, REDOC_PATH},
@@ -72,7 +73,7 @@ pub enum StartupError {
     PrivateKeyFile { path: String, source: io::Error },
     #[error("invalid --jwt-private-key-file {path}: {source}")]
     PrivateKey { path: String, source: KeyError },
-    #[error("cannot load the Ed25519 signing keys: {0}")]
+    #[error("cannot load the signing keys: {0}")]
     SigningKeys(#[source] AccountsError),
     #[error("cannot start password hashing workers: {0}")]
     Workers(#[source] io::Error),
@@ -265,11 +266,11 @@ pub async fn open_database(settings: &Settings) -> Result<Db, StartupError> {
 /// What the handlers need besides the database: the keys, the hashing pool and
 /// the limits. Only `serve` starts them.
 async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError> {
-    // Under EdDSA too: refresh tokens are keyed from it.
+    // Under EdDSA and RS256 too: refresh tokens are keyed from it.
     let secret = keys::server_secret(settings, &db).await?;
     let tokens = keys::token_authority(settings, &secret, &db).await?;
     let reloading =
-        tokens.algorithm() == JwtAlgorithm::EdDsa && settings.jwt_private_key_file.is_none();
+        tokens.algorithm() != JwtAlgorithm::Hs256 && settings.jwt_private_key_file.is_none();
     let workers = settings
         .hash_workers
         .map_or_else(PasswordHasher::cores, usize::from);
@@ -297,12 +298,18 @@ async fn app_state(settings: &Settings, db: Db) -> Result<AppState, StartupError
 pub fn routes(state: AppState, root_path: &str) -> impl Endpoint<Output = Response> {
     let service = api::service();
     let docs = Arc::new(Docs::new(root_path));
-    let (swagger, redoc) = (Arc::clone(&docs), Arc::clone(&docs));
+    let (swagger, redoc, redirect_page) = (Arc::clone(&docs), Arc::clone(&docs), Arc::clone(&docs));
     Route::new()
         .at(format!("{ASSETS_PATH}/:name"), DocAssets::endpoint())
         .nest("/", service)
         .at(DOCS_PATH, make_sync(move |_| swagger.swagger_ui_page()))
         .at(REDOC_PATH, make_sync(move |_| redoc.redoc_page()))
+        .at(
+            DOCS_REDIRECT_PATH,
+            make_sync(move |_| redirect_page.oauth2_redirect_page()),
+        )
+        .at(LOGIN_PATH, post(make(authorize::login_form)))
+        .at(CONSENT_PATH, post(make(authorize::consent_form)))
         .at(
             OPENAPI_PATH,
             make_sync(move |_| {

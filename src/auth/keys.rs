@@ -1,6 +1,7 @@
-//! Ed25519 signing keys for `JWT_ALGORITHM=EdDSA` (RFC 8037): generating one, reading and
-//! writing its PKCS#8 PEM, its public JWK and `kid` (the RFC 7638 thumbprint), and the
-//! timeline of a rotation (which key signs, which are published) as a [`KeySet`].
+//! The signing keys of the asymmetric algorithms, `JWT_ALGORITHM=EdDSA` (Ed25519, RFC 8037:
+//! [`Ed25519Key`]) and `RS256` (RSA, RFC 7518 §3.3: [`RsaKey`]), as one [`SigningKey`]: its
+//! PKCS#8 PEM, public JWK and `kid` (the RFC 7638 thumbprint); and the timeline of a
+//! rotation (which key signs, which are published) as a [`KeySet`].
 
 use std::{fmt, time::Duration};
 
@@ -8,124 +9,202 @@ use base64::{
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
     Engine as _,
 };
-use ed25519_dalek::{pkcs8::DecodePrivateKey, Signer as _};
 use jsonwebtoken::{
     jwk::{Jwk, ThumbprintHash},
     Algorithm, DecodingKey,
 };
-use rand::RngCore;
 
-/// The JOSE name of the algorithm (RFC 8037 §3.1), in JWS headers and JWKs.
-pub const ALGORITHM: &str = "EdDSA";
+mod ed25519;
+mod rsa;
+
+pub use self::{
+    ed25519::Ed25519Key,
+    rsa::{RsaKey, RSA_BITS},
+};
+
 /// Clock skew tolerated on a token's `exp`, `nbf` and `iat`, in seconds: a rule of
 /// `token`'s validation, here because a retired key stays published until a token it
 /// signed has expired with this leeway ([`KeySet`]). `token` uses these keys, not the
 /// other way round.
 pub const LEEWAY_SECS: u64 = 5;
-/// DER of a PKCS#8 v1 `PrivateKeyInfo` for Ed25519 up to the 32-byte seed (RFC 8410 §7).
-const PKCS8_PREFIX: [u8; 16] = [
-    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-];
 const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
 const PEM_END: &str = "-----END PRIVATE KEY-----";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
-    #[error("not a PEM private key (expected `{PEM_BEGIN}` … `{PEM_END}`, as `openssl genpkey -algorithm ed25519` writes)")]
+    #[error(
+        "not a PEM private key (expected `{PEM_BEGIN}` … `{PEM_END}`, as `openssl genpkey` writes)"
+    )]
     NotPem,
     #[error("the PEM private key is not an Ed25519 key in PKCS#8 form")]
     NotEd25519,
+    #[error("the PEM private key is not an RSA key in PKCS#8 or PKCS#1 form")]
+    NotRsa,
+    #[error("the RSA key has {bits} bits; RS256 needs at least {RSA_BITS}")]
+    RsaTooSmall { bits: usize },
 }
 
-/// One Ed25519 key pair: signs with the private half, verifies with the public one.
-/// Never printed.
-pub struct Ed25519Key {
-    signing: ed25519_dalek::SigningKey,
-    decoding: DecodingKey,
-    kid: String,
-    x: String,
-    /// `base64url({"alg":"EdDSA","typ":"JWT","kid":…})`, the header of every token it signs.
-    header_b64: String,
+/// The algorithms whose keys are published and rotated: `JWT_ALGORITHM` but HS256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyAlgorithm {
+    /// Ed25519 (RFC 8037).
+    EdDsa,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3).
+    Rs256,
 }
 
-impl fmt::Debug for Ed25519Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ed25519Key")
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
-    }
-}
+impl KeyAlgorithm {
+    pub const ALL: [KeyAlgorithm; 2] = [KeyAlgorithm::EdDsa, KeyAlgorithm::Rs256];
 
-impl Ed25519Key {
-    /// A fresh key from the operating system's random generator.
-    pub fn generate() -> Self {
-        let mut seed = [0u8; 32];
-        rand::rng().fill_bytes(&mut seed);
-        Self::from_signing_key(ed25519_dalek::SigningKey::from_bytes(&seed))
-    }
-
-    /// Reads a PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), as OpenSSL writes it.
-    pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
-        let body = pem
-            .trim()
-            .strip_prefix(PEM_BEGIN)
-            .and_then(|rest| rest.strip_suffix(PEM_END))
-            .ok_or(KeyError::NotPem)?;
-        let base64: String = body.split_ascii_whitespace().collect();
-        let der = STANDARD.decode(base64).map_err(|_| KeyError::NotPem)?;
-        let signing =
-            ed25519_dalek::SigningKey::from_pkcs8_der(&der).map_err(|_| KeyError::NotEd25519)?;
-        Ok(Self::from_signing_key(signing))
-    }
-
-    fn from_signing_key(signing: ed25519_dalek::SigningKey) -> Self {
-        let public = signing.verifying_key().to_bytes();
-        let decoding = DecodingKey::from_ed_der(&public);
-        let x = URL_SAFE_NO_PAD.encode(public);
-        // A JWK is made of any 32-byte Ed25519 public key, and every JWK has a thumbprint:
-        // this `expect` cannot fire.
-        let kid = Jwk::from_decoding_key(&decoding, Some(Algorithm::EdDSA))
-            .and_then(|jwk| jwk.thumbprint(ThumbprintHash::SHA256))
-            .expect("a 32-byte Ed25519 public key has a JWK thumbprint");
-        let header = format!(r#"{{"alg":"{ALGORITHM}","typ":"JWT","kid":"{kid}"}}"#);
-        Self {
-            header_b64: URL_SAFE_NO_PAD.encode(header),
-            signing,
-            decoding,
-            kid,
-            x,
+    /// The JOSE name, in JWS headers, JWKs and the `signing_keys` table.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyAlgorithm::EdDsa => "EdDSA",
+            KeyAlgorithm::Rs256 => "RS256",
         }
     }
 
-    /// The PKCS#8 v1 PEM of the private key: what the database stores.
-    pub fn to_pem(&self) -> String {
-        let mut der = PKCS8_PREFIX.to_vec();
-        der.extend_from_slice(self.signing.as_bytes());
-        format!("{PEM_BEGIN}\n{}\n{PEM_END}\n", STANDARD.encode(der))
+    /// jsonwebtoken's name for it.
+    pub fn jwt(self) -> Algorithm {
+        match self {
+            KeyAlgorithm::EdDsa => Algorithm::EdDSA,
+            KeyAlgorithm::Rs256 => Algorithm::RS256,
+        }
+    }
+}
+
+impl fmt::Display for KeyAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A public key as its JWK's key-type members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublicKeyParams {
+    /// `kty` `OKP`, `crv` `Ed25519` (RFC 8037 §2).
+    Ed25519 { x: String },
+    /// `kty` `RSA` (RFC 7518 §6.3.1).
+    Rsa { n: String, e: String },
+}
+
+/// A signing key of either asymmetric algorithm. Never printed.
+#[derive(Debug)]
+pub enum SigningKey {
+    Ed25519(Ed25519Key),
+    Rsa(RsaKey),
+}
+
+impl From<Ed25519Key> for SigningKey {
+    fn from(key: Ed25519Key) -> Self {
+        SigningKey::Ed25519(key)
+    }
+}
+
+impl From<RsaKey> for SigningKey {
+    fn from(key: RsaKey) -> Self {
+        SigningKey::Rsa(key)
+    }
+}
+
+impl SigningKey {
+    /// A fresh key of `algorithm` from the operating system's random generator.
+    pub fn generate(algorithm: KeyAlgorithm) -> Self {
+        match algorithm {
+            KeyAlgorithm::EdDsa => Ed25519Key::generate().into(),
+            KeyAlgorithm::Rs256 => RsaKey::generate().into(),
+        }
+    }
+
+    /// Reads the PEM of a key of `algorithm`; a key of another algorithm is refused.
+    pub fn from_pem(algorithm: KeyAlgorithm, pem: &str) -> Result<Self, KeyError> {
+        Ok(match algorithm {
+            KeyAlgorithm::EdDsa => Ed25519Key::from_pem(pem)?.into(),
+            KeyAlgorithm::Rs256 => RsaKey::from_pem(pem)?.into(),
+        })
+    }
+
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        match self {
+            SigningKey::Ed25519(_) => KeyAlgorithm::EdDsa,
+            SigningKey::Rsa(_) => KeyAlgorithm::Rs256,
+        }
     }
 
     /// The key id: the RFC 7638 SHA-256 thumbprint of the public JWK, base64url.
     pub fn kid(&self) -> &str {
-        &self.kid
+        match self {
+            SigningKey::Ed25519(key) => key.kid(),
+            SigningKey::Rsa(key) => key.kid(),
+        }
     }
 
-    /// The public key, base64url: the JWK's `x` (RFC 8037 §2).
-    pub fn public_x(&self) -> &str {
-        &self.x
+    /// The PKCS#8 PEM of the private key: what the database stores.
+    pub fn to_pem(&self) -> String {
+        match self {
+            SigningKey::Ed25519(key) => key.to_pem(),
+            SigningKey::Rsa(key) => key.to_pem(),
+        }
     }
 
-    pub(super) fn header_b64(&self) -> &str {
-        &self.header_b64
+    /// The public key's JWK members.
+    pub fn public_params(&self) -> PublicKeyParams {
+        match self {
+            SigningKey::Ed25519(key) => PublicKeyParams::Ed25519 {
+                x: key.public_x().to_owned(),
+            },
+            SigningKey::Rsa(key) => PublicKeyParams::Rsa {
+                n: key.public_n().to_owned(),
+                e: key.public_e().to_owned(),
+            },
+        }
     }
 
-    pub(super) fn decoding_key(&self) -> &DecodingKey {
-        &self.decoding
+    /// `base64url({"alg":…,"typ":"JWT","kid":…})`, the header of every token it signs.
+    pub(crate) fn header_b64(&self) -> &str {
+        match self {
+            SigningKey::Ed25519(key) => key.header_b64(),
+            SigningKey::Rsa(key) => key.header_b64(),
+        }
+    }
+
+    pub(crate) fn decoding_key(&self) -> &DecodingKey {
+        match self {
+            SigningKey::Ed25519(key) => key.decoding_key(),
+            SigningKey::Rsa(key) => key.decoding_key(),
+        }
     }
 
     /// The signature of `message`, base64url.
-    pub(super) fn sign_b64(&self, message: &[u8]) -> String {
-        URL_SAFE_NO_PAD.encode(self.signing.sign(message).to_bytes())
+    pub(crate) fn sign_b64(&self, message: &[u8]) -> String {
+        match self {
+            SigningKey::Ed25519(key) => key.sign_b64(message),
+            SigningKey::Rsa(key) => key.sign_b64(message),
+        }
     }
+}
+
+/// The DER between `begin` and `end` in `pem`, if it is such a PEM.
+fn pem_der(pem: &str, begin: &str, end: &str) -> Option<Vec<u8>> {
+    let body = pem.trim().strip_prefix(begin)?.strip_suffix(end)?;
+    let base64: String = body.split_ascii_whitespace().collect();
+    STANDARD.decode(base64).ok()
+}
+
+/// The RFC 7638 SHA-256 thumbprint of a public key, base64url.
+fn thumbprint(public: &DecodingKey, algorithm: Algorithm) -> String {
+    // A JWK is made of any Ed25519 or RSA public key, and every JWK of these has a
+    // thumbprint: this `expect` cannot fire.
+    Jwk::from_decoding_key(public, Some(algorithm))
+        .and_then(|jwk| jwk.thumbprint(ThumbprintHash::SHA256))
+        .expect("an Ed25519 or RSA public key has a JWK thumbprint")
+}
+
+/// `base64url({"alg":…,"typ":"JWT","kid":…})`.
+fn token_header_b64(algorithm: KeyAlgorithm, kid: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!(
+        r#"{{"alg":"{algorithm}","typ":"JWT","kid":"{kid}"}}"#
+    ))
 }
 
 /// Where a key is in a rotation (see [`KeySet`]).
@@ -156,7 +235,7 @@ impl KeyState {
 #[derive(Debug)]
 pub struct ScheduledKey {
     pub generation: i32,
-    pub key: Ed25519Key,
+    pub key: SigningKey,
     /// When it was made (Unix seconds).
     pub created: u64,
     pub signs_from: u64,
@@ -196,11 +275,11 @@ impl KeySet {
     }
 
     /// One key, signing from the beginning of time: a key read from a file.
-    pub fn single(key: Ed25519Key) -> Self {
+    pub fn single(key: impl Into<SigningKey>) -> Self {
         Self::new(
             vec![ScheduledKey {
                 generation: 1,
-                key,
+                key: key.into(),
                 created: 0,
                 signs_from: 0,
             }],
@@ -233,7 +312,7 @@ impl KeySet {
         };
         KeyStatus {
             generation: key.generation,
-            kid: key.key.kid.clone(),
+            kid: key.key.kid().to_owned(),
             state,
             created: key.created,
             signs_from: key.signs_from,
@@ -251,7 +330,7 @@ impl KeySet {
 
     /// The key that signs at `now`: the newest that has started. (Should the clock stand
     /// before every key's start, the oldest, rather than none.)
-    pub fn signing(&self, now: u64) -> Option<&Ed25519Key> {
+    pub fn signing(&self, now: u64) -> Option<&SigningKey> {
         self.keys
             .iter()
             .rev()
@@ -261,73 +340,21 @@ impl KeySet {
     }
 
     /// The keys published at `now`: next, active and retired ones.
-    pub fn published(&self, now: u64) -> impl Iterator<Item = &Ed25519Key> {
+    pub fn published(&self, now: u64) -> impl Iterator<Item = &SigningKey> {
         (0..self.keys.len())
             .filter(move |&i| self.status_at(i, now).state != KeyState::Expired)
             .map(|i| &self.keys[i].key)
     }
 
     /// The published key named `kid`, if any: the only keys a token may be signed with.
-    pub fn verifying(&self, kid: &str, now: u64) -> Option<&Ed25519Key> {
-        self.published(now).find(|k| k.kid == kid)
+    pub fn verifying(&self, kid: &str, now: u64) -> Option<&SigningKey> {
+        self.published(now).find(|k| k.kid() == kid)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// RFC 8410 §10.3's example private key, and its public key (§10.1).
-    const RFC8410_PEM: &str = "-----BEGIN PRIVATE KEY-----
-MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC
------END PRIVATE KEY-----
-";
-    const RFC8410_PUBLIC_HEX: &str =
-        "19bf44096984cdfe8541bac167dc3b96c85086aa30b6b6cb0c5c38ad703166e1";
-
-    #[test]
-    fn rfc_8410_pem_reads_and_writes_back_identically() {
-        let key = Ed25519Key::from_pem(RFC8410_PEM).unwrap();
-        assert_eq!(
-            URL_SAFE_NO_PAD.decode(key.public_x()).unwrap(),
-            hex::decode(RFC8410_PUBLIC_HEX).unwrap()
-        );
-        assert_eq!(key.to_pem(), RFC8410_PEM);
-        assert_eq!(key.kid().len(), 43, "base64url of a SHA-256");
-    }
-
-    #[test]
-    fn kid_is_the_rfc_7638_thumbprint_of_rfc_8037s_example() {
-        // RFC 8037 Appendix A.1 (the key) and A.3 (its thumbprint).
-        let seed = URL_SAFE_NO_PAD
-            .decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A")
-            .unwrap();
-        let key =
-            Ed25519Key::from_signing_key(ed25519_dalek::SigningKey::try_from(&seed[..]).unwrap());
-        assert_eq!(
-            key.public_x(),
-            "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
-        );
-        assert_eq!(key.kid(), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
-        assert_ne!(Ed25519Key::generate().kid(), key.kid());
-    }
-
-    #[test]
-    fn other_pem_is_refused() {
-        assert_eq!(
-            Ed25519Key::from_pem("secret").unwrap_err(),
-            KeyError::NotPem
-        );
-        // A PKCS#8 PEM holding something else (here: the prefix of an RSA key's DER).
-        let other = format!(
-            "{PEM_BEGIN}\n{}\n{PEM_END}",
-            STANDARD.encode([0x30, 0x82, 0x01, 0x02, 0x02, 0x01, 0x00])
-        );
-        assert_eq!(
-            Ed25519Key::from_pem(&other).unwrap_err(),
-            KeyError::NotEd25519
-        );
-    }
 
     #[test]
     fn rotation_timeline_moves_next_active_retired_expired() {
@@ -336,13 +363,13 @@ MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC
             vec![
                 ScheduledKey {
                     generation: 1,
-                    key: Ed25519Key::generate(),
+                    key: Ed25519Key::generate().into(),
                     created: 0,
                     signs_from: 0,
                 },
                 ScheduledKey {
                     generation: 2,
-                    key: Ed25519Key::generate(),
+                    key: Ed25519Key::generate().into(),
                     created: 0,
                     signs_from: 1000,
                 },

@@ -1,5 +1,7 @@
 //! Access tokens: issuing and strict validation, with HS256 (the tutorial's shared secret,
-//! [`super::server_secret`]) or EdDSA (the Ed25519 keys of [`super::keys`]).
+//! [`super::server_secret`]), EdDSA or RS256 (the Ed25519 or RSA keys of [`super::keys`]);
+//! and, under the asymmetric two, other JWTs signed with the same keys (OpenID Connect's id
+//! tokens: [`TokenAuthority::sign_claims`], [`TokenAuthority::at_hash`]).
 
 use std::{
     fmt,
@@ -10,9 +12,10 @@ use std::{
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256, Sha512};
 
 use super::{
-    keys::{self, KeySet, LEEWAY_SECS},
+    keys::{KeyAlgorithm, KeySet, LEEWAY_SECS},
     server_secret::ServerSecret,
 };
 
@@ -131,14 +134,41 @@ pub enum JwtAlgorithm {
     Hs256,
     /// Ed25519 (RFC 8037): resource servers verify with the published public keys.
     EdDsa,
+    /// RSA with SHA-256 (RFC 7518 §3.3), published like EdDSA's keys: what most gateways
+    /// and OpenID Connect relying parties accept.
+    Rs256,
 }
 
 impl JwtAlgorithm {
+    pub const ALL: [JwtAlgorithm; 3] = [
+        JwtAlgorithm::Hs256,
+        JwtAlgorithm::EdDsa,
+        JwtAlgorithm::Rs256,
+    ];
+
     /// The JOSE name, as in a token's header and in `JWT_ALGORITHM`.
     pub fn as_str(self) -> &'static str {
+        match self.key_algorithm() {
+            None => "HS256",
+            Some(algorithm) => algorithm.as_str(),
+        }
+    }
+
+    /// The algorithm of the published, rotated keys; `None` for HS256.
+    pub fn key_algorithm(self) -> Option<KeyAlgorithm> {
         match self {
-            JwtAlgorithm::Hs256 => "HS256",
-            JwtAlgorithm::EdDsa => keys::ALGORITHM,
+            JwtAlgorithm::Hs256 => None,
+            JwtAlgorithm::EdDsa => Some(KeyAlgorithm::EdDsa),
+            JwtAlgorithm::Rs256 => Some(KeyAlgorithm::Rs256),
+        }
+    }
+}
+
+impl From<KeyAlgorithm> for JwtAlgorithm {
+    fn from(algorithm: KeyAlgorithm) -> Self {
+        match algorithm {
+            KeyAlgorithm::EdDsa => JwtAlgorithm::EdDsa,
+            KeyAlgorithm::Rs256 => JwtAlgorithm::Rs256,
         }
     }
 }
@@ -149,8 +179,12 @@ enum Keys {
         encoding: EncodingKey,
         decoding: DecodingKey,
     },
-    /// Swapped whole when a reload finds a rotation: readers hold their copy, never a lock.
-    EdDsa(RwLock<Arc<KeySet>>),
+    /// EdDSA or RS256. The set is swapped whole when a reload finds a rotation: readers
+    /// hold their copy, never a lock. Only its keys of `algorithm` sign or verify.
+    Asymmetric {
+        algorithm: KeyAlgorithm,
+        set: RwLock<Arc<KeySet>>,
+    },
 }
 
 /// Issues and validates access tokens with one key and one set of rules.
@@ -181,13 +215,28 @@ impl TokenAuthority {
 
     /// EdDSA with the Ed25519 keys of `keys`; [`Self::replace_key_set`] swaps them.
     pub fn eddsa(keys: KeySet, settings: TokenSettings) -> Self {
-        let keys = Keys::EdDsa(RwLock::new(Arc::new(keys)));
-        Self::with_keys(keys, Algorithm::EdDSA, settings)
+        Self::asymmetric(KeyAlgorithm::EdDsa, keys, settings)
+    }
+
+    /// RS256 with the RSA keys of `keys`; [`Self::replace_key_set`] swaps them.
+    pub fn rs256(keys: KeySet, settings: TokenSettings) -> Self {
+        Self::asymmetric(KeyAlgorithm::Rs256, keys, settings)
+    }
+
+    /// `algorithm` with its keys in `keys` (keys of another algorithm in the set are
+    /// never used).
+    pub fn asymmetric(algorithm: KeyAlgorithm, keys: KeySet, settings: TokenSettings) -> Self {
+        let keys = Keys::Asymmetric {
+            algorithm,
+            set: RwLock::new(Arc::new(keys)),
+        };
+        Self::with_keys(keys, algorithm.jwt(), settings)
     }
 
     fn with_keys(keys: Keys, algorithm: Algorithm, settings: TokenSettings) -> Self {
-        // Only the configured algorithm is accepted: `none`, HS512, RS256, and HS256 under
-        // EdDSA (the public key used as an HMAC secret), fail before the signature check.
+        // Only the configured algorithm is accepted: `none`, HS512, another asymmetric
+        // algorithm, and HS256 under EdDSA or RS256 (the public key used as an HMAC
+        // secret), fail before the signature check.
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
@@ -217,23 +266,72 @@ impl TokenAuthority {
     pub fn algorithm(&self) -> JwtAlgorithm {
         match self.keys {
             Keys::Hs256 { .. } => JwtAlgorithm::Hs256,
-            Keys::EdDsa(_) => JwtAlgorithm::EdDsa,
+            Keys::Asymmetric { algorithm, .. } => algorithm.into(),
         }
     }
 
-    /// The Ed25519 keys in use; `None` under HS256, whose secret is never published.
+    /// The keys in use (Ed25519 or RSA); `None` under HS256, whose secret is never
+    /// published.
     pub fn key_set(&self) -> Option<Arc<KeySet>> {
         match &self.keys {
             Keys::Hs256 { .. } => None,
-            Keys::EdDsa(set) => Some(set.read().unwrap_or_else(PoisonError::into_inner).clone()),
+            Keys::Asymmetric { set, .. } => {
+                Some(set.read().unwrap_or_else(PoisonError::into_inner).clone())
+            }
         }
     }
 
-    /// Replaces the Ed25519 keys (after a rotation); does nothing under HS256.
+    /// Replaces the keys (after a rotation); does nothing under HS256.
     pub fn replace_key_set(&self, keys: KeySet) {
-        if let Keys::EdDsa(set) = &self.keys {
+        if let Keys::Asymmetric { set, .. } = &self.keys {
             *set.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
         }
+    }
+
+    /// Whether OpenID Connect id tokens can be signed: under RS256 and EdDSA, whose keys
+    /// are published; not under HS256, whose secret only gatehouse may hold.
+    pub fn signs_id_tokens(&self) -> bool {
+        matches!(self.keys, Keys::Asymmetric { .. })
+    }
+
+    /// `header.payload.signature` of `payload` (base64url JSON) with the key of the
+    /// configured asymmetric algorithm that signs at `now`; the header is
+    /// `{"alg":…,"typ":"JWT","kid":…}`.
+    fn sign_with_key(&self, payload: &str, now: u64) -> Result<String, TokenError> {
+        let Keys::Asymmetric { algorithm, set } = &self.keys else {
+            return Err(TokenError::NoSigningKey);
+        };
+        let set = set.read().unwrap_or_else(PoisonError::into_inner).clone();
+        let key = set
+            .signing(now)
+            .filter(|key| key.algorithm() == *algorithm)
+            .ok_or(TokenError::NoSigningKey)?;
+        let message = format!("{}.{payload}", key.header_b64());
+        let signature = key.sign_b64(message.as_bytes());
+        Ok(format!("{message}.{signature}"))
+    }
+
+    /// A JWT of exactly `claims` (serialized as they are: no claim is added), signed with
+    /// the current asymmetric key; header `{"alg":…,"typ":"JWT","kid":…}`. For OpenID
+    /// Connect's id tokens. `Err(NoSigningKey)` under HS256.
+    pub fn sign_claims<T: Serialize>(&self, claims: &T) -> Result<String, TokenError> {
+        if !self.signs_id_tokens() {
+            return Err(TokenError::NoSigningKey);
+        }
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims)?);
+        self.sign_with_key(&payload, unix_now())
+    }
+
+    /// An id token's `at_hash` for `access_token` (OpenID Connect Core §3.1.3.6): the
+    /// left half of its hash under the id token's algorithm, base64url without padding:
+    /// SHA-256 for RS256, SHA-512 for EdDSA (Ed25519 hashes with it). `None` under HS256.
+    pub fn at_hash(&self, access_token: &str) -> Option<String> {
+        let digest = match self.algorithm() {
+            JwtAlgorithm::Hs256 => return None,
+            JwtAlgorithm::Rs256 => Sha256::digest(access_token.as_bytes()).to_vec(),
+            JwtAlgorithm::EdDsa => Sha512::digest(access_token.as_bytes()).to_vec(),
+        };
+        Some(URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2]))
     }
 
     /// The `iss` tokens carry (`JWT_ISSUER`).
@@ -279,13 +377,7 @@ impl TokenAuthority {
                     jsonwebtoken::crypto::sign(message.as_bytes(), encoding, Algorithm::HS256)?;
                 Ok(format!("{message}.{signature}"))
             }
-            Keys::EdDsa(_) => {
-                let set = self.key_set().ok_or(TokenError::NoSigningKey)?;
-                let key = set.signing(now).ok_or(TokenError::NoSigningKey)?;
-                let message = format!("{}.{payload}", key.header_b64());
-                let signature = key.sign_b64(message.as_bytes());
-                Ok(format!("{message}.{signature}"))
-            }
+            Keys::Asymmetric { .. } => self.sign_with_key(&payload, now),
         }
     }
 
@@ -298,13 +390,16 @@ impl TokenAuthority {
             Keys::Hs256 { decoding, .. } => {
                 jsonwebtoken::decode::<Claims>(token, decoding, &self.validation)?.claims
             }
-            Keys::EdDsa(_) => {
+            Keys::Asymmetric { algorithm, .. } => {
                 // Only a key we published, named by the token: never a key the token brings.
                 let kid = jsonwebtoken::decode_header(token)?
                     .kid
                     .ok_or(TokenError::NoKid)?;
                 let set = self.key_set().ok_or(TokenError::UnknownKid)?;
-                let key = set.verifying(&kid, now).ok_or(TokenError::UnknownKid)?;
+                let key = set
+                    .verifying(&kid, now)
+                    .filter(|key| key.algorithm() == *algorithm)
+                    .ok_or(TokenError::UnknownKid)?;
                 jsonwebtoken::decode::<Claims>(token, key.decoding_key(), &self.validation)?.claims
             }
         };
@@ -312,6 +407,35 @@ impl TokenAuthority {
             return Err(TokenError::IssuedInFuture);
         }
         Ok(claims)
+    }
+
+    /// The audience (the client) of `id_token`, an id token this service signed, expired
+    /// or not (RP-initiated logout's `id_token_hint`, OpenID Connect RP-Initiated Logout
+    /// §2); `None` for anything else.
+    pub fn id_token_audience(&self, id_token: &str) -> Option<String> {
+        #[derive(Deserialize)]
+        struct Audience {
+            aud: String,
+        }
+        let Keys::Asymmetric { algorithm, .. } = &self.keys else {
+            return None;
+        };
+        if id_token.len() > MAX_TOKEN_BYTES {
+            return None;
+        }
+        let kid = jsonwebtoken::decode_header(id_token).ok()?.kid?;
+        let set = self.key_set()?;
+        let key = set
+            .verifying(&kid, unix_now())
+            .filter(|key| key.algorithm() == *algorithm)?;
+        let mut validation = self.validation.clone();
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims(&["aud"]);
+        jsonwebtoken::decode::<Audience>(id_token, key.decoding_key(), &validation)
+            .ok()
+            .map(|data| data.claims.aud)
     }
 }
 
@@ -323,6 +447,7 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::keys::{Ed25519Key, RsaKey};
 
     fn authority() -> TokenAuthority {
         let key = ServerSecret::new(vec![7u8; 32]).unwrap();
@@ -373,6 +498,134 @@ mod tests {
         let claims = auth.validate_access_token(&in_session, now).unwrap();
         assert_eq!(claims.sid.as_deref(), Some("sid1"));
         assert_eq!(claims.amr, ["pwd", "otp"]);
+    }
+
+    fn settings() -> TokenSettings {
+        TokenSettings {
+            lifetime: Duration::from_secs(1800),
+            ..Default::default()
+        }
+    }
+
+    /// An RS256 authority with one fresh key (generated once for these tests).
+    fn rs256() -> TokenAuthority {
+        static PEM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let pem = PEM.get_or_init(|| RsaKey::generate().to_pem());
+        TokenAuthority::rs256(KeySet::single(RsaKey::from_pem(pem).unwrap()), settings())
+    }
+
+    fn eddsa() -> TokenAuthority {
+        TokenAuthority::eddsa(KeySet::single(Ed25519Key::generate()), settings())
+    }
+
+    fn johndoe(now: u64) -> AccessTokenFor<'static> {
+        AccessTokenFor {
+            username: "johndoe",
+            uid: 1,
+            token_version: 0,
+            scope: "me",
+            sid: None,
+            auth_time: now,
+            amr: &["pwd"],
+            email_verified: true,
+        }
+    }
+
+    fn header(token: &str) -> serde_json::Value {
+        let b64 = token.split('.').next().unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(b64).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn rs256_tokens_round_trip_and_name_their_key() {
+        let auth = rs256();
+        assert_eq!(auth.algorithm(), JwtAlgorithm::Rs256);
+        assert_eq!(auth.algorithm().as_str(), "RS256");
+        let now = unix_now();
+        let token = auth.issue_access_token(&johndoe(now), now).unwrap();
+        let kid = auth
+            .key_set()
+            .unwrap()
+            .signing(now)
+            .unwrap()
+            .kid()
+            .to_owned();
+        assert_eq!(
+            header(&token),
+            serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": kid})
+        );
+        assert_eq!(
+            auth.validate_access_token(&token, now).unwrap().sub,
+            "johndoe"
+        );
+        // Strict: another algorithm's key set never verifies, nor signs, under RS256.
+        let other = eddsa();
+        let eddsa_token = other.issue_access_token(&johndoe(now), now).unwrap();
+        assert!(auth.validate_access_token(&eddsa_token, now).is_err());
+        assert!(other.validate_access_token(&token, now).is_err());
+        // An Ed25519 key in an RS256 authority's set neither signs nor verifies.
+        let ed25519 = Ed25519Key::generate();
+        let same_key = TokenAuthority::eddsa(
+            KeySet::single(Ed25519Key::from_pem(&ed25519.to_pem()).unwrap()),
+            settings(),
+        );
+        let mixed = TokenAuthority::rs256(KeySet::single(ed25519), settings());
+        assert!(matches!(
+            mixed.issue_access_token(&johndoe(now), now),
+            Err(TokenError::NoSigningKey)
+        ));
+        let signed = same_key.issue_access_token(&johndoe(now), now).unwrap();
+        assert!(matches!(
+            mixed.validate_access_token(&signed, now),
+            Err(TokenError::UnknownKid)
+        ));
+    }
+
+    #[test]
+    fn sign_claims_signs_exactly_the_claims_with_the_current_key() {
+        let claims = serde_json::json!({"iss": "https://auth.example.com", "sub": "12",
+                                        "aud": "client", "nonce": "n-0S6_WzA2Mj"});
+        for auth in [rs256(), eddsa()] {
+            assert!(auth.signs_id_tokens());
+            let token = auth.sign_claims(&claims).unwrap();
+            let key_set = auth.key_set().unwrap();
+            let key = key_set.signing(unix_now()).unwrap();
+            assert_eq!(
+                header(&token),
+                serde_json::json!({"alg": auth.algorithm().as_str(), "typ": "JWT",
+                                   "kid": key.kid()})
+            );
+            let mut validation = Validation::new(key.algorithm().jwt());
+            validation.set_required_spec_claims::<&str>(&[]);
+            validation.validate_exp = false;
+            validation.validate_aud = false;
+            let decoded =
+                jsonwebtoken::decode::<serde_json::Value>(&token, key.decoding_key(), &validation)
+                    .unwrap();
+            assert_eq!(decoded.claims, claims);
+        }
+        let hs256 = authority();
+        assert!(!hs256.signs_id_tokens());
+        assert!(matches!(
+            hs256.sign_claims(&claims),
+            Err(TokenError::NoSigningKey)
+        ));
+    }
+
+    #[test]
+    fn at_hash_is_the_left_half_of_the_algorithms_hash() {
+        // OpenID Connect Core 1.0 Appendix A.3's access token and its RS256 at_hash; the
+        // EdDSA one from Python: base64.urlsafe_b64encode(hashlib.sha512(t).digest()[:32]).
+        let access_token = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
+        assert_eq!(
+            rs256().at_hash(access_token).as_deref(),
+            Some("77QmUPtjPfzWtF2AnpK9RQ")
+        );
+        assert_eq!(
+            eddsa().at_hash(access_token).as_deref(),
+            Some("q7nS86GgvvFaZkzALLWqJYaJIKw2wCDAVfCAsm5CrBM")
+        );
+        assert_eq!(authority().at_hash(access_token), None);
     }
 
     /// A token of exactly `len` bytes signed with [`authority`]'s key, if padding reaches it.

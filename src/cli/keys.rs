@@ -1,4 +1,5 @@
-//! `gatehouse keys rotate|list`: the Ed25519 signing keys of `JWT_ALGORITHM=EdDSA`.
+//! `gatehouse keys rotate|list`: the signing keys of `JWT_ALGORITHM=EdDSA` (Ed25519) and
+//! `RS256` (RSA) kept in the database.
 
 use chrono::DateTime;
 
@@ -6,7 +7,7 @@ use super::CliError;
 use crate::{
     accounts::signing_keys::{self, publish_before_signing},
     app,
-    auth::{keys::KeyStatus, token::JwtAlgorithm},
+    auth::keys::{KeyAlgorithm, KeyStatus},
     config::{KeysCommand, Settings},
 };
 
@@ -18,30 +19,44 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> Result<(), CliErr
              stored keys",
         ));
     }
-    if settings.jwt_algorithm != JwtAlgorithm::EdDsa && matches!(command, KeysCommand::Rotate) {
-        return Err(CliError::NoStoredKeys(
-            "key rotation needs JWT_ALGORITHM=EdDSA; an HS256 secret is changed through \
-             SECRET_KEY, which ends every token",
-        ));
-    }
-    let db = &app::open_database(settings).await?;
+    let algorithm = settings.jwt_algorithm.key_algorithm();
     let lifetime = settings.token_lifetime();
     match command {
         KeysCommand::Rotate => {
+            let algorithm = algorithm.ok_or(CliError::NoStoredKeys(
+                "key rotation needs JWT_ALGORITHM=EdDSA or RS256; an HS256 secret is changed \
+                 through SECRET_KEY, which ends every token",
+            ))?;
+            let db = &app::open_database(settings).await?;
             let publish_for = publish_before_signing(settings.jwks_max_age());
-            let new = signing_keys::rotate_key(db, lifetime, publish_for).await?;
+            let new = signing_keys::rotate_key(db, algorithm, lifetime, publish_for).await?;
             println!(
                 "new key {} published now, signs from {}",
                 new.kid,
                 time(new.signs_from)
             );
-            print_statuses(&signing_keys::key_statuses(db, lifetime).await?);
+            print_header();
+            print_statuses(
+                algorithm,
+                &signing_keys::key_statuses(db, algorithm, lifetime).await?,
+            );
         }
         KeysCommand::List => {
-            if settings.jwt_algorithm != JwtAlgorithm::EdDsa {
-                eprintln!("note: JWT_ALGORITHM is HS256; these keys sign nothing");
+            let db = &app::open_database(settings).await?;
+            let listed = match algorithm {
+                Some(algorithm) => vec![algorithm],
+                None => {
+                    eprintln!("note: JWT_ALGORITHM is HS256; these keys sign nothing");
+                    KeyAlgorithm::ALL.to_vec()
+                }
+            };
+            print_header();
+            for algorithm in listed {
+                print_statuses(
+                    algorithm,
+                    &signing_keys::key_statuses(db, algorithm, lifetime).await?,
+                );
             }
-            print_statuses(&signing_keys::key_statuses(db, lifetime).await?);
         }
     }
     Ok(())
@@ -57,16 +72,20 @@ fn time(unix: u64) -> String {
         )
 }
 
-fn print_statuses(statuses: &[KeyStatus]) {
+fn print_header() {
     println!(
-        "{:<43}  {:<7}  {:<20}  {:<20}  {:<20}  published until",
-        "kid", "state", "created", "signs from", "signs until"
+        "{:<43}  {:<7}  {:<5}  {:<20}  {:<20}  {:<20}  published until",
+        "kid", "state", "alg", "created", "signs from", "signs until"
     );
+}
+
+fn print_statuses(algorithm: KeyAlgorithm, statuses: &[KeyStatus]) {
     for s in statuses {
         println!(
-            "{:<43}  {:<7}  {:<20}  {:<20}  {:<20}  {}",
+            "{:<43}  {:<7}  {:<5}  {:<20}  {:<20}  {:<20}  {}",
             s.kid,
             s.state.as_str(),
+            algorithm.as_str(),
             time(s.created),
             time(s.signs_from),
             s.signs_until.map_or_else(|| "-".to_owned(), time),

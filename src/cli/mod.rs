@@ -1,5 +1,7 @@
-//! Subcommands: `serve` (default), `migrate`, `openapi`, `user ...`, `keys ...`.
+//! Subcommands: `serve` (default), `migrate`, `openapi`, `user ...`, `client ...`,
+//! `keys ...`, `mail ...`.
 
+mod client;
 mod keys;
 mod mail;
 mod user;
@@ -55,8 +57,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Migrate => {
             async {
                 app::keys::configured_server_secret(&settings)?;
-                if let Some(path) = &settings.jwt_private_key_file {
-                    app::keys::private_key_from_file(path)?;
+                if let (Some(path), Some(algorithm)) = (
+                    &settings.jwt_private_key_file,
+                    settings.jwt_algorithm.key_algorithm(),
+                ) {
+                    app::keys::private_key_from_file(path, algorithm)?;
                 }
                 app::open_database(&settings).await?;
                 tracing::info!("database is up to date");
@@ -72,6 +77,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             Ok(())
         }
         Command::User(command) => user::run(&settings, command).await,
+        Command::Client(command) => client::run(&settings, command).await,
         Command::Keys(command) => keys::run(&settings, command).await,
         Command::Mail(MailCommand::Test { address }) => mail::test(&settings, &address).await,
     };

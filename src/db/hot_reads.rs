@@ -287,6 +287,7 @@ pub(super) mod tests {
             scope: "me".into(),
             created_at: 1,
             expires_at: i64::MAX,
+            auth_time: 1,
             amr: "pwd".into(),
             client_addr: None,
             user_agent: None,

@@ -1,6 +1,8 @@
 //! Storage: the connection and its pool here; each table's entity and queries in a
 //! module of its own. Knows nothing of HTTP or tokens.
 
+pub mod authorization_code;
+pub mod browser_session;
 mod built_once;
 pub mod email_token;
 pub mod group_commit;
@@ -9,6 +11,7 @@ pub mod known_client;
 pub mod legacy_refresh_token;
 pub mod login_failure;
 pub mod mail_outbox;
+pub mod oauth_client;
 pub mod scope_holders;
 pub mod server_secret;
 pub mod session;

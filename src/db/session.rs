@@ -83,6 +83,9 @@ pub struct NewSession {
     pub scope: String,
     pub created_at: i64,
     pub expires_at: i64,
+    /// When the user signed in: the login's time, or the browser sign-in's that a code
+    /// stands for.
+    pub auth_time: i64,
     /// How the user signed in (see [`Model::amr`]).
     pub amr: String,
     pub client_addr: Option<String>,
@@ -176,7 +179,7 @@ fn insert_if_current(session: &NewSession) -> sea_orm::sea_query::InsertStatemen
         .expr(Expr::val(session.expires_at))
         .expr(Expr::val(session.client_addr.clone()))
         .expr(Expr::val(session.user_agent.clone()))
-        .expr(Expr::val(session.created_at))
+        .expr(Expr::val(session.auth_time))
         .expr(Expr::val(session.amr.clone()))
         .from(user::Entity)
         .and_where(user::Column::Id.eq(session.user_id))

@@ -168,6 +168,11 @@ pub type Login = (Model, Option<totp::Model>);
 /// The user named `sent`, else the one named `alternative` (another form of the same
 /// name), with their second factor, in one query: a login reads nothing else before its
 /// password check.
+/// The user with row id `id`.
+pub async fn find_by_id(db: &Db, id: i32) -> Result<Option<Model>, DbErr> {
+    Entity::find_by_id(id).one(db).await
+}
+
 pub async fn find_for_login(
     db: &Db,
     sent: &str,

@@ -45,13 +45,24 @@ async fn document_declares_the_tutorial_contract() {
         doc["components"]["securitySchemes"],
         json!({"OAuth2PasswordBearer": {
             "type": "oauth2",
-            "description": "OAuth2 password flow: POST username and password to the token URL, then send `Authorization: Bearer <access_token>`.",
-            "flows": {"password": {"tokenUrl": "/token", "scopes": {
-                "me": "Read information about the current user.",
-                "items": "Read items.",
-                "admin": "Manage users: create, read, change, disable and delete them.",
-                "introspect": "Introspect tokens (for other services verifying them).",
-            }}}
+            "description": "OAuth2 password flow: POST username and password to the token URL, then send `Authorization: Bearer <access_token>`. Or the authorization-code flow with PKCE: sign in on gatehouse's own login page (Swagger UI's client is `gatehouse-docs`).",
+            "flows": {
+                "password": {"tokenUrl": "/token", "scopes": {
+                    "me": "Read information about the current user.",
+                    "items": "Read items.",
+                    "admin": "Manage users (create, read, change, disable and delete them) and OAuth clients.",
+                    "introspect": "Introspect tokens (for other services verifying them).",
+                }},
+                "authorizationCode": {"authorizationUrl": "/authorize", "tokenUrl": "/token", "scopes": {
+                    "me": "Read information about the current user.",
+                    "items": "Read items.",
+                    "admin": "Manage users (create, read, change, disable and delete them) and OAuth clients.",
+                    "introspect": "Introspect tokens (for other services verifying them).",
+                    "openid": "Sign in with OpenID Connect: an id token, and /userinfo.",
+                    "profile": "With openid: the username and full name.",
+                    "email": "With openid: the email address and whether it is verified.",
+                }},
+            }
         }})
     );
     assert_eq!(doc["servers"], json!([{"url": "/"}]));

@@ -36,7 +36,7 @@ pub async fn jwks(app: &TestApp) -> (u16, Value, Vec<Option<String>>) {
 }
 
 /// The DER inside a PKCS#8 PEM, as jsonwebtoken's `EncodingKey::from_ed_der` wants it.
-fn pem_der(pem: &str) -> Vec<u8> {
+pub fn pem_der(pem: &str) -> Vec<u8> {
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     STANDARD.decode(body).unwrap()
 }
@@ -52,14 +52,14 @@ pub fn sign_eddsa(header: &Value, claims: &Value, pem: &str) -> String {
 }
 
 /// The private key the app signs with now (the only stored one).
-async fn stored_pem(app: &TestApp) -> (String, String) {
+pub async fn stored_pem(app: &TestApp) -> (String, String) {
     let rows = signing_key::all(&app.db).await.unwrap();
     assert_eq!(rows.len(), 1);
     (rows[0].kid.clone(), rows[0].private_key.clone())
 }
 
 /// Claims that johndoe's own login would carry.
-async fn johndoe_claims(app: &TestApp) -> Value {
+pub async fn johndoe_claims(app: &TestApp) -> Value {
     let uid = gatehouse::db::user::find(&app.db, "johndoe")
         .await
         .unwrap()
@@ -69,11 +69,11 @@ async fn johndoe_claims(app: &TestApp) -> Value {
            "scope": "me items"})
 }
 
-async fn me_status(app: &TestApp, token: &str) -> (u16, Value, Vec<Option<String>>) {
+pub async fn me_status(app: &TestApp, token: &str) -> (u16, Value, Vec<Option<String>>) {
     parts(app.me(token).await, &["www-authenticate"]).await
 }
 
-fn invalid_token() -> (u16, Value, Vec<Option<String>>) {
+pub fn invalid_token() -> (u16, Value, Vec<Option<String>>) {
     (
         401,
         json!({"detail": "Could not validate credentials"}),
@@ -155,7 +155,9 @@ async fn the_documented_resource_server_verifies_a_token_with_only_the_jwks_url(
     let login = app.login_with_scope("johndoe", "secret", "me items").await;
     let token = login["access_token"].as_str().unwrap();
     let jwks_url = app.url("/.well-known/jwks.json");
-    let claims = crate::jwks_snippet::verify(&jwks_url, token).await.unwrap();
+    let claims = crate::jwks_snippet::verify(&jwks_url, token, Algorithm::EdDSA)
+        .await
+        .unwrap();
     assert_eq!(
         (claims.sub.as_str(), claims.scope.as_str()),
         ("johndoe", "me items")
@@ -168,9 +170,11 @@ async fn the_documented_resource_server_verifies_a_token_with_only_the_jwks_url(
         &johndoe_claims(&app).await,
         &Ed25519Key::generate().to_pem(),
     );
-    assert!(crate::jwks_snippet::verify(&jwks_url, &forged)
-        .await
-        .is_err());
+    assert!(
+        crate::jwks_snippet::verify(&jwks_url, &forged, Algorithm::EdDSA)
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]

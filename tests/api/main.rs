@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod admin;
+mod admin_clients;
+mod authorize;
 mod cli;
 mod docs;
 mod fair_share;
@@ -28,6 +30,7 @@ mod replicas;
 mod revocation;
 mod rotation;
 mod routing;
+mod rs256;
 mod scopes;
 mod session_invariants;
 mod sessions;

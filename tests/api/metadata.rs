@@ -11,16 +11,28 @@ const PATH: &str = "/.well-known/oauth-authorization-server";
 fn metadata_at(issuer: &str) -> Value {
     json!({
         "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),
+        "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "end_session_endpoint": format!("{issuer}/logout"),
         "revocation_endpoint": format!("{issuer}/revoke"),
         "revocation_endpoint_auth_methods_supported": ["none"],
         "introspection_endpoint": format!("{issuer}/introspect"),
         "introspection_endpoint_auth_methods_supported": ["Bearer"],
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
         "scopes_supported": ["me", "items", "admin", "introspect"],
-        "response_types_supported": ["none"],
-        "grant_types_supported": ["password", "refresh_token"],
-        "token_endpoint_auth_methods_supported": ["none"],
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "password", "refresh_token"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "subject_types_supported": ["public"],
+        // HS256 signs no id tokens: `openid` is refused.
+        "id_token_signing_alg_values_supported": [],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "amr",
+                             "at_hash", "azp", "name", "preferred_username", "email", "email_verified"],
+        "prompt_values_supported": ["none", "login", "consent"],
         "service_documentation": format!("{issuer}/docs"),
     })
 }
@@ -130,10 +142,10 @@ async fn a_host_header_that_is_not_a_host_gives_way_to_the_listening_address() {
 }
 
 #[tokio::test]
-async fn without_refresh_tokens_the_only_grant_is_password() {
+async fn without_refresh_tokens_there_is_no_refresh_grant() {
     let app = spawn_app_with(|s| s.refresh_token_expire_days = 0).await;
     let mut expected = metadata_at(&app.address);
-    expected["grant_types_supported"] = json!(["password"]);
+    expected["grant_types_supported"] = json!(["authorization_code", "password"]);
     assert_eq!(metadata(&app, &[], FROM_REQUEST).await, expected);
 }
 

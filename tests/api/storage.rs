@@ -26,11 +26,14 @@ async fn migrations_go_up_and_down(db: &db::Db) {
     assert_eq!(
         table_names(db).await,
         [
+            "authorization_codes",
+            "browser_sessions",
             "email_tokens",
             "known_clients",
             "legacy_refresh_tokens",
             "login_failures",
             "mail_outbox",
+            "oauth_clients",
             "seaql_migrations",
             "server_secrets",
             "sessions",
@@ -46,11 +49,14 @@ async fn migrations_go_up_and_down(db: &db::Db) {
     assert_eq!(
         table_names(db).await,
         [
+            "authorization_codes",
+            "browser_sessions",
             "email_tokens",
             "known_clients",
             "legacy_refresh_tokens",
             "login_failures",
             "mail_outbox",
+            "oauth_clients",
             "seaql_migrations",
             "server_secrets",
             "sessions",
@@ -422,4 +428,162 @@ async fn refresh_tokens_issued_before_the_bounded_sessions_migration_keep_their_
     );
     let (status, _) = refresh("legacy-session-0000002-1".into()).await;
     assert_eq!(status, 400, "its session ended");
+}
+
+#[tokio::test]
+async fn sqlite_signing_key_algorithm_migration_keeps_the_ed25519_keys_and_is_reversible() {
+    signing_key_algorithm_migration(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn postgres_signing_key_algorithm_migration_keeps_the_ed25519_keys_and_is_reversible() {
+    signing_key_algorithm_migration(TestDb::postgres().await).await;
+}
+
+/// `m20261209_000020_signing_key_algorithm` on `test_db`, with keys stored before it.
+async fn signing_key_algorithm_migration(test_db: TestDb) {
+    use gatehouse::auth::{
+        keys::{Ed25519Key, RsaKey},
+        token::JwtAlgorithm,
+    };
+    let conn = db::connect(&test_db.url).await.unwrap();
+    let migrations = Migrator::migrations();
+    let before = migrations
+        .iter()
+        .position(|m| m.name() == "m20261209_000020_signing_key_algorithm")
+        .unwrap();
+    Migrator::up(&conn, Some(u32::try_from(before).unwrap()))
+        .await
+        .unwrap();
+    // Two Ed25519 keys as the old schema kept them: the first signing, the second next.
+    let keys = [Ed25519Key::generate(), Ed25519Key::generate()];
+    let now = chrono::Utc::now();
+    let insert = "INSERT INTO signing_keys (generation, kid, algorithm, private_key, \
+                  created_at, signs_from) VALUES (?, ?, 'EdDSA', ?, ?, ?)";
+    for (generation, (key, signs_from)) in keys
+        .iter()
+        .zip([
+            now - chrono::Duration::hours(1),
+            now + chrono::Duration::hours(1),
+        ])
+        .enumerate()
+    {
+        let generation = i32::try_from(generation).unwrap() + 1;
+        execute(
+            &conn,
+            insert,
+            vec![
+                generation.into(),
+                key.kid().into(),
+                key.to_pem().into(),
+                now.into(),
+                signs_from.into(),
+            ],
+        )
+        .await;
+    }
+    let stored = |db: db::Db| async move {
+        db::signing_key::all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| (row.algorithm, row.generation, row.kid, row.private_key))
+            .collect::<Vec<_>>()
+    };
+    let ed25519_rows: Vec<_> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| {
+            let generation = i32::try_from(i).unwrap() + 1;
+            (
+                "EdDSA".to_owned(),
+                generation,
+                key.kid().to_owned(),
+                key.to_pem(),
+            )
+        })
+        .collect();
+
+    // Up: the rows stay, under EdDSA, and RS256 has generations of its own.
+    Migrator::up(&conn, None).await.unwrap();
+    assert_eq!(stored(conn.clone()).await, ed25519_rows);
+    let rsa = RsaKey::generate();
+    let new_rsa = |kid: String| db::signing_key::NewKey {
+        generation: 1,
+        kid,
+        algorithm: "RS256",
+        private_key: rsa.to_pem(),
+        signs_from: now,
+    };
+    assert!(
+        db::signing_key::insert_if_absent(&conn, new_rsa(rsa.kid().to_owned()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db::signing_key::insert_if_absent(&conn, new_rsa("another".to_owned()))
+            .await
+            .unwrap(),
+        "one key per generation of an algorithm"
+    );
+    // EdDSA signs with its old key and publishes both; RS256 with its own alone.
+    let mut settings = test_db.settings();
+    settings.jwt_algorithm = JwtAlgorithm::EdDsa;
+    let eddsa = start(settings.clone()).await;
+    let token = eddsa.token("johndoe", "secret").await;
+    assert_eq!(crate::helpers::segment(&token, 0)["kid"], keys[0].kid());
+    let published = |body: serde_json::Value| -> Vec<String> {
+        body["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        published(crate::jwks::jwks(&eddsa).await.1),
+        [keys[0].kid(), keys[1].kid()]
+    );
+    settings.jwt_algorithm = JwtAlgorithm::Rs256;
+    let rs256 = start(settings).await;
+    assert_eq!(published(crate::jwks::jwks(&rs256).await.1), [rsa.kid()]);
+
+    // Down: keyed by generation alone again, with the EdDSA rows only.
+    let steps = u32::try_from(migrations.len() - before).unwrap();
+    Migrator::down(&conn, Some(steps)).await.unwrap();
+    let backend = conn.get_database_backend();
+    let rows: Vec<(i32, String, String)> = conn
+        .query_all(Statement::from_string(
+            backend,
+            "SELECT generation, kid, algorithm FROM signing_keys ORDER BY generation",
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                row.try_get("", "generation").unwrap(),
+                row.try_get("", "kid").unwrap(),
+                row.try_get("", "algorithm").unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(i32, String, String)> = ed25519_rows
+        .iter()
+        .map(|(alg, generation, kid, _)| (*generation, kid.clone(), alg.clone()))
+        .collect();
+    assert_eq!(rows, expected);
+    let duplicate = conn
+        .execute(Statement::from_string(
+            backend,
+            "INSERT INTO signing_keys (generation, kid, algorithm, private_key, created_at, \
+             signs_from) SELECT 1, 'other', 'EdDSA', private_key, created_at, signs_from \
+             FROM signing_keys WHERE generation = 1",
+        ))
+        .await;
+    assert!(duplicate.is_err(), "generation is the primary key again");
+
+    // And up again.
+    Migrator::up(&conn, None).await.unwrap();
+    assert_eq!(stored(conn.clone()).await, ed25519_rows);
 }

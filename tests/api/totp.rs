@@ -15,7 +15,7 @@ use crate::helpers::{
 };
 
 /// The code of the step `offset_steps` away from now, for the base32 `secret`.
-fn code(secret: &str, offset_steps: i64) -> String {
+pub(crate) fn code(secret: &str, offset_steps: i64) -> String {
     let bytes = Secret::Encoded(secret.to_owned()).to_bytes().unwrap();
     let totp = TOTP::new_unchecked(Algorithm::SHA1, 6, 1, 30, bytes, None, String::new());
     let at = now() + offset_steps * 30;

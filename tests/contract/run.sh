@@ -231,6 +231,35 @@ typescript_client_logs_in() {
     GATEHOUSE_URL=$url node --test "$out/out/"
 }
 
+# Sign in with gatehouse (SPEC §12): Authlib, requests-oauthlib and a browser played with
+# requests through the authorization-code flow with PKCE and OpenID Connect
+# (tests/contract/oidc/); $algorithm is the id tokens' algorithm the checks expect.
+oidc_python_clients_sign_in() {
+  GATEHOUSE_URL=$url GATEHOUSE_ALGORITHM=$algorithm PYTHONPATH=$here/oidc \
+    "$work/venv/bin/python" -m pytest -q -p no:cacheprovider "$here/oidc"
+}
+
+# The same flow through openid-client (Node), the login page driven with fetch.
+oidc_openid_client_signs_in() {
+  (cd "$here" && GATEHOUSE_URL=$url GATEHOUSE_ALGORITHM=$algorithm node --test oidc/openid-client.mjs)
+}
+
+# The login and consent pages in headless Chromium, back to a client served by the test.
+browser_signs_in() {
+  (cd "$here" && GATEHOUSE_URL=$url SCREENSHOTS=$artifacts/$1 node --test browser/sign-in.mjs)
+}
+
+# sign_in_checks ALGORITHM: the sign-in checks on a service signing with ALGORITHM.
+sign_in_checks() {
+  algorithm=$1
+  start_service "sign-in-${algorithm,,}" JWT_ALGORITHM="$algorithm"
+  check "Sign in with gatehouse ($algorithm): Authlib and requests-oauthlib, code flow with PKCE and OpenID Connect" \
+    oidc_python_clients_sign_in
+  check "Sign in with gatehouse ($algorithm): openid-client (Node)" oidc_openid_client_signs_in
+  check "Sign in with gatehouse ($algorithm): the login and consent pages in Chromium" \
+    browser_signs_in "sign-in-${algorithm,,}"
+}
+
 swagger_ui_logs_in() {
   (cd "$here" && GATEHOUSE_URL=$url SCREENSHOTS=$artifacts/$1 node --test browser/swagger-ui.mjs)
 }
@@ -246,7 +275,10 @@ redoc_renders() {
 schemathesis_finds_nothing() {
   local report=$artifacts/schemathesis
   rm -rf "$report" && mkdir -p "$report"
-  (cd "$work" && "$work/venv/bin/schemathesis" --config-file "$here/schemathesis.toml" \
+  # The client the client operations are fuzzed on, pinned beside fuzzed-user.
+  sed "s|^\"path.username\" = \"fuzzed-user\"\$|&\n\"path.client_id\" = \"$fuzzed_client\"|" \
+    "$here/schemathesis.toml" >"$work/schemathesis.toml"
+  (cd "$work" && "$work/venv/bin/schemathesis" --config-file "$work/schemathesis.toml" \
     run "$url/openapi.json" --report junit,har --report-dir "$report" \
     --report-junit-path "$report/junit.xml" --report-har-path "$report/har.json") &&
     "$work/venv/bin/python" "$here/statuses_documented.py" "$url/openapi.json" "$report/har.json"
@@ -269,7 +301,7 @@ check "the TypeScript client (openapi-typescript + openapi-fetch) logs in" types
 check "OAuth client libraries (Authlib, requests-oauthlib) log in, refresh and revoke" \
   oauth_clients_run_the_token_lifecycle
 check "the metrics parse with prometheus_client and count logins" metrics_parse_and_count_logins
-check "Swagger UI authorizes and tries /users/me/" \
+check "Swagger UI authorizes (password flow; code flow through the login page) and tries /users/me/" \
   swagger_ui_logs_in swagger-ui
 
 start_smtp_sink
@@ -283,6 +315,10 @@ start_service eddsa JWT_ALGORITHM=EdDSA JWKS_MAX_AGE_SECS=2
 check "a resource server verifies tokens with only the JWKS URL, across keys rotate" \
   resource_server_verifies_with_the_jwks
 
+# OpenID Connect needs asymmetric id tokens: RS256 (what relying parties expect) and EdDSA.
+sign_in_checks RS256
+sign_in_checks EdDSA
+
 start_service behind-proxy ROOT_PATH=/auth
 start_proxy /auth "$url"
 check "Swagger UI behind a proxy under /auth" \
@@ -294,6 +330,11 @@ start_service fuzzing MAX_FAILED_LOGINS_PER_ACCOUNT=1000000 MAX_FAILED_LOGINS_PE
 # The user the admin API is fuzzed on (schemathesis.toml pins the username to it).
 printf 'fuzzed-password\n' | DATABASE_URL="sqlite://$work/db/fuzzing/gatehouse.db?mode=rwc" \
   "$bin" user add fuzzed-user >/dev/null
+# The OAuth client the client operations are fuzzed on (its id is random: see
+# schemathesis_finds_nothing).
+fuzzed_client=$(DATABASE_URL="sqlite://$work/db/fuzzing/gatehouse.db?mode=rwc" \
+  "$bin" client add fuzzed-client --redirect-uri https://fuzzed.example/cb |
+  sed -n 's/^client_id: //p')
 check "schemathesis finds no failure and every status it sees is documented" \
   schemathesis_finds_nothing
 

@@ -22,8 +22,11 @@ from urllib.parse import urlsplit
 # recovery codes need TOTP on, and an admin's TOTP reset needs a user fuzzing has not
 # deleted first (tests/api/totp.rs and the second-factor check, with pyotp, cover them);
 # the links of verification and reset mails need a token only a mail holds (tests/api and
-# the accounts check, which reads the mail, cover them).
+# the accounts check, which reads the mail, cover them). A client's redirect URIs must be
+# https URLs (or http on a loopback host) without fragment, which generated strings
+# practically never are (tests/api/admin_clients.rs covers registration).
 NO_SUCCESS_EXPECTED = {
+    ("POST", "/admin/clients/"),
     ("POST", "/users/me/password"),
     ("POST", "/users/me/totp/confirm"),
     ("POST", "/users/me/totp/recovery-codes"),
@@ -32,6 +35,14 @@ NO_SUCCESS_EXPECTED = {
     ("POST", "/verify-email"),
     ("GET", "/reset-password"),
     ("POST", "/reset-password"),
+    # Sign in with gatehouse: /authorize answers 200 (the login page) only to a registered
+    # client's request with a well-formed S256 challenge, and /userinfo only to a token
+    # granted openid, which only the code flow gives, and only where id tokens are signed
+    # (the fuzzing service uses HS256); the sign-in checks (tests/contract/oidc/,
+    # browser/sign-in.mjs) cover them.
+    ("GET", "/authorize"),
+    ("GET", "/userinfo"),
+    ("POST", "/userinfo"),
 }
 
 

@@ -185,6 +185,7 @@ pub enum OAuthErrorCode {
     InvalidGrant,
     InvalidScope,
     UnsupportedGrantType,
+    InvalidClient,
 }
 
 /// An OAuth 2.0 error (RFC 6749 §5.2): what the refresh grant and `/revoke` answer, so
@@ -264,13 +265,14 @@ impl Error {
             }
             Error::TotpNotEnabled => "TOTP is not on",
             Error::SessionNotFound => "Session not found",
-            Error::Validation(_) | Error::OAuth { .. } => return None,
+            Error::Validation(_) | Error::OAuth { .. } | Error::InvalidClient => return None,
             Error::BodyTooLarge => "Request body too large",
             Error::Busy => "Server busy, retry later",
             Error::TooManyAttempts { .. } => "Too many failed attempts, retry later",
             Error::RequestTimeout => "Request timeout",
             Error::NotFound => "Not Found",
             Error::UserNotFound => "User not found",
+            Error::ClientNotFound => "Client not found",
             Error::UserExists => "Username already registered",
             Error::EmailExists => "Email already registered",
             Error::AlreadyRegistered { email: false } => "Username already registered",
@@ -301,6 +303,12 @@ impl Error {
             Error::OAuth { error, description } => OAuthError {
                 error: *error,
                 error_description: description.clone(),
+            }
+            .to_json()
+            .unwrap_or_default(),
+            Error::InvalidClient => OAuthError {
+                error: OAuthErrorCode::InvalidClient,
+                error_description: "Client authentication failed".to_owned(),
             }
             .to_json()
             .unwrap_or_default(),

@@ -23,6 +23,20 @@ impl Error {
     /// document, where the status alone does not tell it (signup, verification, reset);
     /// `None`: see [`Self::example_body`].
     pub fn operation_example_body(operation_id: &str, status: StatusCode) -> Option<Value> {
+        if operation_id.contains("_admin_clients_") {
+            let error = match status {
+                StatusCode::NOT_FOUND => Error::ClientNotFound,
+                StatusCode::UNPROCESSABLE_ENTITY => {
+                    Error::Validation(vec![ValidationError::value_error(
+                        "redirect_uris",
+                        "\"http://app.example/callback\" must use https; http only on a \
+                         loopback host (127.0.0.1, [::1], localhost)",
+                    )])
+                }
+                _ => return None,
+            };
+            return Some(error.body());
+        }
         let accounts = [
             "register_users__post",
             "verify_email_verify_email_post",

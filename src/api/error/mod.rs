@@ -63,6 +63,10 @@ pub enum Error {
         error: OAuthErrorCode,
         description: String,
     },
+    /// Client authentication failed at the token endpoint: 401 in RFC 6749 §5.2's shape
+    /// (`invalid_client`), with `WWW-Authenticate: Basic`.
+    #[error("client authentication failed")]
+    InvalidClient,
     #[error("no such session")]
     SessionNotFound,
     #[error("request validation failed")]
@@ -79,6 +83,8 @@ pub enum Error {
     NotFound,
     #[error("no such user")]
     UserNotFound,
+    #[error("no such client")]
+    ClientNotFound,
     #[error("username already registered")]
     UserExists,
     #[error("email already registered")]
@@ -132,6 +138,8 @@ impl From<AccountsError> for Error {
             AccountsError::UserExists(_) => Error::UserExists,
             AccountsError::EmailExists(_) => Error::EmailExists,
             AccountsError::NoSuchUser(_) => Error::UserNotFound,
+            AccountsError::InvalidClient => Error::InvalidClient,
+            AccountsError::NoSuchClient(_) => Error::ClientNotFound,
             AccountsError::LastAdmin(_) => Error::LastAdmin,
             AccountsError::Invalid { field, message } => {
                 Error::Validation(vec![ValidationError::value_error(field, &message)])
@@ -154,7 +162,9 @@ impl From<AccountsError> for Error {
 impl From<GrantError> for Error {
     fn from(e: GrantError) -> Self {
         let error = match e {
-            GrantError::InvalidGrant | GrantError::Reused => OAuthErrorCode::InvalidGrant,
+            GrantError::InvalidGrant | GrantError::Reused | GrantError::CodeReused => {
+                OAuthErrorCode::InvalidGrant
+            }
             GrantError::InvalidScope => OAuthErrorCode::InvalidScope,
             GrantError::RefreshDisabled => OAuthErrorCode::UnsupportedGrantType,
         };

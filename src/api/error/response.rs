@@ -23,7 +23,8 @@ impl ResponseError for Error {
             | Error::InsufficientScope { .. }
             | Error::SecondFactorRequired
             | Error::IncorrectCode
-            | Error::StepUpRequired(_) => StatusCode::UNAUTHORIZED,
+            | Error::StepUpRequired(_)
+            | Error::InvalidClient => StatusCode::UNAUTHORIZED,
             Error::InactiveUser
             | Error::IncorrectPassword
             | Error::IncorrectConfirmationCode
@@ -43,7 +44,10 @@ impl ResponseError for Error {
             Error::Busy | Error::Database(_) | Error::MailNotConfigured => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            Error::NotFound | Error::UserNotFound | Error::SessionNotFound => StatusCode::NOT_FOUND,
+            Error::NotFound
+            | Error::UserNotFound
+            | Error::ClientNotFound
+            | Error::SessionNotFound => StatusCode::NOT_FOUND,
             Error::UserExists | Error::EmailExists | Error::LastAdmin => StatusCode::CONFLICT,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -92,6 +96,17 @@ impl ResponseError for Error {
                 // RFC 6749 §5.1, as for the token response itself.
                 headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+            }
+            Error::InvalidClient => {
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+                // RFC 6749 §5.2 asks for the scheme the client tried when it used Basic;
+                // HTTP wants a challenge on every 401, and Basic is the one clients can
+                // answer (RFC 7617 requires a realm).
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"gatehouse\""),
+                );
             }
             Error::Busy | Error::Database(_) => {
                 headers.insert(
@@ -227,6 +242,10 @@ mod tests {
             BAD_REQUEST,
             {"error": "invalid_request", "error_description": "The token parameter is missing"},
             ["cache-control": "no-store", "pragma": "no-cache"];
+        Error::InvalidClient => Error::InvalidClient,
+            UNAUTHORIZED,
+            {"error": "invalid_client", "error_description": "Client authentication failed"},
+            ["cache-control": "no-store", "pragma": "no-cache", "www-authenticate": r#"Basic realm="gatehouse""#];
         Error::SessionNotFound => Error::SessionNotFound,
             NOT_FOUND, {"detail": "Session not found"}, [];
         Error::Validation(_) => Error::Validation(vec![ValidationError::missing("username")]),
@@ -246,6 +265,8 @@ mod tests {
             NOT_FOUND, {"detail": "Not Found"}, [];
         Error::UserNotFound => Error::UserNotFound,
             NOT_FOUND, {"detail": "User not found"}, [];
+        Error::ClientNotFound => Error::ClientNotFound,
+            NOT_FOUND, {"detail": "Client not found"}, [];
         Error::UserExists => Error::UserExists,
             CONFLICT, {"detail": "Username already registered"}, [];
         Error::EmailExists => Error::EmailExists,

@@ -49,6 +49,9 @@ fn login_form(username: &str, password: &str) -> types::BodyLoginForAccessTokenT
         client_id: None,
         client_secret: None,
         otp: None,
+        code: None,
+        redirect_uri: None,
+        code_verifier: None,
     }
 }
 

@@ -1,4 +1,5 @@
-// Swagger UI in headless Chromium: Authorize with the password flow, then "Try it out".
+// Swagger UI in headless Chromium: Authorize with the password flow, or with the
+// authorization-code flow through gatehouse's login page in a popup, then "Try it out".
 //
 //   GATEHOUSE_URL=BASE_URL SCREENSHOTS=PATH_PREFIX node --test browser/swagger-ui.mjs
 //
@@ -7,8 +8,10 @@
 // the page must come with its Content-Security-Policy, and nothing may violate it.
 // PATH_PREFIX-authorized.png shows the authorized call, PATH_PREFIX-wrong-password.png the
 // refused login, PATH_PREFIX-scopes.png the Authorize dialog's scopes and
-// PATH_PREFIX-not-enough-permissions.png the call with too few of them, and
-// PATH_PREFIX-admin-users.png the admin API's user list.
+// PATH_PREFIX-not-enough-permissions.png the call with too few of them,
+// PATH_PREFIX-admin-users.png the admin API's user list, PATH_PREFIX-code-flow-login.png
+// the login page in the code flow's popup and PATH_PREFIX-code-flow-authorized.png the
+// dialog once that flow authorized.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -85,17 +88,26 @@ async function watchPolicyViolations(page, violations) {
   });
 }
 
+/** The Authorize dialog's section of `flow` (`password` or `authorizationCode`): the
+ * dialog shows one `.auth-container` per flow of the OAuth2 scheme, each saying its flow
+ * ("Flow: password", "Flow: authorizationCode with PKCE"). */
+function flowSection(page, flow) {
+  const label = page.locator("p.flow code", { hasText: new RegExp(`^${flow}( with PKCE)?$`) });
+  return page.locator(".auth-container").filter({ has: label });
+}
+
 /** Authorize dialog: the password flow with `username` / `password`, ticking `scopes`;
  * returns the token response. */
 async function authorize(page, username, password, scopes = []) {
   await page.locator(".swagger-ui button.authorize").first().click();
-  await page.locator("#oauth_username").fill(username);
-  await page.locator("#oauth_password").fill(password);
+  const section = flowSection(page, "password");
+  await section.locator("#oauth_username").fill(username);
+  await section.locator("#oauth_password").fill(password);
   for (const scope of scopes) {
-    await page.locator(`label[for="${scope}-password-checkbox-OAuth2PasswordBearer"]`).click();
+    await section.locator(`label[for="${scope}-password-checkbox-OAuth2PasswordBearer"]`).click();
   }
   const tokenResponse = page.waitForResponse((r) => r.request().method() === "POST");
-  await page.locator(".auth-btn-wrapper button.authorize").click();
+  await section.locator(".auth-btn-wrapper button.authorize").click();
   return tokenResponse;
 }
 
@@ -123,7 +135,9 @@ test(`Swagger UI at ${baseUrl}/docs logs in as johndoe and reads /users/me/`, as
     assert.equal(token.url(), `${baseUrl}/token`, "the token request follows tokenUrl");
     assert.equal(token.status(), 200);
     // Authorized: the dialog now offers to log out.
-    await page.locator('.auth-btn-wrapper button[aria-label="Remove authorization"]').waitFor();
+    await flowSection(page, "password")
+      .locator('.auth-btn-wrapper button[aria-label="Remove authorization"]')
+      .waitFor();
     await page.locator("button.close-modal").click();
 
     const { status, body, operation } = await tryReadUsersMe(page);
@@ -146,7 +160,7 @@ test(`Swagger UI at ${baseUrl}/docs shows the 401 of a wrong password`, async ()
     assert.equal(token.url(), `${baseUrl}/token`);
     assert.equal(token.status(), 401);
     assert.deepEqual(await token.json(), { detail: "Incorrect username or password" });
-    const error = page.locator(".auth-container .errors").first();
+    const error = flowSection(page, "password").locator(".errors").first();
     await error.waitFor();
     assert.match(await error.innerText(), /auth error\s*Error: Unauthorized/i);
     await page.screenshot({ path: `${screenshots}-wrong-password.png` });
@@ -163,7 +177,8 @@ test(`Swagger UI at ${baseUrl}/docs lists the scopes and a token gets only those
   await withPage(async (page) => {
     await page.locator(".swagger-ui button.authorize").first().click();
     const listed = {};
-    for (const item of await page.locator(".auth-container .scopes .checkbox").all()) {
+    const section = flowSection(page, "password");
+    for (const item of await section.locator(".scopes .checkbox").all()) {
       listed[(await item.locator(".name").innerText()).trim()] = (
         await item.locator(".description").innerText()
       ).trim();
@@ -171,7 +186,7 @@ test(`Swagger UI at ${baseUrl}/docs lists the scopes and a token gets only those
     assert.equal(listed.me, "Read information about the current user.");
     assert.equal(listed.items, "Read items.");
     assert.ok(listed.admin && listed.introspect, JSON.stringify(listed));
-    await page.locator(".auth-container .scopes").first().scrollIntoViewIfNeeded();
+    await section.locator(".scopes").scrollIntoViewIfNeeded();
     await page.screenshot({ path: `${screenshots}-scopes.png` });
     await page.locator("button.close-modal").click();
 
@@ -223,5 +238,68 @@ test(`Swagger UI at ${baseUrl}/docs manages users through the admin API with the
     assert.deepEqual([...johndoe.scopes].sort(), ["admin", "introspect", "items", "me"]);
     await operation.scrollIntoViewIfNeeded();
     await page.screenshot({ path: `${screenshots}-admin-users.png` });
+  });
+});
+
+test(`Swagger UI at ${baseUrl}/docs authorizes with the code flow through gatehouse's login page`, async () => {
+  await withPage(async (page, requests) => {
+    await page.locator(".swagger-ui button.authorize").first().click();
+    const section = flowSection(page, "authorizationCode");
+    // initOAuth fills in the built-in public client.
+    assert.equal(await section.locator("#client_id_authorizationCode").inputValue(), "gatehouse-docs");
+    await section.locator('label[for="me-authorizationCode-checkbox-OAuth2PasswordBearer"]').click();
+
+    const popupOpened = page.waitForEvent("popup");
+    await section.locator(".auth-btn-wrapper button.authorize").click();
+    const popup = await popupOpened;
+    const popupViolations = [];
+    popup.on("console", (message) => {
+      if (/Content Security Policy/i.test(message.text())) popupViolations.push(message.text());
+    });
+    popup.setDefaultTimeout(15_000);
+    await popup.locator("h1", { hasText: "Sign in" }).waitFor();
+    // The request Swagger UI sent the popup to: PKCE with S256, its redirect page.
+    const request = new URL(popup.url());
+    assert.equal(`${request.origin}${request.pathname}`, `${baseUrl}/authorize`);
+    const query = Object.fromEntries(request.searchParams);
+    assert.equal(query.response_type, "code");
+    assert.equal(query.client_id, "gatehouse-docs");
+    assert.equal(query.redirect_uri, `${baseUrl}/docs/oauth2-redirect`);
+    assert.equal(query.scope, "me");
+    assert.equal(query.code_challenge_method, "S256");
+    assert.match(query.code_challenge, /^[A-Za-z0-9_-]{43}$/);
+    assert.ok(query.state);
+    assert.match(await popup.locator("main").innerText(), /to continue to gatehouse API documentation/);
+    await popup.screenshot({ path: `${screenshots}-code-flow-login.png` });
+
+    // Signing in sends the popup to /docs/oauth2-redirect, which hands the code to
+    // Swagger UI and closes; Swagger UI exchanges it at /token.
+    const tokenResponse = page.waitForResponse(
+      (r) => r.request().method() === "POST" && r.url() === `${baseUrl}/token`,
+    );
+    const closed = popup.waitForEvent("close");
+    await popup.locator("#username").fill("johndoe");
+    await popup.locator("#password").fill("secret");
+    await popup.locator('button[type="submit"]').click();
+    await closed;
+    assert.deepEqual(popupViolations, [], "Content-Security-Policy violations in the popup");
+    const token = await tokenResponse;
+    assert.equal(token.status(), 200);
+    const form = new URLSearchParams(token.request().postData() ?? "");
+    assert.equal(form.get("grant_type"), "authorization_code");
+    assert.equal(form.get("client_id"), "gatehouse-docs");
+    assert.equal(form.get("redirect_uri"), `${baseUrl}/docs/oauth2-redirect`);
+    assert.match(form.get("code_verifier") ?? "", /^[A-Za-z0-9._~-]{43,128}$/);
+    assert.equal((await token.json()).scope, "me");
+    assert.ok(requests.some((url) => url.startsWith(`${baseUrl}/docs/oauth2-redirect?code=`)));
+
+    // Authorized: this flow's section now offers to log out.
+    await section.locator('.auth-btn-wrapper button[aria-label="Remove authorization"]').waitFor();
+    await page.screenshot({ path: `${screenshots}-code-flow-authorized.png` });
+    await page.locator("button.close-modal").click();
+
+    const { status, body } = await tryReadUsersMe(page);
+    assert.equal(status, "200");
+    assert.equal(JSON.parse(body).username, "johndoe");
   });
 });

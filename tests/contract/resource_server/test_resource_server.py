@@ -36,7 +36,7 @@ def test_authlib_accepts_the_metadata():
     metadata.validate()
     assert metadata["issuer"] == URL
     assert metadata["jwks_uri"] == f"{URL}/.well-known/jwks.json"
-    assert metadata["grant_types_supported"] == ["password", "refresh_token"]
+    assert metadata["grant_types_supported"] == ["authorization_code", "password", "refresh_token"]
 
 
 def test_a_token_verifies_with_only_the_jwks_url_before_and_after_a_rotation():

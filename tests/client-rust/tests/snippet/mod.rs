@@ -16,6 +16,9 @@ pub async fn read_me(
         client_id: None,
         client_secret: None,
         otp: None,
+        code: None,
+        redirect_uri: None,
+        code_verifier: None,
     };
     let token = Client::new(base_url)
         .login_for_access_token_token_post(&form)
