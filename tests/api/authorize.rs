@@ -893,3 +893,27 @@ async fn the_login_page_asks_a_user_with_totp_for_the_code() {
         .await;
     assert_eq!(recovered.status, 303, "{}", recovered.body);
 }
+
+#[tokio::test]
+async fn the_login_page_and_the_token_endpoint_share_the_failed_login_limits() {
+    let app = spawn_app_with(|s| s.max_failed_logins_per_account = 3).await;
+    let client_id = first_party(&app).await;
+    let mut browser = Browser::new(&app.url(""));
+    let page = browser.get(&authorize_path(&client_id, "me", &[])).await;
+    // Two failures on the page, one at /token: the account's limit is reached.
+    for _ in 0..2 {
+        assert_eq!(browser.sign_in(&page, "johndoe", "wrong").await.status, 401);
+    }
+    assert_eq!(app.login("johndoe", "wrong").await.status(), 401);
+    let limited = browser.sign_in(&page, "johndoe", "secret").await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert!(limited.body.contains("Too many failed sign-ins"));
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 0);
+    assert!(!browser.cookies.contains_key("gatehouse_session"));
+    assert_eq!(app.login("johndoe", "secret").await.status(), 429);
+}
