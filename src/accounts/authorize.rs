@@ -13,8 +13,9 @@ use secrecy::SecretString;
 
 use super::{
     clients::Client,
-    held_scopes,
+    held_scopes, now_secs,
     openid_scopes::{Granted, OpenIdScopes},
+    secs,
     sessions::SignIn,
     Accounts, AccountsError, GrantError, Login, Origin, Scope, Scopes,
 };
@@ -23,7 +24,6 @@ use crate::{
         email_token::{email_token_hash, new_email_token, MAX_TOKEN_CHARS},
         pkce,
         refresh_token::new_session_id,
-        token::unix_now,
     },
     db::{
         authorization_code::{self, NewCode, Spent},
@@ -35,10 +35,6 @@ use crate::{
 /// SPEC §12 at most 60 s).
 pub const CODE_LIFETIME_SECS: i64 = 60;
 
-fn now_secs() -> i64 {
-    i64::try_from(unix_now()).unwrap_or(i64::MAX)
-}
-
 /// A browser signed in on the login page: who, and when and how.
 #[derive(Debug, Clone)]
 pub struct BrowserSignIn {
@@ -47,6 +43,13 @@ pub struct BrowserSignIn {
     pub auth_time: i64,
     /// RFC 8176 methods, space separated.
     pub amr: String,
+}
+
+impl BrowserSignIn {
+    /// Whether the sign-in is at most `max_age` seconds old (OpenID Connect's `max_age`).
+    pub fn within(&self, max_age: i64) -> bool {
+        now_secs().saturating_sub(self.auth_time) <= max_age
+    }
 }
 
 /// Why an authorization request's `scope` is refused (`invalid_scope`).
@@ -104,7 +107,7 @@ impl Accounts {
         }
         let sign_in = SignIn::now(&methods);
         let (cookie, id_hash) = new_email_token();
-        let lifetime = i64::try_from(self.sessions.browser_lifetime.as_secs()).unwrap_or(i64::MAX);
+        let lifetime = secs(self.sessions.browser_lifetime);
         browser_session::insert(
             &self.db,
             browser_session::Model {

@@ -6,8 +6,9 @@ use sea_orm::{DatabaseTransaction, TransactionTrait};
 use secrecy::SecretString;
 
 use super::{
-    mail_out::{now_secs, MailFor},
+    mail_out::MailFor,
     manage::{self, check_profile_field, get_user, NewAccount},
+    now_secs,
     signup::mailable,
     Accounts, AccountsError,
 };

@@ -13,7 +13,7 @@ use std::{sync::Arc, time::Duration};
 use sea_orm::{ConnectionTrait, DbErr};
 use sha2::{Digest, Sha256};
 
-use super::Accounts;
+use super::{secs, Accounts};
 use crate::{
     auth::{email_token::new_email_token, password_policy::PasswordPolicy, throttle},
     db::{
@@ -73,14 +73,6 @@ impl Default for AccountRules {
 /// The subject an address's mails are counted under: the SHA-256 of its key.
 fn mail_subject(email: &str) -> String {
     hex::encode(Sha256::digest(db::email_key(email).as_bytes()))
-}
-
-pub(super) fn now_secs() -> i64 {
-    throttle::now()
-}
-
-fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// A verification or reset mail to write: the user it is for, and the address.

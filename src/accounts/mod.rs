@@ -29,7 +29,7 @@ use crate::{
         hashing_pool::{HashError, PasswordHasher},
         keys::KeyError,
         password_policy::PolicyViolation,
-        throttle::LoginLimits,
+        throttle::{self, LoginLimits},
         token::{TokenAuthority, TokenError},
     },
     db::{group_commit::RotationQueue, hot_reads::HotReads, Db},
@@ -55,6 +55,16 @@ pub use totp::{
 pub const MAX_USERNAME_CHARS: usize = 128;
 /// Longest password accepted, in bytes: argon2 of more is only a denial-of-service lever.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// Unix seconds now, as the tables store times.
+fn now_secs() -> i64 {
+    throttle::now()
+}
+
+/// `d` in whole seconds, as the tables store spans.
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
 
 /// Why an account operation did not succeed.
 #[derive(Debug, thiserror::Error)]

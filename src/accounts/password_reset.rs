@@ -12,10 +12,8 @@ use sea_orm::TransactionTrait;
 use secrecy::SecretString;
 
 use super::{
-    email_verification::token_hash,
-    mail_out::{now_secs, MailFor},
-    signup::mailable,
-    Accounts, AccountsError,
+    email_verification::token_hash, mail_out::MailFor, now_secs, signup::mailable, Accounts,
+    AccountsError,
 };
 use crate::db::{
     email_token::{self, Kind},

@@ -9,8 +9,9 @@
 use std::{net::IpAddr, time::Duration};
 
 use super::{
-    held_scopes,
+    held_scopes, now_secs,
     openid_scopes::{Granted, OpenIdScopes},
+    secs,
     totp::Methods,
     Accounts, AccountsError, Login, Scopes,
 };
@@ -96,14 +97,6 @@ pub enum GrantError {
     /// ended (RFC 6749 §4.1.2).
     #[error("The authorization code was already used; the session it started is ended")]
     CodeReused,
-}
-
-fn now_secs() -> i64 {
-    i64::try_from(unix_now()).unwrap_or(i64::MAX)
-}
-
-fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 impl Accounts {

@@ -13,9 +13,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     address_key,
-    mail_out::{now_secs, MailFor, SIGNUPS_PER_ADDRESS_PER_HOUR},
+    mail_out::{MailFor, SIGNUPS_PER_ADDRESS_PER_HOUR},
     manage::{self, check_profile_field},
-    usernames, Accounts, AccountsError, Scopes,
+    now_secs, usernames, Accounts, AccountsError, Scopes,
 };
 use crate::{
     auth::throttle::{FailureWindow, Limit},

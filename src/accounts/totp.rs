@@ -15,7 +15,7 @@ use std::{collections::HashSet, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Accounts, AccountsError, SignedIn};
+use super::{now_secs, Accounts, AccountsError, SignedIn};
 use crate::{
     auth::{
         recovery_code::{self, RecoveryCodeKey},
@@ -313,8 +313,4 @@ pub async fn reset_totp(db: &db::Db, username: &str) -> Result<(), AccountsError
     } else {
         Err(AccountsError::NoSuchUser(username.to_owned()))
     }
-}
-
-fn now_secs() -> i64 {
-    i64::try_from(unix_now()).unwrap_or(i64::MAX)
 }

@@ -33,7 +33,6 @@ use crate::{
         AccountsError,
     },
     api::{pages::Page, service_url::ServiceUrl, AppState},
-    auth::token::unix_now,
 };
 use browser::{consent_page, cookie, login_page, set_cookie};
 use request::{check_request, find_client, Authorization, Params};
@@ -120,11 +119,7 @@ fn refuse(auth: &Authorization, error: &str, description: &str) -> SignInRespons
 
 /// Whether `sign_in` may be used for `auth` without signing in again.
 fn sign_in_fits(auth: &Authorization, sign_in: &BrowserSignIn) -> bool {
-    let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
-    !auth.prompt.login
-        && auth
-            .max_age
-            .is_none_or(|max_age| now.saturating_sub(sign_in.auth_time) <= max_age)
+    !auth.prompt.login && auth.max_age.is_none_or(|max_age| sign_in.within(max_age))
 }
 
 #[derive(Default)]
