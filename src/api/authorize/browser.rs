@@ -88,21 +88,9 @@ pub(super) fn login_page(
     username: &str,
     problems: &[String],
 ) -> Page {
-    let (csrf, set) = csrf_token(state, req);
-    let params = auth.params.hidden();
-    let action = format!("{}{LOGIN_PATH}", state.root_path);
-    let form = SignInForm {
-        action: &action,
-        client_name: &auth.client.client_name,
-        csrf_token: &csrf,
-        params: &params,
-        redirect_origin: &origin_of(&auth.redirect_uri),
-    };
-    let page = Page::login(status, form, username, problems);
-    match set {
-        Some(cookie) => page.with_cookie(cookie),
-        None => page,
-    }
+    sign_in_page(state, req, auth, LOGIN_PATH, |form| {
+        Page::login(status, form, username, problems)
+    })
 }
 
 /// The consent page for `auth`, for `sign_in`'s user.
@@ -112,9 +100,6 @@ pub(super) fn consent_page(
     auth: &Authorization,
     sign_in: &BrowserSignIn,
 ) -> Page {
-    let (csrf, set) = csrf_token(state, req);
-    let params = auth.params.hidden();
-    let action = format!("{}{CONSENT_PATH}", state.root_path);
     let mut scopes: Vec<String> = auth
         .granted
         .scopes
@@ -134,14 +119,31 @@ pub(super) fn consent_page(
     if scopes.is_empty() {
         scopes.push("Sign you in.".to_owned());
     }
-    let form = SignInForm {
+    sign_in_page(state, req, auth, CONSENT_PATH, |form| {
+        Page::consent(form, &sign_in.user.username, &scopes)
+    })
+}
+
+/// A page of `auth`'s flow whose form posts to `path`: `render` gets the form's target,
+/// this browser's CSRF token (its cookie is set when new) and the request's parameters
+/// as hidden fields.
+fn sign_in_page(
+    state: &AppState,
+    req: &Request,
+    auth: &Authorization,
+    path: &str,
+    render: impl FnOnce(SignInForm<'_>) -> Page,
+) -> Page {
+    let (csrf, set) = csrf_token(state, req);
+    let params = auth.params.hidden();
+    let action = format!("{}{path}", state.root_path);
+    let page = render(SignInForm {
         action: &action,
         client_name: &auth.client.client_name,
         csrf_token: &csrf,
         params: &params,
         redirect_origin: &origin_of(&auth.redirect_uri),
-    };
-    let page = Page::consent(form, &sign_in.user.username, &scopes);
+    });
     match set {
         Some(cookie) => page.with_cookie(cookie),
         None => page,

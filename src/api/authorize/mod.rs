@@ -36,7 +36,7 @@ use crate::{
 };
 use browser::{consent_page, cookie, login_page, set_cookie};
 use request::{check_request, find_client, Authorization, Params};
-use response::{error_redirect, unavailable, with_query};
+use response::{back_to_client, error_redirect, unavailable, with_query};
 
 /// The browser session's cookie.
 pub const SESSION_COOKIE: &str = "gatehouse_session";
@@ -74,14 +74,12 @@ async fn issue_code(
         nonce: auth.nonce.as_deref(),
     };
     match state.accounts.issue_code(sign_in, request).await {
-        Ok(code) => {
-            let mut params = vec![("code", code.as_str())];
-            if let Some(s) = &auth.state {
-                params.push(("state", s));
-            }
-            params.push(("iss", &auth.issuer));
-            SignInResponse::to_client(with_query(&auth.redirect_uri, &params))
-        }
+        Ok(code) => back_to_client(
+            &auth.redirect_uri,
+            &[("code", &code)],
+            auth.state.as_deref(),
+            &auth.issuer,
+        ),
         Err(e) => unavailable(&e),
     }
 }

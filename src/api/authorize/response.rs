@@ -202,7 +202,19 @@ pub(super) fn error_redirect(
     error: &str,
     description: &str,
 ) -> SignInResponse {
-    let mut params = vec![("error", error), ("error_description", description)];
+    let params = [("error", error), ("error_description", description)];
+    back_to_client(redirect_uri, &params, state, issuer)
+}
+
+/// The browser sent to `redirect_uri` with `params` (a code, or an error), then `state`
+/// when the request had one and `iss` (RFC 9207), as every answer to the client carries.
+pub(super) fn back_to_client(
+    redirect_uri: &str,
+    params: &[(&str, &str)],
+    state: Option<&str>,
+    issuer: &str,
+) -> SignInResponse {
+    let mut params = params.to_vec();
     if let Some(state) = state {
         params.push(("state", state));
     }
