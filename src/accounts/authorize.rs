@@ -168,16 +168,14 @@ impl Accounts {
         requested: Option<&str>,
     ) -> Result<Granted, ScopeRefused> {
         let registered = |name: &str| client.scopes.iter().any(|s| s == name);
-        let names: Vec<&str> = match requested.map(str::split_whitespace) {
-            Some(names) if requested.is_some_and(|r| !r.trim().is_empty()) => names.collect(),
-            _ => {
-                let scopes = Scope::ALL
-                    .into_iter()
-                    .filter(|s| registered(s.name()))
-                    .collect();
-                return Ok(Granted::service(scopes));
-            }
-        };
+        let names: Vec<&str> = requested.unwrap_or_default().split_whitespace().collect();
+        if names.is_empty() {
+            let scopes = Scope::ALL
+                .into_iter()
+                .filter(|s| registered(s.name()))
+                .collect();
+            return Ok(Granted::service(scopes));
+        }
         let mut scopes = Scopes::NONE;
         for name in &names {
             let known = Scope::from_name(name);

@@ -11,7 +11,10 @@ use chrono::{DateTime, Utc};
 use secrecy::SecretString;
 use url::{Host, Url};
 
-use super::{Accounts, AccountsError, Scope};
+use super::{
+    openid_scopes::{self, OpenIdScopes},
+    Accounts, AccountsError, Scope,
+};
 use crate::{
     auth::client_secret::{client_secret_matches, new_client_id, new_client_secret},
     db::{oauth_client, Db},
@@ -23,8 +26,6 @@ pub const MAX_CLIENT_NAME_CHARS: usize = 100;
 pub const MAX_REDIRECT_URIS: usize = 10;
 /// Longest redirect URI, in characters.
 pub const MAX_REDIRECT_URI_CHARS: usize = 2000;
-/// The OpenID Connect scopes a client may ask for besides the service's own ([`Scope`]).
-pub const OIDC_SCOPES: [&str; 3] = ["openid", "profile", "email"];
 /// What a client registered without `scopes` may ask for.
 pub const DEFAULT_CLIENT_SCOPES: [&str; 5] = ["openid", "profile", "email", "me", "items"];
 
@@ -79,7 +80,7 @@ pub struct NewClient {
     pub redirect_uris: Vec<String>,
     pub confidential: bool,
     pub first_party: bool,
-    /// Service scopes ([`Scope`]) or [`OIDC_SCOPES`]; `None`: [`DEFAULT_CLIENT_SCOPES`].
+    /// Among [`client_scope_names`]; `None`: [`DEFAULT_CLIENT_SCOPES`].
     pub scopes: Option<Vec<String>>,
     /// 0 to [`MAX_REDIRECT_URIS`], under the redirect URIs' rules.
     pub post_logout_redirect_uris: Vec<String>,
@@ -228,15 +229,20 @@ fn check_new_client(new: &NewClient) -> Result<Vec<String>, AccountsError> {
 /// Whether a client may be registered for `name`: a scope of the service or of OpenID
 /// Connect.
 pub fn is_client_scope(name: &str) -> bool {
-    Scope::from_name(name).is_some() || OIDC_SCOPES.contains(&name)
+    Scope::from_name(name).is_some() || OpenIdScopes::is_name(name)
+}
+
+/// Every scope a client may be registered for: the service's ([`Scope`]), then OpenID
+/// Connect's.
+pub fn client_scope_names() -> impl Iterator<Item = &'static str> {
+    Scope::ALL
+        .into_iter()
+        .map(Scope::name)
+        .chain(openid_scopes::NAMES)
 }
 
 fn unknown_scope(name: &str) -> String {
-    let known: Vec<&str> = Scope::ALL
-        .iter()
-        .map(|s| s.name())
-        .chain(OIDC_SCOPES)
-        .collect();
+    let known: Vec<&str> = client_scope_names().collect();
     format!(
         "unknown scope {name:?}; a client's scopes are: {}",
         known.join(" ")

@@ -13,6 +13,8 @@ use super::Scopes;
 pub const OPENID: &str = "openid";
 pub const PROFILE: &str = "profile";
 pub const EMAIL: &str = "email";
+/// All three, in the order the documents list them.
+pub const NAMES: [&str; 3] = [OPENID, PROFILE, EMAIL];
 
 /// The OpenID Connect scopes of a grant: `profile` and `email` count only with `openid`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -31,7 +33,7 @@ impl OpenIdScopes {
 
     /// Whether `name` is one of OpenID Connect's scopes.
     pub fn is_name(name: &str) -> bool {
-        matches!(name, OPENID | PROFILE | EMAIL)
+        NAMES.contains(&name)
     }
 
     /// The OpenID Connect scopes among space-separated `names` (others are left out).

@@ -7,7 +7,7 @@ use secrecy::ExposeSecret;
 use base64::Engine as _;
 
 use super::{
-    authorize::{docs_client, DOCS_CLIENT_ID},
+    authorize::authenticate_client,
     client_addr::client_ip,
     error::{ApiError, Error, ErrorStatuses, BODY_TOO_LARGE, INTERNAL_ERROR, REQUEST_TIMEOUT},
     form::FormBody,
@@ -240,14 +240,7 @@ async fn code_grant(
         (None, None) => return Err(Error::invalid_request("The client_id parameter is missing")),
     };
     let url = ServiceUrl::of(req, state);
-    let client = if client_id == DOCS_CLIENT_ID && secret.is_none() {
-        docs_client(&url)
-    } else {
-        state
-            .accounts
-            .authenticate_client(&client_id, secret.as_deref())
-            .await?
-    };
+    let client = authenticate_client(state, &url, &client_id, secret.as_deref()).await?;
     let presented = PresentedCode {
         code: &form.code,
         redirect_uri: &form.redirect_uri,

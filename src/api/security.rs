@@ -32,7 +32,11 @@ use serde_json::Value;
 use super::error::Error;
 pub use crate::accounts::Scope;
 use crate::{
-    accounts::{id_token::UserInfo, SignedIn},
+    accounts::{
+        id_token::UserInfo,
+        openid_scopes::{EMAIL, OPENID, PROFILE},
+        SignedIn,
+    },
     db::user,
 };
 
@@ -116,12 +120,12 @@ pub const AUTHORIZATION_URL: &str = "/authorize";
 /// OpenID Connect's scopes, as the authorization-code flow lists them.
 const OPENID_SCOPES: [(&str, &str); 3] = [
     (
-        "openid",
+        OPENID,
         "Sign in with OpenID Connect: an id token, and /userinfo.",
     ),
-    ("profile", "With openid: the username and full name."),
+    (PROFILE, "With openid: the username and full name."),
     (
-        "email",
+        EMAIL,
         "With openid: the email address and whether it is verified.",
     ),
 ];

@@ -11,7 +11,7 @@ use super::{
     AppState,
 };
 use crate::{
-    accounts::{signing_keys::PublishedKey, Scope},
+    accounts::{clients::client_scope_names, signing_keys::PublishedKey, Scope},
     auth::keys::{KeyAlgorithm, PublicKeyParams},
 };
 
@@ -181,10 +181,12 @@ impl AuthorizationServerMetadata {
     ) -> Self {
         let url = |path: &str| format!("{base}{path}");
         let list = |items: &[&str]| items.iter().map(|&s| s.to_owned()).collect();
-        let mut scopes: Vec<String> = Scope::ALL.iter().map(|s| s.name().to_owned()).collect();
-        if id_token_algorithm.is_some() {
-            scopes.extend(list(&["openid", "profile", "email"]));
-        }
+        // `openid` (and with it `profile` and `email`) only where id tokens are signed.
+        let scopes = if id_token_algorithm.is_some() {
+            client_scope_names().map(str::to_owned).collect()
+        } else {
+            Scope::ALL.iter().map(|s| s.name().to_owned()).collect()
+        };
         let mut grant_types: Vec<String> = list(&["authorization_code", "password"]);
         if refresh_tokens {
             grant_types.push("refresh_token".to_owned());

@@ -21,7 +21,7 @@ mod request;
 mod response;
 
 pub use forms::{consent_form, login_form};
-pub use request::docs_client;
+pub use request::authenticate_client;
 pub use response::SignInResponse;
 
 use poem::{http::StatusCode, web::Data, Request};

@@ -8,7 +8,11 @@ use super::{
     DOCS_CLIENT_ID, DOCS_REDIRECT_PATH,
 };
 use crate::{
-    accounts::{clients::Client, openid_scopes::Granted, AccountsError, Scope},
+    accounts::{
+        clients::{client_scope_names, Client},
+        openid_scopes::Granted,
+        AccountsError,
+    },
     api::{form::Fields, service_url::ServiceUrl, AppState},
     auth::pkce,
 };
@@ -122,8 +126,23 @@ pub(super) async fn find_client(
     state.accounts.client(client_id).await
 }
 
+/// The client `client_id` names, authenticated with `secret` at the token endpoint
+/// (RFC 6749 §2.3): a registered one by the accounts' rules, or Swagger UI's built-in
+/// public one, which sends no secret.
+pub async fn authenticate_client(
+    state: &AppState,
+    url: &ServiceUrl,
+    client_id: &str,
+    secret: Option<&str>,
+) -> Result<Client, AccountsError> {
+    if client_id == DOCS_CLIENT_ID && secret.is_none() {
+        return Ok(docs_client(url));
+    }
+    state.accounts.authenticate_client(client_id, secret).await
+}
+
 /// Swagger UI's client: public, first-party, any scope of the service.
-pub fn docs_client(url: &ServiceUrl) -> Client {
+fn docs_client(url: &ServiceUrl) -> Client {
     Client {
         client_id: DOCS_CLIENT_ID.to_owned(),
         client_name: "gatehouse API documentation".to_owned(),
@@ -131,11 +150,7 @@ pub fn docs_client(url: &ServiceUrl) -> Client {
         first_party: true,
         redirect_uris: vec![format!("{}{DOCS_REDIRECT_PATH}", url.base())],
         post_logout_redirect_uris: Vec::new(),
-        scopes: Scope::ALL
-            .iter()
-            .map(|s| s.name().to_owned())
-            .chain(["openid", "profile", "email"].map(str::to_owned))
-            .collect(),
+        scopes: client_scope_names().map(str::to_owned).collect(),
         created_at: chrono::DateTime::UNIX_EPOCH,
     }
 }
