@@ -35,7 +35,7 @@ use crate::{
     accounts::{
         id_token::UserInfo,
         openid_scopes::{EMAIL, OPENID, PROFILE},
-        SignedIn,
+        AccountsError, SignedIn,
     },
     db::user,
 };
@@ -196,16 +196,18 @@ impl<'a> ApiExtractor<'a> for OAuth2PasswordBearer {
         let token = bearer_token(req.headers())?;
         let user = state.accounts.current_user(token, &required.0).await;
         user.map(|current| Self(current.user, current.signed_in))
-            .map_err(|e| {
-                let required = required.0.join(" ");
-                match Error::from(e) {
-                    Error::InvalidToken { .. } => Error::InvalidToken { required },
-                    Error::InsufficientScope { .. } => Error::InsufficientScope { required },
-                    other => other,
-                }
-                .into()
-            })
+            .map_err(|e| bearer_refused(e, required.0.join(" ")))
     }
+}
+
+/// A refused bearer token's answer, its challenge naming the `required` scopes.
+fn bearer_refused(e: AccountsError, required: String) -> poem::Error {
+    match Error::from(e) {
+        Error::InvalidToken { .. } => Error::InvalidToken { required },
+        Error::InsufficientScope { .. } => Error::InsufficientScope { required },
+        other => other,
+    }
+    .into()
 }
 
 /// What `/userinfo` answers for a valid bearer access token granted `openid`: the same
@@ -232,15 +234,12 @@ impl<'a> ApiExtractor<'a> for OpenIdBearer {
     ) -> poem::Result<Self> {
         let state = super::app_state(req)?;
         let token = bearer_token(req.headers())?;
-        let required = "openid".to_owned();
-        state.accounts.userinfo(token).await.map(Self).map_err(|e| {
-            match Error::from(e) {
-                Error::InvalidToken { .. } => Error::InvalidToken { required },
-                Error::InsufficientScope { .. } => Error::InsufficientScope { required },
-                other => other,
-            }
-            .into()
-        })
+        state
+            .accounts
+            .userinfo(token)
+            .await
+            .map(Self)
+            .map_err(|e| bearer_refused(e, OPENID.to_owned()))
     }
 }
 
