@@ -179,9 +179,15 @@ async fn the_documented_resource_server_verifies_a_token_with_only_the_jwks_url(
 
 #[tokio::test]
 async fn eddsa_key_is_generated_once_and_shared_by_restarts() {
+    key_is_generated_once_and_shared_by_restarts(JwtAlgorithm::EdDsa).await;
+}
+
+/// Under `algorithm`, two starts on one database publish the same single generated key,
+/// and a token of the first is valid on the second.
+pub async fn key_is_generated_once_and_shared_by_restarts(algorithm: JwtAlgorithm) {
     let test_db = TestDb::new().await;
     let mut settings = test_db.settings();
-    settings.jwt_algorithm = JwtAlgorithm::EdDsa;
+    settings.jwt_algorithm = algorithm;
     let first = start(settings.clone()).await;
     let token = first.token("johndoe", "secret").await;
     let second = start(settings).await;

@@ -145,15 +145,7 @@ async fn the_documented_resource_server_verifies_rs256_tokens_with_only_the_jwks
 
 #[tokio::test]
 async fn rs256_key_is_generated_once_and_shared_by_restarts() {
-    let test_db = TestDb::new().await;
-    let mut settings = test_db.settings();
-    settings.jwt_algorithm = JwtAlgorithm::Rs256;
-    let first = start(settings.clone()).await;
-    let token = first.token("johndoe", "secret").await;
-    let second = start(settings).await;
-    assert_eq!(jwks(&first).await.1, jwks(&second).await.1);
-    assert_eq!(me_status(&second, &token).await.0, 200);
-    assert_eq!(signing_key::all(&second.db).await.unwrap().len(), 1);
+    crate::jwks::key_is_generated_once_and_shared_by_restarts(JwtAlgorithm::Rs256).await;
 }
 
 #[tokio::test]
